@@ -1,0 +1,50 @@
+# -*- coding: utf-8 -*-
+# Copyright: teleshift contributors. GNU General Public License v3.0+
+"""Action plugin for teleshift.toolkit.preflight: validates the roster and the inventory's settings on
+the controller, with the same code as ``scripts/teleshift validate``, before any host is touched."""
+from __future__ import annotations
+
+import os
+
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import (
+    format_problems, load_roster)
+from ansible_collections.teleshift.toolkit.plugins.module_utils.settings import load_settings
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _VALID_ARGS = frozenset(("roster",))
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        task_vars = task_vars or {}
+        settings_vars = {k: self._templar.template(task_vars[k]) for k in
+                         ("teleshift_services", "teleshift_phone_region") if k in task_vars}
+        settings = load_settings(settings_vars, source="inventory")
+        roster_path = self._task.args.get("roster") or task_vars.get("teleshift_roster_file")
+        if not roster_path:
+            result.update(failed=True, msg="no roster: set teleshift_roster_file in the inventory",
+                          problems=[str(p) for p in settings.problems])
+            return result
+        roster_path = self._templar.template(roster_path)
+        if not os.path.isabs(roster_path):
+            roster_path = os.path.join(task_vars.get("inventory_dir") or ".", roster_path)
+        roster = load_roster(roster_path, services=settings.services.keys(), region=settings.region)
+        problems = settings.problems + roster.problems
+        result["roster"] = roster_path
+        result["problems"] = [str(p) for p in problems]
+        if problems:
+            result.update(failed=True, msg="Preflight failed, no host was changed.\n" + format_problems(problems))
+            return result
+        active = roster.active()
+        result["people"] = {
+            "total": len(roster.people),
+            "active": len(active),
+            **{need: sum(1 for p in active if need in p.needs) for need in ("vpn", "desktop", "phone")},
+        }
+        result["msg"] = (f"{len(roster.people)} people valid in {roster_path}, "
+                         f"{len(active)} active across {len({p.service for p in active})} services")
+        result["changed"] = False
+        return result

@@ -1,0 +1,88 @@
+# -*- coding: utf-8 -*-
+# Copyright: teleshift contributors. GNU General Public License v3.0+
+"""The organisation's settings from the inventory (group_vars), validated once for every consumer.
+
+Inventory variables are plain data; this module turns the ones teleshift reads into checked values and
+reports every problem as a Problem naming the variable path (``teleshift_services.rsa.networks[1]``).
+"""
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import Problem
+
+# Keys a service policy may have, and the checker for each.
+SERVICE_KEYS = {
+    "label": "text",
+    "networks": "networks",  # internal networks this service reaches through the VPN
+    "desktop_packages": "list",  # packages installed on session hosts for this service
+    "desktop_links": "links",  # [{name, url}] shortcuts on the remote desktop
+    "attendant": "text",  # the answering attendant line of this service, if any
+}
+
+
+@dataclass
+class Settings:
+    services: dict = field(default_factory=dict)
+    region: str = "FR"
+    problems: list = field(default_factory=list)
+
+    @property
+    def ok(self):
+        return not self.problems
+
+
+def _check_list(value, path, problems, source):
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        problems.append(Problem(source, 0, path, "expected a list of non-empty strings"))
+        return False
+    return True
+
+
+def _check_service(name, policy, source, problems):
+    path = f"teleshift_services.{name}"
+    if not isinstance(policy, dict):
+        problems.append(Problem(source, 0, path, "expected a mapping (the service's policy)"))
+        return
+    for key, value in policy.items():
+        kind = SERVICE_KEYS.get(key)
+        where = f"{path}.{key}"
+        if kind is None:
+            problems.append(Problem(source, 0, where, "unknown key (known: " + ", ".join(SERVICE_KEYS) + ")"))
+        elif kind == "text" and not isinstance(value, str):
+            problems.append(Problem(source, 0, where, "expected text"))
+        elif kind == "list":
+            _check_list(value, where, problems, source)
+        elif kind == "networks" and _check_list(value, where, problems, source):
+            for i, net in enumerate(value):
+                try:
+                    ipaddress.ip_network(net, strict=True)
+                except ValueError as exc:
+                    problems.append(Problem(source, 0, f"{where}[{i}]", f"not a network: {exc}"))
+        elif kind == "links":
+            if not isinstance(value, list):
+                problems.append(Problem(source, 0, where, "expected a list of {name, url}"))
+                continue
+            for i, link in enumerate(value):
+                if not (isinstance(link, dict) and isinstance(link.get("name"), str)
+                        and isinstance(link.get("url"), str)):
+                    problems.append(Problem(source, 0, f"{where}[{i}]", "expected {name: ..., url: ...}"))
+
+
+def load_settings(variables, source="inventory"):
+    """Build Settings from a host's (or 'all') inventory variables."""
+    problems = []
+    services = variables.get("teleshift_services")
+    if not isinstance(services, dict) or not services:
+        problems.append(Problem(source, 0, "teleshift_services",
+                                "must define at least one service (a mapping of service name to policy)"))
+        services = {}
+    for name, policy in services.items():
+        _check_service(str(name), policy, source, problems)
+    region = variables.get("teleshift_phone_region", "FR")
+    if not (isinstance(region, str) and len(region) == 2 and region.isalpha() and region.isupper()):
+        problems.append(Problem(source, 0, "teleshift_phone_region",
+                                f"{region!r} is not a two-letter country code such as FR"))
+        region = "FR"
+    return Settings(services={str(k): v for k, v in services.items()}, region=region, problems=problems)

@@ -1,0 +1,40 @@
+# -*- coding: utf-8 -*-
+# Copyright: teleshift contributors. GNU General Public License v3.0+
+# The work is done on the controller by the action plugin of the same name (plugins/action/preflight.py).
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: preflight
+short_description: Validate the teleshift roster and inventory settings before touching any host
+description:
+  - Loads the staff roster (CSV or YAML) and the inventory's service policies with the same code as
+    C(scripts/teleshift validate) and fails with every problem (file, line, field, message).
+  - Why it exists: an invalid roster must stop a run before any host changes; Ansible's assert cannot
+    report hundreds of line-located problems at once.
+  - Runs on the controller; reads C(teleshift_services), C(teleshift_phone_region) and
+    C(teleshift_roster_file) from the inventory.
+version_added: 0.1.0
+options:
+  roster:
+    description: Roster file; relative paths are relative to the inventory directory.
+      Defaults to C(teleshift_roster_file).
+    type: path
+author: teleshift contributors
+"""
+
+EXAMPLES = r"""
+- name: Validate the roster and inventory
+  teleshift.toolkit.preflight:
+"""
+
+RETURN = r"""
+people:
+  description: Counts of people (total, active, and active per need).
+  returned: success
+  type: dict
+problems:
+  description: Every problem found, as C(file:line: field: message).
+  returned: always
+  type: list
+  elements: str
+"""
