@@ -1,0 +1,1 @@
+"""Benchmarks for scripts/bench: one module per benchmark (add_arguments, run)."""
