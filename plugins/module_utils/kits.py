@@ -1,0 +1,64 @@
+# -*- coding: utf-8 -*-
+# Copyright: teleshift contributors. GNU General Public License v3.0+
+"""Each person's kit: the only place their secrets live (VPN private key, desktop and SIP passwords).
+
+Layout: <kits root>/<person id>/<capability>/<file>; directories 0700, files 0600. A capability writes
+only its own subdirectory. Secrets that must survive re-runs are read back from here, so re-running
+never rotates them; deleting a file (or an explicit rotation) makes a new one.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import string
+from pathlib import Path
+
+from ansible_collections.teleshift.toolkit.plugins.module_utils.state import atomic_write
+
+_ALPHABET = string.ascii_letters + string.digits
+
+
+def resolve_path(value, inventory_dir):
+    """Inventory path settings are relative to the inventory directory."""
+    path = Path(os.path.expanduser(str(value)))
+    return path if path.is_absolute() else (Path(inventory_dir) / path).resolve()
+
+
+def kit_dir(root, person_id, capability):
+    path = Path(root) / person_id / capability
+    for part in (Path(root), Path(root) / person_id, path):
+        part.mkdir(mode=0o700, exist_ok=True, parents=True)
+        os.chmod(part, 0o700)
+    return path
+
+
+def write_kit_file(root, person_id, capability, name, content):
+    """Write one kit file 0600 atomically; returns True when its content changed."""
+    path = kit_dir(root, person_id, capability) / name
+    data = content.encode("utf-8") if isinstance(content, str) else content
+    if path.exists() and path.read_bytes() == data:
+        return False
+    atomic_write(path, data, mode=0o600, dir_mode=0o700)
+    return True
+
+
+def read_kit_file(root, person_id, capability, name):
+    path = Path(root) / person_id / capability / name
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+
+
+def new_password(length=20):
+    return "".join(secrets.choice(_ALPHABET) for _ in range(length))
+
+
+def kept_secret(root, person_id, capability, name, make=new_password, rotate=False):
+    """The secret stored in the kit, or a new one written there (when absent or ``rotate``)."""
+    current = None if rotate else read_kit_file(root, person_id, capability, name)
+    if current:
+        return current.strip()
+    value = make()
+    write_kit_file(root, person_id, capability, name, value + "\n")
+    return value

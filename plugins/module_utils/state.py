@@ -1,0 +1,59 @@
+# -*- coding: utf-8 -*-
+# Copyright: teleshift contributors. GNU General Public License v3.0+
+"""Small public state files kept with the inventory (addresses, assigned hosts, public keys).
+
+They must never drift and are reviewed in git: written atomically, keys sorted, one entry per line
+where possible, a header saying what the file is. Never put a secret in one.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import yaml
+
+HEADER = "# Written by teleshift; public data only. Review changes in git; edit only to fix a mistake.\n"
+
+
+def load_state(path):
+    path = Path(path)
+    if not path.exists():
+        return {}
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping")
+    return data
+
+
+def dump_state(data):
+    return HEADER + yaml.safe_dump(data, sort_keys=True, allow_unicode=True, default_flow_style=False, width=200)
+
+
+def save_state(path, data):
+    """Write ``data`` atomically; returns True when the file changed."""
+    path = Path(path)
+    text = dump_state(data)
+    if path.exists() and path.read_text(encoding="utf-8") == text:
+        return False
+    atomic_write(path, text.encode("utf-8"), mode=0o644, durable=True)
+    return True
+
+
+def atomic_write(path, content, mode=0o644, dir_mode=0o755, durable=False):
+    """Write bytes to ``path`` through a temporary file and a rename (readers never see half a file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=dir_mode)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as stream:
+            stream.write(content)
+            if durable:  # survive a power cut too (slower: one disk flush per file)
+                stream.flush()
+                os.fsync(stream.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
