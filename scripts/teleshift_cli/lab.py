@@ -614,9 +614,18 @@ def plan_containers(lab, images, layout, ulimits):
     return specs
 
 
-def is_current(record, spec):
-    labels = record.get("Labels") or {}
-    return record.get("State") == "running" and labels.get(SPEC_LABEL) == spec_hash(spec)
+def replace_reason(record, spec, probe):
+    """Why a container must be (re)created, or '' to keep it. probe(name) -> systemd state."""
+    if not record:
+        return "missing"
+    if (record.get("Labels") or {}).get(SPEC_LABEL) != spec_hash(spec):
+        return "outdated"
+    if record.get("State") != "running":
+        return f"{record.get('State') or 'unknown'}"
+    state = probe(record["Names"][0])
+    if state in ("", "offline", "maintenance", "stopping"):
+        return f"systemd {state or 'unreachable'}"
+    return ""
 
 
 def start_container(host, spec):
@@ -690,12 +699,10 @@ def lab_up(inventory_dir=None, rebuild=False, timeout=BOOT_TIMEOUT):
     records = existing_containers(specs)
     actions = {}
     for host in lab.hosts:
-        record = records.get(host.name)
-        if record and is_current(record, specs[host.name]) \
-                and systemd_state(host.name) not in ("", "offline", "maintenance", "stopping"):
+        why = replace_reason(records.get(host.name), specs[host.name], systemd_state)
+        if not why:
             actions[host.name] = "kept"
             continue
-        why = "missing" if not record else ("outdated or stopped")
         log(f"starting {host.name} ({why})")
         start_container(host, specs[host.name])
         actions[host.name] = "created"
@@ -719,10 +726,10 @@ def lab_down(inventory_dir=None):
     for net in lab.networks:
         if net in existing:
             podman("network", "rm", "--force", net)
-    for name in names:
-        reset_cgroup(cgroup_dir(name))
+    for path in [cgroup_dir(n) for n in names] + [cgroup_dir(names[0]).parent]:
+        reset_cgroup(path)
         try:
-            cgroup_dir(name).rmdir()
+            path.rmdir()  # only empty cgroups go; a busy one stays, harmlessly
         except OSError:
             pass
     log(f"lab down: removed {', '.join(names)} and networks {', '.join(lab.networks)}")
@@ -763,7 +770,7 @@ def lab_status(inventory_dir=None):
             image=data.get("ImageName") or image_ref(host.suite),
             state=state,
             systemd=(systemd_state(host.name) or "-") if state == "running" else "-",
-            addresses={n: v.get("IPAddress", "") for n, v in nets.items()},
+            addresses={n: v.get("IPAddress") or "-" for n, v in nets.items()},
         ))
     return rows
 
