@@ -479,8 +479,9 @@ def converge_gateway(gateway, people, check_mode=False, save=True, connect=netmi
     """Converge one gateway; always returns a result dict (never raises)."""
     started = time.monotonic()
     result = {"name": gateway.name, "host": gateway.host, "changed": False, "failed": False,
-              "commands": [], "people": {"added": [], "changed": [], "removed": []},
-              "saved": False, "rolled_back": False, "problems": [], "before": "", "after": ""}
+              "error_kind": "", "error": "",
+              "commands": [], "people": {"added": [], "changed": [], "removed": []}, "saved": False,
+              "rolled_back": False, "problems": [], "before": "", "after": ""}
     secrets = (gateway.password, gateway.secret)
     problems = check_dialing(gateway.dialing)
     if problems:
