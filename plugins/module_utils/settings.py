@@ -19,7 +19,11 @@ SERVICE_KEYS = {
     "desktop_packages": "list",  # packages installed on session hosts for this service
     "desktop_links": "links",  # [{name, url}] shortcuts on the remote desktop
     "attendant": "text",  # the answering attendant line of this service, if any
+    "continuity": "continuity",  # critical: the service's staff are equipped first (rollout waves)
 }
+
+# Values of a service's ``continuity`` key: ``critical`` services come first in rollout waves.
+CONTINUITY = ("critical", "normal")
 
 
 @dataclass
@@ -54,6 +58,8 @@ def _check_service(name, policy, source, problems):
             problems.append(Problem(source, 0, where, "expected text"))
         elif kind == "list":
             _check_list(value, where, problems, source)
+        elif kind == "continuity" and value not in CONTINUITY:
+            problems.append(Problem(source, 0, where, f"{value!r} is not one of {', '.join(CONTINUITY)}"))
         elif kind == "networks" and _check_list(value, where, problems, source):
             for i, net in enumerate(value):
                 try:
