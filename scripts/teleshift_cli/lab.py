@@ -12,6 +12,8 @@ Only the standard library and PyYAML: the CLI, molecule playbooks and benchmarks
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import ipaddress
 import json
@@ -467,9 +469,7 @@ def build_image(suite, mirror_url=None, force=False):
     _import_rootfs(rootfs, import_cmd(ref, rec, systemd))
     shutil.rmtree(rootfs, ignore_errors=True)
     log(f"built {ref} (systemd {systemd}) in {time.monotonic() - started:.0f}s")
-    if old:
-        podman("rmi", old["id"], check=False)  # fails harmlessly while a container uses it
-    return image_info(ref)
+    return {**image_info(ref), "built": True}
 
 
 def _run_logged(cmd, logfile):
@@ -681,6 +681,30 @@ def failed_units(name):
 
 # ---------------------------------------------------------------- the API
 
+@contextlib.contextmanager
+def lab_lock(timeout=900):
+    """One lab operation at a time on this machine (CI, benchmarks and people share it)."""
+    path = lab_cache() / "lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        deadline, told = time.monotonic() + timeout, False
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise LabError(f"another lab operation holds {path} since {timeout}s") from None
+                if not told:
+                    log("waiting for another lab operation to finish")
+                    told = True
+                time.sleep(0.5)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def _context(lab, force=False):
     layout = host_cgroup_layout()
     ulimits = choose_ulimits(current_hard_limits())
@@ -691,8 +715,12 @@ def _context(lab, force=False):
 def lab_up(inventory_dir=None, rebuild=False, timeout=BOOT_TIMEOUT):
     """Bring the lab to its definition; returns {host: 'kept'|'created'} and leaves healthy,
     current containers alone."""
+    with lab_lock():
+        return _up(load_lab(inventory_dir), rebuild, timeout)
+
+
+def _up(lab, rebuild, timeout):
     started = time.monotonic()
-    lab = load_lab(inventory_dir)
     layout, ulimits, images = _context(lab, force=rebuild)
     ensure_networks(lab)
     specs = plan_containers(lab, images, layout, ulimits)
@@ -708,6 +736,9 @@ def lab_up(inventory_dir=None, rebuild=False, timeout=BOOT_TIMEOUT):
         actions[host.name] = "created"
     with ThreadPoolExecutor(max_workers=len(lab.hosts)) as pool:
         states = dict(zip(specs, pool.map(lambda n: wait_ready(n, timeout), specs)))
+    if any(i.get("built") for i in images.values()):
+        # the images replaced by this build, now that no container uses them
+        podman("image", "prune", "--force", "--filter", f"label={LABEL}=1", check=False)
     for host in lab.hosts:
         apply_routes(host)
         if states[host.name] == "degraded":
@@ -719,7 +750,11 @@ def lab_up(inventory_dir=None, rebuild=False, timeout=BOOT_TIMEOUT):
 
 def lab_down(inventory_dir=None):
     """Remove the lab's containers and networks; idempotent."""
-    lab = load_lab(inventory_dir)
+    with lab_lock():
+        _down(load_lab(inventory_dir))
+
+
+def _down(lab):
     names = [h.name for h in lab.hosts]
     podman("rm", "--force", "--time", "3", "--ignore", *names, timeout=180)
     existing = {n["name"] for n in podman_json("network", "ls", "--format", "json")}

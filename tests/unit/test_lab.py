@@ -307,3 +307,13 @@ def test_format_status_and_health():
     assert lines[0].split() == ["HOST", "IMAGE", "STATE", "SYSTEMD", "ADDRESSES"]
     assert lines[1].endswith("a=1 b=2") and lines[2].endswith("-")
     assert rows[0].healthy and not rows[1].healthy
+
+
+def test_lab_operations_wait_for_each_other(tmp_path, monkeypatch):
+    monkeypatch.setattr(lab, "CACHE", tmp_path)
+    with lab.lab_lock():
+        with pytest.raises(lab.LabError, match="another lab operation"):
+            with lab.lab_lock(timeout=0.2):
+                pass
+    with lab.lab_lock(timeout=0.2):  # released
+        pass
