@@ -1,0 +1,90 @@
+"""teleshift report: the readiness report, one self-contained HTML page."""
+import datetime
+import json
+import sys
+import time
+from pathlib import Path
+
+from ansible_collections.teleshift.toolkit.plugins.module_utils.waves import plan_waves
+
+from teleshift_cli import ops, paths
+from teleshift_cli.commands.waves import _stock
+
+
+def register(sub):
+    p = sub.add_parser(
+        "report", help="readiness report: one HTML page with inline SVG charts (no network needed)",
+        description="People enabled and verified per service and capability, capacity used vs available, people "
+                    "per rollout wave and hosts failing verification, as one self-contained HTML page. "
+                    "Verification results are read from verify.json (see teleshift_cli/report.py for the format).")
+    ops.add_input_arguments(p)
+    ops.add_capacity_arguments(p)
+    p.add_argument("--kits-dir", help="kits root (default: teleshift_kits_dir of the inventory)")
+    p.add_argument("--verify", help="verification results (default: teleshift_verify_file, else <kits>/verify.json)")
+    p.add_argument("--laptops", help="laptops for the waves: N or N1,N2,... (default: teleshift_laptops_stock, "
+                                     "else unlimited)")
+    p.add_argument("--licences", help="licences for the waves (default: teleshift_vpn_licences, else unlimited)")
+    p.add_argument("--per-wave", type=int, default=None, help="people equipped per wave (default: "
+                                                              "teleshift_rollout_per_wave, else no limit)")
+    p.add_argument("--output", "-o", default=str(paths.ROOT / "build" / "report.html"),
+                   help="HTML file to write (default: build/report.html)")
+    p.add_argument("--json", dest="json_file", metavar="FILE", help="also write the report's data as JSON")
+    p.set_defaults(func=ops.guarded(run))
+
+
+def _stock_setting(cli, value):
+    if cli:
+        return _stock(cli)
+    if value is None:
+        return None
+    return [int(v) for v in value] if isinstance(value, list) else [int(value)]
+
+
+def build(ctx, args):
+    from teleshift_cli.report import enabled_people, load_verification, readiness
+
+    av = ctx.inventory.all_vars
+    root = ops.kits_root(ctx, args.kits_dir)
+    verify = args.verify or av.get("teleshift_verify_file")
+    if verify:
+        verify = Path(verify) if Path(verify).is_absolute() or args.verify else ops.inventory_dir(ctx) / verify
+    elif root:
+        verify = root / "verify.json"
+    verification = load_verification(verify) if verify else {"hosts": {}, "people": {}}
+    states = ops.load_states(ctx)
+    people = ctx.roster.active()
+    plan = ops.capacity(ctx, args)
+    per_wave = args.per_wave if args.per_wave is not None else int(av.get("teleshift_rollout_per_wave") or 0)
+    waves = plan_waves(people, ctx.settings.services, _stock_setting(args.laptops, av.get("teleshift_laptops_stock")),
+                       _stock_setting(args.licences, av.get("teleshift_vpn_licences")), per_wave)
+    per_service, per_cap = readiness(people, enabled_people(people, root, states), verification, ctx.settings.services)
+    hosts = verification.get("hosts", {})
+    return {
+        "generated": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
+        "roster": ctx.roster.source, "inventory": ctx.inventory.source, "people": len(people),
+        "per_capability": per_cap, "per_service": per_service, "capacity": plan.as_dict(),
+        "not_configured": plan.not_configured, "waves": waves.as_dict(), "hosts": hosts,
+        "failing_hosts": sorted(h for h, v in hosts.items() if not v.get("ok", True)),
+        "verification_file": str(verify) if verify else "none",
+        "verification_present": bool(verify and Path(verify).exists()),
+    }
+
+
+def run(args):
+    from teleshift_cli.report import render_report
+
+    ctx = ops.load(args)
+    start = time.monotonic()
+    try:
+        data = build(ctx, args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return ops.EXIT_USAGE
+    page = render_report(data)
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(page, encoding="utf-8")
+    if args.json_file:
+        Path(args.json_file).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    print(f"report: {out} ({len(page) // 1024} KiB) in {time.monotonic() - start:.1f}s", file=sys.stderr)
+    return 0
