@@ -88,11 +88,12 @@ class EmulatedCME:
     """The emulated gateway: its configuration, credentials and an SSH listener on 127.0.0.1."""
 
     def __init__(self, hostname="GW1", username="admin", password="emulated-pass",
-                 secret="emulated-enable", dns=(), reject=(), ignore=()):
+                 secret="emulated-enable", dns=(), reject=(), ignore=(), max_dn=240):
         self.hostname = hostname
         self.username = username
         self.password = password
         self.secret = secret
+        self.max_dn = max_dn  # like telephony-service max-dn: higher ephone-dn tags are refused
         self.reject = [re.compile(p) for p in reject]
         self.ignore = [re.compile(p) for p in ignore]
         self.dns = {}
@@ -115,8 +116,8 @@ class EmulatedCME:
         lines = ["!", "version 15.7", "service timestamps debug datetime msec", "!",
                  f"hostname {self.hostname}", "!", "interface GigabitEthernet0/0",
                  " ip address 192.0.2.1 255.255.255.0", "!", "telephony-service", " max-ephones 48",
-                 " max-dn 240", " ip source-address 192.0.2.1 port 2000", "!", "voice register global",
-                 " mode cme", " max-dn 240", " max-pool 48", "!"]
+                 f" max-dn {self.max_dn}", " ip source-address 192.0.2.1 port 2000", "!", "voice register global",
+                 " mode cme", f" max-dn {self.max_dn}", " max-pool 48", "!"]
         dns = sorted(self.dns.values(), key=lambda d: (d.kind != REGISTER_DN, d.tag))
         for dn in dns:
             if dn.kind == REGISTER_DN:
@@ -215,7 +216,7 @@ class EmulatedCME:
 
     def _enter_dn(self, tokens):
         if len(tokens) >= 2 and tokens[0] == "ephone-dn":
-            if not tokens[1].isdigit() or not 1 <= int(tokens[1]) <= 240:
+            if not tokens[1].isdigit() or not 1 <= int(tokens[1]) <= self.max_dn:
                 raise InvalidInput(len("ephone-dn "))
             linemode = tokens[2] if len(tokens) > 2 else ""
             if linemode not in ("", "dual-line", "octo-line") or len(tokens) > 3:
@@ -390,6 +391,7 @@ class _Session:
             if not data:
                 break
             last_input = time.monotonic()
+            echo = []  # echoed characters go out in one packet per chunk, not one per character
             for char in data.decode(errors="replace"):
                 if char == "\n" and last == "\r":
                     last = char
@@ -397,7 +399,9 @@ class _Session:
                 last = char
                 if char in "\r\n":
                     if not self.awaiting_secret:
-                        self.send("\n")
+                        echo.append("\n")
+                    self.send("".join(echo))
+                    echo = []
                     self.line(buffer)
                     buffer = ""
                     if self.closed:
@@ -409,7 +413,9 @@ class _Session:
                 else:
                     buffer += char
                     if not self.awaiting_secret:
-                        self.send(char)
+                        echo.append(char)
+            if echo and not self.closed:
+                self.send("".join(echo))
         self.chan.close()
 
     def line(self, text):
