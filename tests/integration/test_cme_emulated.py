@@ -302,3 +302,56 @@ def test_playbook_names_the_failed_gateway_and_converges_the_other(gateways, tmp
     assert recap(run.stdout, "cme-good")["failed"] == "0"
     assert "cme-down: unreachable" in run.stdout
     assert state(good)["1001"] == {"all": "00612345678"} and good.writes == 1
+
+
+# ---- batches and scale -----------------------------------------------------------------------
+
+def big_roster(path, count):
+    lines = ["id,full_name,email,service,extension,forward_to,forward_mode,forward_delay"]
+    modes = ("always", "busy", "no_answer", "none")
+    for i in range(count):
+        lines.append(f"p{i:05d},Person {i},p{i}@example.org,rsa,{10000 + i},+3361{i:07d},{modes[i % 4]},{15 + i % 4 * 5}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_a_line_refused_in_a_later_batch_is_named_and_everything_is_rolled_back(tmp_path, capsys):
+    roster = big_roster(tmp_path / "roster.csv", 80)  # 60 changes -> 180 lines -> 4 batches
+    dns = [EmulatedDn("ephone-dn", i + 1, "", str(10000 + i)) for i in range(80)]
+    refused = "call-forward busy 00610000061"  # p00061 (busy), in the third batch
+    with EmulatedCME(password=PASSWORD, secret=SECRET, dns=dns, reject=[f"^{refused}$"]) as emulated:
+        result = run_module(capsys, roster=str(roster), gateways=[gw("gw1", emulated)])
+        (res,) = result["gateways"]
+        assert res["error_kind"] == "rejected" and f"'{refused}'" in res["error"]
+        # lines after the refused one in the same batch went through, then were undone with the rest
+        applied = emulated.config_lines
+        assert "call-forward noan 00610000062 timeout 25" in applied
+        assert res["rolled_back"] is True
+        assert all(dn.forward == {} for dn in emulated.dns.values())
+        assert emulated.writes == 0
+
+
+def test_first_rollout_of_a_5000_person_roster_then_rerun_then_one_change(tmp_path, capsys):
+    count = 5000
+    roster = big_roster(tmp_path / "roster.csv", count)
+    dns = [EmulatedDn("ephone-dn", i + 1, "", str(10000 + i)) for i in range(count)]
+    with EmulatedCME(password=PASSWORD, secret=SECRET, dns=dns, max_dn=count) as emulated:
+        timings = {}
+        for label in ("first", "rerun"):
+            started = time.monotonic()
+            result = run_module(capsys, diff=False, roster=str(roster), gateways=[gw("gw1", emulated)])
+            timings[label] = time.monotonic() - started
+            assert result["_rc"] == 0, result["msg"]
+        assert len(result["gateways"][0]["commands"]) == 0 and result["changed"] is False
+        assert emulated.writes == 1
+        assert sum(1 for dn in emulated.dns.values() if dn.forward) == count * 3 // 4
+        text = roster.read_text(encoding="utf-8").replace(",10042,+33610000042,no_answer,25", ",10042,+33610000042,always,25")
+        roster.write_text(text, encoding="utf-8")
+        sent = len(emulated.config_lines)
+        started = time.monotonic()
+        result = run_module(capsys, diff=False, roster=str(roster), gateways=[gw("gw1", emulated)])
+        timings["one change"] = time.monotonic() - started
+        assert emulated.config_lines[sent:] == ["ephone-dn 43", "no call-forward noan",
+                                                "call-forward all 00610000042", "exit", "end"]
+        print({k: round(v, 2) for k, v in timings.items()})
+        assert timings["first"] < 120 and timings["rerun"] < 20 and timings["one change"] < 20
