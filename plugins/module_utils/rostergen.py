@@ -70,6 +70,12 @@ def _slug(text):
     return "".join(c for c in ascii_text.lower() if c.isalnum())
 
 
+def _valid_mobile(number):
+    import phonenumbers
+
+    return phonenumbers.is_valid_number(phonenumbers.parse(number))
+
+
 def _pick(rng, weighted):
     items, weights = zip(*weighted)
     return rng.choices(items, weights=weights)[0]
@@ -103,12 +109,11 @@ def generate_people(count=5000, seed=1, services=None):
             needs.add("desktop")
         if rng.random() < 0.75:
             needs.add("phone")
-        # Mobiles in a range that is valid in the French numbering plan: 06 10.. to 06 99, 07 50.. to 07 89.
-        while True:
+        while True:  # a French mobile the numbering plan really allocates, not used yet
             prefix = rng.choice(("6", "7"))
             second = rng.randint(10, 99) if prefix == "6" else rng.randint(50, 89)
             mobile = f"+33{prefix}{second}{rng.randint(0, 999999):06d}"
-            if mobile not in used_mobiles:
+            if mobile not in used_mobiles and _valid_mobile(mobile):
                 used_mobiles.add(mobile)
                 break
         mode = _pick(rng, _MODE_WEIGHTS) if "phone" in needs else "none"

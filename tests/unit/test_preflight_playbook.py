@@ -1,0 +1,43 @@
+"""site.yml's preflight stops a run with a bad roster before any host is touched."""
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PLAYBOOK = [str(Path(sys.executable).parent / "ansible-playbook")]
+
+
+def play(tmp_path, roster_text):
+    roster = tmp_path / "roster.csv"
+    roster.write_text(roster_text, encoding="utf-8")
+    # An inventory with a host that does not exist: if preflight let the run go on, it would fail
+    # on that host with UNREACHABLE instead of the roster errors.
+    inv = tmp_path / "inv"
+    (inv / "group_vars" / "all").mkdir(parents=True)
+    (inv / "hosts.yml").write_text(
+        "all:\n  children:\n    vpn_gateways:\n      hosts:\n        nowhere.invalid:\n"
+        "          ansible_connection: ssh\n", encoding="utf-8")
+    (inv / "group_vars" / "all" / "teleshift.yml").write_text(
+        (ROOT / "inventories/lab/group_vars/all/teleshift.yml").read_text(encoding="utf-8"), encoding="utf-8")
+    return subprocess.run([*PLAYBOOK, "-i", str(inv / "hosts.yml"), str(ROOT / "playbooks/site.yml"),
+                           "-e", f"teleshift_roster_file={roster}"],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+
+
+def test_bad_roster_fails_in_preflight_and_no_host_is_contacted(tmp_path):
+    lines = (ROOT / "inventories/lab/roster.csv").read_text(encoding="utf-8").splitlines()
+    lines[2] = lines[2].replace("+33 6 23 45 67 89", "+33 6 23")
+    lines[4] = lines[4].replace(",dsi,", ",unknown-service,")
+    result = play(tmp_path, "\n".join(lines) + "\n")
+    out = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "Preflight failed, no host was changed" in out
+    assert "roster.csv:3: forward_to" in out and "roster.csv:5: service" in out
+    assert "nowhere.invalid" not in out  # the second play never started
+
+
+def test_good_roster_passes_preflight_and_reaches_the_hosts(tmp_path):
+    result = play(tmp_path, (ROOT / "inventories/lab/roster.csv").read_text(encoding="utf-8"))
+    out = result.stdout + result.stderr
+    assert "8 people valid" in out
+    assert "nowhere.invalid" in out  # preflight passed: the run went on to the hosts
