@@ -13,6 +13,15 @@ from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import (
 from ansible_collections.teleshift.toolkit.plugins.module_utils.settings import load_settings
 
 
+def inventory_dir(task_vars):
+    """The inventory's directory, also for the implicit localhost (which has no inventory_dir)."""
+    if task_vars.get("inventory_dir"):
+        return task_vars["inventory_dir"]
+    sources = task_vars.get("ansible_inventory_sources") or ["."]
+    first = os.path.abspath(sources[0])
+    return first if os.path.isdir(first) else os.path.dirname(first)
+
+
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _VALID_ARGS = frozenset(("roster",))
@@ -30,7 +39,7 @@ class ActionModule(ActionBase):
             return result
         roster_path = self._templar.template(roster_path)
         if not os.path.isabs(roster_path):
-            roster_path = os.path.join(task_vars.get("inventory_dir") or ".", roster_path)
+            roster_path = os.path.join(inventory_dir(task_vars), roster_path)
         roster = load_roster(roster_path, services=settings.services.keys(), region=settings.region)
         problems = settings.problems + roster.problems
         result["roster"] = roster_path

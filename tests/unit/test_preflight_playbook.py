@@ -41,3 +41,16 @@ def test_good_roster_passes_preflight_and_reaches_the_hosts(tmp_path):
     out = result.stdout + result.stderr
     assert "8 people valid" in out
     assert "nowhere.invalid" in out  # preflight passed: the run went on to the hosts
+
+
+def test_relative_roster_setting_is_read_from_the_inventory_directory(tmp_path):
+    inv = tmp_path / "inv"
+    (inv / "group_vars" / "all").mkdir(parents=True)
+    (inv / "hosts.yml").write_text("all:\n  hosts: {}\n", encoding="utf-8")
+    (inv / "group_vars" / "all" / "teleshift.yml").write_text(
+        (ROOT / "inventories/lab/group_vars/all/teleshift.yml").read_text(encoding="utf-8"), encoding="utf-8")
+    (inv / "roster.csv").write_text((ROOT / "inventories/lab/roster.csv").read_text(encoding="utf-8"), encoding="utf-8")
+    result = subprocess.run([*PLAYBOOK, "-i", str(inv / "hosts.yml"), str(ROOT / "playbooks/preflight.yml")],
+                            capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-2000:]
+    assert f"8 people valid in {inv / 'roster.csv'}" in result.stdout
