@@ -9,7 +9,7 @@ short_description: Validate the teleshift roster and inventory settings before t
 description:
   - Loads the staff roster (CSV or YAML) and the inventory's service policies with the same code as
     C(scripts/teleshift validate) and fails with every problem (file, line, field, message).
-  - Why it exists: an invalid roster must stop a run before any host changes; Ansible's assert cannot
+  - It exists because an invalid roster must stop a run before any host changes; Ansible's assert cannot
     report hundreds of line-located problems at once.
   - Runs on the controller; reads C(teleshift_services), C(teleshift_phone_region) and
     C(teleshift_roster_file) from the inventory.
@@ -33,7 +33,7 @@ people:
   returned: success
   type: dict
 problems:
-  description: Every problem found, as C(file:line: field: message).
+  description: "Every problem found, each as C(file:line: field: message)."
   returned: always
   type: list
   elements: str
