@@ -57,7 +57,6 @@ def test_bad_roster_same_problem_list_from_every_subcommand(command, inv, tmp_pa
     code, out, err = run(command + ["--inventory", str(inv), "--roster", str(roster)], capsys)
     assert code == 1
     assert f"{roster}:3: email:" in err and f"{roster}:4: service:" in err
-    assert "2 problem(s) found" in err
     assert not (inv / "kits").exists()  # nothing was written
 
 
