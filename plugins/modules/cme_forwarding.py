@@ -102,7 +102,7 @@ options:
     type: bool
     default: true
   parallel:
-    description: How many gateways are handled at the same time (threads).
+    description: How many gateways are handled at the same time (threads), between 1 and 64.
     type: int
     default: 8
   conn_timeout:
@@ -263,7 +263,9 @@ def main():
     failed = [r for r in results if r["failed"]]
     summary = (f"{len(results)} gateway(s): {sum(r['changed'] for r in results)} "
                f"{'would change' if module.check_mode else 'changed'}, {len(failed)} failed")
-    output = dict(changed=changed, gateways=results, not_found=not_found, diff=diffs)
+    output = dict(changed=changed, gateways=results, not_found=not_found)
+    if module._diff:
+        output["diff"] = diffs
     if failed:
         details = "; ".join(f"{r['name']}: {r.get('error_kind')}: {r.get('error')}" for r in failed)
         module.fail_json(msg=f"{summary}: {details}", **output)

@@ -149,6 +149,8 @@ def test_apply_sends_only_the_minimal_lines_saves_once_and_is_idempotent(gateway
     again = run_module(capsys, roster=str(roster), gateways=[gw("gw1", emulated)])
     assert again["_rc"] == 0 and again["changed"] is False
     assert again["gateways"][0]["commands"] == [] and again["diff"] == []
+    quiet = run_module(capsys, diff=False, roster=str(roster), gateways=[gw("gw1", emulated)])
+    assert "diff" not in quiet and quiet["changed"] is False
     assert len(emulated.config_lines) == lines and emulated.writes == 1
 
 
