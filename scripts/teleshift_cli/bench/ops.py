@@ -1,0 +1,89 @@
+"""ops: plan, waves, report and kits (HTML; --pdf N for N PDFs) for a synthetic roster (default 5,000)."""
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from ansible_collections.teleshift.toolkit.plugins.module_utils.capacity import plan_capacity
+from ansible_collections.teleshift.toolkit.plugins.module_utils.kits import write_kit_file
+from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import load_roster, write_csv
+from ansible_collections.teleshift.toolkit.plugins.module_utils.rostergen import generate_people
+from ansible_collections.teleshift.toolkit.plugins.module_utils.settings import load_settings
+from ansible_collections.teleshift.toolkit.plugins.module_utils.waves import plan_waves, write_csv as waves_csv
+
+from teleshift_cli import paths
+
+
+def add_arguments(parser):
+    parser.add_argument("--count", type=int, default=5000, help="people in the synthetic roster (default 5000)")
+    parser.add_argument("--pdf", type=int, default=0, help="also print this many notices to PDF (default 0)")
+    parser.add_argument("--jobs", type=int, default=0, help="kit workers (default: CPUs)")
+
+
+def _timed(figures, name, func):
+    start = time.perf_counter()
+    result = func()
+    figures[name] = round(time.perf_counter() - start, 3)
+    print(f"{name}: {figures[name]:.2f}s", flush=True)
+    return result
+
+
+def run(args):
+    from teleshift_cli.commands.report import build
+    from teleshift_cli.context import load_inventory
+    from teleshift_cli.kits import person_view, write_notices, write_pdfs
+    from teleshift_cli.report import render_report
+
+    figures = {"people": args.count}
+    inventory = load_inventory(paths.LAB_INVENTORY)
+    settings = load_settings(inventory.all_vars)
+    work = Path(tempfile.mkdtemp(prefix="teleshift-bench-ops-"))
+    try:
+        roster_path = work / "roster.csv"
+        with open(roster_path, "w", encoding="utf-8", newline="") as stream:
+            write_csv(generate_people(args.count, seed=1), stream)
+        roster = _timed(figures, "load_roster", lambda: load_roster(roster_path, settings.services, settings.region))
+        assert not roster.problems, roster.problems[:3]
+        people = roster.people
+        _timed(figures, "plan", lambda: plan_capacity(people, inventory.groups, inventory.hostvars,
+                                                       inventory.all_vars))
+
+        def waves():
+            plan = plan_waves(people, settings.services, laptops=[args.count // 5, args.count // 5],
+                              licences=[args.count // 2], per_wave=args.count // 4)
+            with open(work / "waves.csv", "w", encoding="utf-8", newline="") as stream:
+                waves_csv(plan, stream)
+        _timed(figures, "waves", waves)
+        kits = work / "kits"
+        vpn_people = [p for p in people if p.active and "vpn" in p.needs]
+        for i, p in enumerate(vpn_people):  # emulated VPN profiles, as the VPN capability writes them
+            write_kit_file(kits, p.id, "vpn", "wg0.conf",
+                           f"[Interface]\nPrivateKey = EMULATED{i:035d}=\nAddress = 10.100.{i // 250}.{i % 250 + 2}/32\n"
+                           f"\n[Peer]\nPublicKey = EMULATEDGATEWAY{0:028d}=\nEndpoint = 10.89.250.10:51820\n"
+                           "AllowedIPs = 10.89.251.0/24\n")
+        figures["emulated_vpn_kits"] = len(vpn_people)
+        views = [person_view(p, settings.services) for p in people if p.active]
+        org = {"name": "", "hotline": "+33 5 55 00 00 00"}
+        _timed(figures, "kits_html_first", lambda: write_notices(views, kits, org, jobs=args.jobs or None))
+        _timed(figures, "kits_html_rerun", lambda: write_notices(views, kits, org, jobs=args.jobs or None))
+
+        class Ctx:
+            pass
+        ctx = Ctx()
+        ctx.inventory, ctx.settings, ctx.roster = inventory, settings, roster
+
+        class Args:
+            kits_dir, verify, laptops, licences, per_wave, overrides = str(kits), None, None, None, None, []
+
+        def report():
+            page = render_report(build(ctx, Args))
+            (work / "report.html").write_text(page, encoding="utf-8")
+            return len(page)
+        figures["report_bytes"] = _timed(figures, "report", report)
+        if args.pdf:
+            ids = [v["id"] for v in views[: args.pdf]]
+            _timed(figures, "kits_pdf", lambda: write_pdfs(kits, ids, jobs=args.jobs or 2))
+            figures["kits_pdf_per_notice"] = round(figures["kits_pdf"] / max(1, len(ids)), 3)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return figures
