@@ -1,0 +1,138 @@
+# -*- coding: utf-8 -*-
+# Copyright: teleshift contributors. GNU General Public License v3.0+
+"""Action plugin for teleshift.toolkit.desktop_accounts: plans the whole roster on the controller
+(plugins/module_utils/desktop.py), keeps the public state file and the people's kits, then hands this
+host its slice (accounts + hashes only) in ONE module call.
+
+Controller side, per desktop host:
+- roster + settings loaded and validated with the same code as preflight; the plan places every active
+  person with the ``desktop`` need (sticky, within capacity); any problem fails before the host is touched;
+- ``<inventory>/state/desktop.yml`` written (public: host, login, status);
+- for the people on this host: the kit password read back (or made once), its SHA-512 crypt hash from
+  the kit's hidden cache (or made now, in one batch), the .rdp file, the FreeRDP command and a summary;
+- the module applies the accounts; the hash cache is written only after it succeeded, so a failed run
+  sets the password again next time (``reset_passwords`` = the hashes made in this run).
+Check mode writes nothing on the controller either: new people get a placeholder hash the module never
+applies in check mode.
+"""
+from __future__ import annotations
+
+import os
+
+from ansible.errors import AnsibleActionFail
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.teleshift.toolkit.plugins.module_utils import desktop
+from ansible_collections.teleshift.toolkit.plugins.module_utils.kits import (
+    kept_secret, read_kit_file, resolve_path, write_kit_file)
+from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import format_problems, load_roster
+from ansible_collections.teleshift.toolkit.plugins.module_utils.settings import load_settings
+from ansible_collections.teleshift.toolkit.plugins.module_utils.state import load_state, save_state
+
+CHECK_MODE_HASH = "$6$checkmode$placeholder"
+PASSTHROUGH = ("managed_group", "allowed_group", "group_prefix", "home_base", "end_sessions")
+
+
+def _inventory_dir(task_vars):
+    return task_vars.get("inventory_dir") or os.path.dirname(task_vars.get("inventory_file") or ".")
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _VALID_ARGS = frozenset(PASSTHROUGH + ("roster", "state_file", "kits_dir", "shell", "rdp_address",
+                                           "rdp_port"))
+
+    def _var(self, task_vars, name, default=None):
+        value = task_vars.get(name, default)
+        return self._templar.template(value) if value is not None else default
+
+    def load_plan(self, task_vars):
+        args = self._task.args
+        inv_dir = _inventory_dir(task_vars)
+        settings = load_settings({k: self._var(task_vars, k) for k in ("teleshift_services", "teleshift_phone_region")
+                                  if k in task_vars}, source="inventory")
+        roster_path = args.get("roster") or self._var(task_vars, "teleshift_roster_file")
+        if not roster_path:
+            raise AnsibleActionFail("no roster: set teleshift_roster_file in the inventory")
+        roster_path = str(resolve_path(roster_path, inv_dir))
+        roster = load_roster(roster_path, services=settings.services.keys(), region=settings.region)
+        hosts = list(task_vars.get("groups", {}).get("desktop_hosts", []))
+        hostvars = task_vars.get("hostvars", {})
+        capacity_vars = {}
+        for host in hosts:
+            hv = hostvars.get(host, {})
+            capacity_vars[host] = {n: self._templar.template(hv[n]) for n in desktop.CAPACITY_VARS if n in hv}
+        capacities, cap_problems = desktop.host_capacities(hosts, capacity_vars)
+        state_path = resolve_path(args.get("state_file") or "state/desktop.yml", inv_dir)
+        previous = load_state(state_path)
+        plan = desktop.plan_desktop(roster.people, capacities, previous, source=roster_path)
+        problems = settings.problems + roster.problems + cap_problems + plan.problems
+        if problems:
+            raise AnsibleActionFail("Desktop plan failed, no host was changed.\n" + format_problems(problems))
+        return plan, state_path, inv_dir
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        task_vars = task_vars or {}
+        args = self._task.args
+        host = task_vars.get("inventory_hostname")
+        check = bool(self._task.check_mode)
+        try:
+            plan, state_path, inv_dir = self.load_plan(task_vars)
+        except AnsibleActionFail as exc:
+            result.update(failed=True, msg=str(exc.message))
+            return result
+        state_changed = False if check else save_state(state_path, plan.state)
+        kits_value = args.get("kits_dir") or self._var(task_vars, "teleshift_kits_dir")
+        if not kits_value:
+            result.update(failed=True, msg="no kits directory: set teleshift_kits_dir in the inventory")
+            return result
+        kits = resolve_path(kits_value, inv_dir)
+        address = str(args.get("rdp_address") or task_vars.get("ansible_host") or host)
+        port = int(args.get("rdp_port") or desktop.RDP_PORT)
+        shell = args.get("shell") or "/bin/bash"
+        group_prefix = args.get("group_prefix", "ts-")
+        accounts = plan.accounts_for(host, group_prefix=group_prefix, shell=shell)
+        hashes, fresh, kits_changed = {}, {}, 0
+        for account in accounts:
+            pid = account.login
+            if check:
+                password = (read_kit_file(kits, pid, desktop.CAPABILITY, desktop.PASSWORD_FILE) or "").strip()
+            else:
+                password = kept_secret(kits, pid, desktop.CAPABILITY, desktop.PASSWORD_FILE)
+            cached = desktop.cached_hash(read_kit_file(kits, pid, desktop.CAPABILITY, desktop.HASH_FILE),
+                                         password) if password else None
+            if cached:
+                hashes[pid] = cached
+            elif check:
+                hashes[pid] = CHECK_MODE_HASH
+            else:
+                fresh[pid] = password
+            if not check:
+                for name, content in desktop.kit_files(plan.people[pid], host, address, port).items():
+                    kits_changed += write_kit_file(kits, pid, desktop.CAPABILITY, name, content)
+        if fresh:
+            made = desktop.hash_passwords(list(fresh.values()))
+            hashes.update(zip(fresh.keys(), made))
+        module_args = {
+            "accounts": [{"login": a.login, "name": a.name, "groups": list(a.groups), "shell": a.shell}
+                         for a in accounts],
+            "password_hashes": hashes,
+            "reset_passwords": sorted(fresh) if not check else [],
+        }
+        module_args.update({k: args[k] for k in PASSTHROUGH if k in args})
+        module_result = self._execute_module(module_name="teleshift.toolkit.desktop_accounts",
+                                             module_args=module_args, task_vars=task_vars)
+        if not module_result.get("failed") and not check:
+            for pid in fresh:
+                write_kit_file(kits, pid, desktop.CAPABILITY, desktop.HASH_FILE,
+                               desktop.hash_file_text(fresh[pid], hashes[pid]))
+        result.update(module_result)
+        result["changed"] = bool(module_result.get("changed") or kits_changed or state_changed)
+        result["people"] = len(accounts)
+        result["kits_changed"] = kits_changed
+        result["state_file"] = str(state_path)
+        result["state_changed"] = state_changed
+        result["unplaced"] = len(plan.unplaced)
+        result.pop("invocation", None)  # the module's arguments hold the hashes
+        return result

@@ -1,0 +1,293 @@
+# -*- coding: utf-8 -*-
+# Copyright: teleshift contributors. GNU General Public License v3.0+
+"""Remote-desktop session hosts, controller side: who sits on which host, their accounts, their kits,
+and what a host's health figures mean.
+
+- ``plan_desktop``: people with the ``desktop`` need, active, placed on the ``desktop_hosts`` within
+  each host's session capacity (``xrdp_host_max_sessions``, else ``teleshift_desktop_max_sessions``),
+  by priority then roster order, grouped by service where possible, sticky through the public state
+  file ``<inventory>/state/desktop.yml`` (person -> host, login, status). People who no longer need a
+  desktop stay in the state as ``locked`` so they get their host (and home) back if they return.
+  Over capacity is a Problem naming the shortfall (preflight fails, nothing is applied).
+- ``accounts_for``: the desired accounts (public data) of one host, for the desktop_accounts module.
+- ``hash_passwords``: SHA-512 crypt hashes made by ``openssl passwd -6 -stdin`` (one process per CPU
+  for the whole batch; passwords travel on stdin, never on a command line). Python's ``crypt`` is
+  deprecated and gone in 3.13 and passlib is unmaintained; OpenSSL is on every controller.
+- ``kit_files``: the person's ``desktop/`` kit (summary, .rdp file, FreeRDP command line).
+- ``health_from``: the verdict on the figures ``desktop_health`` collects on a host.
+
+No I/O except ``hash_passwords`` (a subprocess) and ``write_kits``/``cached_hash`` (the kits).
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import re
+import subprocess
+import unicodedata
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from ansible_collections.teleshift.toolkit.plugins.module_utils.assign import assign_hosts
+from ansible_collections.teleshift.toolkit.plugins.module_utils.desktop_accounts import NAME_RE, Account
+from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import Problem
+
+CAPACITY_VARS = ("xrdp_host_max_sessions", "teleshift_desktop_max_sessions")
+DEFAULT_MAX_SESSIONS = 50
+CAPABILITY = "desktop"  # the kit subdirectory
+PASSWORD_FILE = "password"
+HASH_FILE = ".password.crypt"  # hidden: the notice does not list it
+RDP_PORT = 3389
+# Names that exist on every Debian desktop host (or its packages): never a person's login.
+RESERVED_LOGINS = frozenset("""
+root daemon bin sys sync games man lp mail news uucp proxy www-data backup list irc gnats nobody _apt
+systemd-network systemd-resolve systemd-timesync systemd-coredump messagebus sshd _ssh polkitd xrdp
+avahi colord lightdm saned pulse rtkit usbmux dnsmasq tss geoclue nm-openvpn fail2ban nslcd sssd
+""".split())
+_RANK = {"critical": 0, "high": 1, "normal": 2, "low": 3}
+_ASCII = {"đ": "d", "Đ": "D", "ø": "o", "Ø": "O", "ß": "ss", "æ": "ae", "Æ": "AE", "œ": "oe", "Œ": "OE",
+          "ł": "l", "Ł": "L", "þ": "th", "ð": "d"}
+
+
+def gecos(full_name):
+    """The GECOS field for a full name: ASCII (the shadow tools reject other bytes in some locales)."""
+    text = "".join(_ASCII.get(c, c) for c in full_name)
+    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return re.sub(r"[\s:,=]+", " ", text).strip()
+
+
+def service_group(prefix, service):
+    """The Unix group of a service (``ts-rsa``): lower case, [a-z0-9_-], at most 32 characters."""
+    name = prefix + re.sub(r"[^a-z0-9_-]+", "-", service.lower())
+    return name[:32].rstrip("-")
+
+
+def priority_order(people):
+    return sorted(people, key=lambda p: (_RANK.get(p.priority, 9), p.line))
+
+
+def host_capacities(hosts, hostvars, source="inventory"):
+    """host -> sessions it takes, from its variables; (capacities, problems)."""
+    caps, problems = {}, []
+    for host in hosts:
+        hv = hostvars.get(host, {})
+        value, name = DEFAULT_MAX_SESSIONS, None
+        for name in CAPACITY_VARS:
+            if hv.get(name) is not None:
+                value = hv[name]
+                break
+        else:
+            name = None
+        try:
+            ok = not isinstance(value, bool) and int(str(value)) >= 1
+        except ValueError:
+            ok = False
+        if not ok:
+            problems.append(Problem(f"host {host}", 0, name or CAPACITY_VARS[0],
+                                    f"expected a number of sessions >= 1, got {value!r}"))
+            value = 0
+        caps[host] = int(str(value)) if ok else 0
+    return caps, problems
+
+
+@dataclass
+class DesktopPlan:
+    capacities: dict = field(default_factory=dict)  # host -> sessions
+    hosts: dict = field(default_factory=dict)  # person id -> host (people with an account to use)
+    unplaced: list = field(default_factory=list)
+    people: dict = field(default_factory=dict)  # person id -> Person (placed people)
+    state: dict = field(default_factory=dict)  # the new public state file
+    problems: list = field(default_factory=list)
+
+    @property
+    def ok(self):
+        return not self.problems
+
+    def people_on(self, host):
+        return sorted(pid for pid, h in self.hosts.items() if h == host)
+
+    def accounts_for(self, host, group_prefix="ts-", shell="/bin/bash"):
+        """The desired accounts of ``host``, sorted by login (public data only)."""
+        return [Account(login=pid, name=gecos(self.people[pid].full_name),
+                        groups=(service_group(group_prefix, self.people[pid].service),), shell=shell)
+                for pid in self.people_on(host)]
+
+
+def previous_hosts(state):
+    """person id -> host from the state file (any status)."""
+    people = state.get("people") if isinstance(state, dict) else None
+    result = {}
+    if isinstance(people, dict):
+        for pid, entry in people.items():
+            if isinstance(entry, dict) and isinstance(entry.get("host"), str):
+                result[str(pid)] = entry["host"]
+    return result
+
+
+def plan_desktop(people, capacities, state=None, source="roster"):
+    """Place the active people who need a desktop on hosts; see the module docstring."""
+    plan = DesktopPlan(capacities=dict(capacities))
+    users = []
+    for person in people:
+        if not person.needs_(CAPABILITY):
+            continue
+        if person.id in RESERVED_LOGINS or not NAME_RE.match(person.id):
+            plan.problems.append(Problem(source, person.line, "id", f"{person.id!r} cannot be a login name on "
+                                         "desktop hosts (a system account has it); give this person another id"))
+            continue
+        users.append(person)
+    if users and not capacities:
+        plan.problems.append(Problem("inventory", 0, "desktop_hosts",
+                                     f"{len(users)} people need a remote desktop but the group has no host"))
+        return plan
+    previous = previous_hosts(state or {})
+    by_id = {p.id: p for p in users}
+    assignment = assign_hosts([p.id for p in priority_order(users)], capacities, previous,
+                              group_of=lambda pid: by_id[pid].service)
+    plan.hosts = dict(assignment.hosts)
+    plan.unplaced = list(assignment.unplaced)
+    plan.people = {pid: by_id[pid] for pid in plan.hosts}
+    if plan.unplaced:
+        total = sum(capacities.values())
+        first = ", ".join(plan.unplaced[:5]) + (" ..." if len(plan.unplaced) > 5 else "")
+        plan.problems.append(Problem(
+            "inventory", 0, "desktop_hosts",
+            f"{len(users)} people need a remote desktop but the {len(capacities)} host(s) take {total} "
+            f"session(s): {len(plan.unplaced)} more needed (not placed: {first}); raise "
+            f"xrdp_host_max_sessions or add a host to desktop_hosts"))
+    entries = {}
+    for pid, host in previous.items():  # earlier people keep their entry (and home) while their host exists
+        if pid not in plan.hosts and host in capacities:
+            entries[pid] = {"host": host, "login": pid, "status": "locked"}
+    for pid, host in plan.hosts.items():
+        entries[pid] = {"host": host, "login": pid, "status": "active", "service": by_id[pid].service}
+    load = {h: 0 for h in capacities}
+    for host in plan.hosts.values():
+        load[host] += 1
+    plan.state = {
+        "hosts": {h: {"capacity": capacities[h], "assigned": load[h]} for h in sorted(capacities)},
+        "people": dict(sorted(entries.items())),
+    }
+    return plan
+
+
+# --------------------------------------------------------------------------------------------
+# Passwords: only hashes leave the controller
+# --------------------------------------------------------------------------------------------
+
+def _openssl_batch(passwords):
+    if any("\n" in p or "\r" in p for p in passwords):
+        raise ValueError("a password contains a line break")
+    proc = subprocess.run(["openssl", "passwd", "-6", "-stdin"], input="\n".join(passwords) + "\n",
+                          capture_output=True, text=True, check=False, timeout=600)
+    hashes = proc.stdout.split()
+    if proc.returncode != 0 or len(hashes) != len(passwords) or not all(h.startswith("$6$") for h in hashes):
+        raise RuntimeError(f"openssl passwd -6 failed (exit {proc.returncode}): {proc.stderr.strip()[:200]}")
+    return hashes
+
+
+def hash_passwords(passwords, workers=None):
+    """SHA-512 crypt hashes of ``passwords`` (same order), one openssl process per CPU."""
+    passwords = list(passwords)
+    if not passwords:
+        return []
+    workers = max(1, min(workers or os.cpu_count() or 1, len(passwords)))
+    size = -(-len(passwords) // workers)
+    chunks = [passwords[i:i + size] for i in range(0, len(passwords), size)]
+    with ThreadPoolExecutor(max_workers=len(chunks)) as pool:
+        return [h for part in pool.map(_openssl_batch, chunks) for h in part]
+
+
+def fingerprint(password, crypt_hash):
+    """Ties a cached hash to the password it was made from, without a slow crypt to check it."""
+    return hmac.new(crypt_hash.encode(), password.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def cached_hash(text, password):
+    """The hash stored in the kit's hidden hash file if it still belongs to ``password``, else None."""
+    if not text:
+        return None
+    parts = text.split()
+    if len(parts) == 2 and parts[0].startswith("$6$") and hmac.compare_digest(
+            parts[1], fingerprint(password, parts[0])):
+        return parts[0]
+    return None
+
+
+def hash_file_text(password, crypt_hash):
+    return f"{crypt_hash} {fingerprint(password, crypt_hash)}\n"
+
+
+# --------------------------------------------------------------------------------------------
+# Kits
+# --------------------------------------------------------------------------------------------
+
+def rdp_file(address, login, port=RDP_PORT, width=1600, height=900):
+    """A .rdp file for Windows' Remote Desktop Connection (CRLF lines, as mstsc writes them)."""
+    lines = [
+        f"full address:s:{address}:{port}" if port != RDP_PORT else f"full address:s:{address}",
+        f"username:s:{login}",
+        "screen mode id:i:2",
+        f"desktopwidth:i:{width}",
+        f"desktopheight:i:{height}",
+        "session bpp:i:24",
+        "prompt for credentials:i:1",
+        "authentication level:i:2",
+        "enablecredsspsupport:i:0",
+        "redirectclipboard:i:1",
+        "redirectprinters:i:0",
+        "redirectdrives:i:0",
+        "autoreconnection enabled:i:1",
+    ]
+    return "\r\n".join(lines) + "\r\n"
+
+
+def freerdp_command(address, login, port=RDP_PORT):
+    """The Linux command line (FreeRDP 2): asks for the password; trusts the host key on first use."""
+    return (f"xfreerdp /v:{address}:{port} /u:{login} /cert:tofu /dynamic-resolution +clipboard "
+            f"/sec:tls\n")
+
+
+def kit_files(person, host, address, port=RDP_PORT):
+    """name -> content of the person's desktop/ kit files (the password file is kept separately)."""
+    summary = (f"host: {host}\naddress: {address}\nport: {port}\nlogin: {person.id}\n"
+               f"connect (Windows): {person.id}.rdp\nconnect (Linux): connect-linux.sh\n")
+    script = ("#!/bin/sh\n# Remote desktop from Linux (package freerdp2-x11): connect the VPN first.\n"
+              "exec " + freerdp_command(address, person.id, port))
+    return {"summary.yml": summary, f"{person.id}.rdp": rdp_file(address, person.id, port),
+            "connect-linux.sh": script}
+
+
+# --------------------------------------------------------------------------------------------
+# Health: the verdict on what desktop_health collected on a host
+# --------------------------------------------------------------------------------------------
+
+def health_from(raw, capacity=None, min_free_mib=512, warn_share=0.9):
+    """Evaluate a host's figures: {"xrdp": "active", "sesman": "active", "sessions": n,
+    "max_sessions": n, "mem_available_mib": n, ...} -> {"ok", "status", "problems", ...}.
+
+    status: ``ok``, ``degraded`` (works, but near capacity or low on memory) or ``down`` (people cannot
+    connect). ``capacity`` (sessions) defaults to the host's own MaxSessions.
+    """
+    problems, warnings = [], []
+    for unit in ("xrdp", "sesman"):
+        state = raw.get(unit)
+        if state != "active":
+            problems.append(f"{unit} is {state or 'unknown'}")
+    sessions = int(raw.get("sessions") or 0)
+    capacity = capacity if capacity is not None else raw.get("max_sessions")
+    share = None
+    if capacity:
+        share = sessions / capacity
+        if sessions >= capacity:
+            problems.append(f"all {capacity} sessions in use: new people cannot log in")
+        elif share >= warn_share:
+            warnings.append(f"{sessions} of {capacity} sessions in use")
+    free = raw.get("mem_available_mib")
+    if free is not None and free < min_free_mib:
+        warnings.append(f"only {free} MiB of memory available (threshold {min_free_mib} MiB)")
+    status = "down" if problems else ("degraded" if warnings else "ok")
+    return {"ok": not problems, "status": status, "problems": problems, "warnings": warnings,
+            "sessions": sessions, "capacity": capacity, "used_share": share,
+            "mem_available_mib": free, "users": sorted(raw.get("users") or [])}

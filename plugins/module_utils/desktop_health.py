@@ -1,0 +1,116 @@
+# -*- coding: utf-8 -*-
+# Copyright: teleshift contributors. GNU General Public License v3.0+
+"""What a remote-desktop session host reports about itself: xrdp and sesman running, sessions in use
+(one Xorg server started by xorgxrdp per session) against sesman's MaxSessions, memory available.
+
+Standard library only. Used three ways with the same code: by the desktop_health module, by the
+xrdp_host role which installs this file as ``/usr/local/sbin/teleshift-desktop-health`` (prints the
+figures as JSON; the verification suite, the report and the hotline read it), and in unit tests with
+fake /proc texts. ``plugins/module_utils/desktop.py: health_from`` turns the figures into a verdict.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+UNITS = {"xrdp": "xrdp", "sesman": "xrdp-sesman"}
+SESMAN_INI = "/etc/xrdp/sesman.ini"
+
+
+def read_max_sessions(text):
+    """MaxSessions from sesman.ini's [Sessions] section (None when absent)."""
+    section = None
+    value = None
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("[") and line.endswith("]"):
+            section = line[1:-1].strip().lower()
+        elif section == "sessions" and "=" in line and not line.startswith((";", "#")):
+            key, _, val = line.partition("=")
+            if key.strip().lower() == "maxsessions" and val.strip().isdigit():
+                value = int(val.strip())
+    return value
+
+
+def is_session_server(cmdline_args):
+    """An X server started by sesman for a session (xorgxrdp's config), not any Xorg."""
+    if not cmdline_args:
+        return False
+    exe = os.path.basename(cmdline_args[0])
+    return exe in ("Xorg", "Xorg.wrap", "Xvnc") and any("xrdp" in a for a in cmdline_args[1:])
+
+
+def mem_available_mib(meminfo_text):
+    match = re.search(r"^MemAvailable:\s+(\d+)\s+kB", meminfo_text, re.M)
+    return int(match.group(1)) // 1024 if match else None
+
+
+def sessions_from(processes, names_by_uid):
+    """processes: [(uid, [args])] -> (count, sorted user names) of session X servers."""
+    users = []
+    for uid, args in processes:
+        if is_session_server(args):
+            users.append(names_by_uid.get(uid, str(uid)))
+    return len(users), sorted(users)
+
+
+def _unit_state(unit):
+    try:
+        proc = subprocess.run(["systemctl", "is-active", unit], capture_output=True, text=True, timeout=10,
+                              check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"unknown ({exc.__class__.__name__})"
+    return proc.stdout.strip() or "unknown"
+
+
+def _processes(proc="/proc"):
+    result = []
+    for pid in os.listdir(proc):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"{proc}/{pid}/cmdline", "rb") as stream:
+                args = [a.decode(errors="replace") for a in stream.read().split(b"\0") if a]
+            uid = os.stat(f"{proc}/{pid}").st_uid
+        except OSError:  # the process ended meanwhile
+            continue
+        result.append((uid, args))
+    return result
+
+
+def _names_by_uid(path="/etc/passwd"):
+    names = {}
+    with open(path, encoding="utf-8", errors="replace") as stream:
+        for line in stream:
+            parts = line.split(":")
+            if len(parts) >= 3 and parts[2].isdigit():
+                names.setdefault(int(parts[2]), parts[0])
+    return names
+
+
+def collect():
+    """The host's figures (runs on the session host)."""
+    figures = {name: _unit_state(unit) for name, unit in UNITS.items()}
+    count, users = sessions_from(_processes(), _names_by_uid())
+    figures["sessions"], figures["users"] = count, users
+    try:
+        with open(SESMAN_INI, encoding="utf-8", errors="replace") as stream:
+            figures["max_sessions"] = read_max_sessions(stream.read())
+    except OSError:
+        figures["max_sessions"] = None
+    with open("/proc/meminfo", encoding="ascii") as stream:
+        figures["mem_available_mib"] = mem_available_mib(stream.read())
+    return figures
+
+
+def main():
+    json.dump(collect(), sys.stdout, sort_keys=True)
+    sys.stdout.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
