@@ -229,7 +229,7 @@ def test_check_databases_finds_broken_files():
     problems = da.check_databases(broken)
     assert any("duplicate" in p for p in problems) and any("same users" in p for p in problems)
     with pytest.raises(ValueError):
-        da.parse_databases("a:x:1\n", "", "", "")
+        da.parse_databases("a:x:1:1:g:/h:/bin/sh:extra:more\n", "", "", "")
 
 
 def test_diff_of_5000_new_accounts_is_fast():
