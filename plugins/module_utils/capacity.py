@@ -12,7 +12,8 @@ Inventory names read (documented in inventories/sample/group_vars/all/operations
   (uplink the gateway can carry). Global: ``teleshift_vpn_licences`` (remote-access licences
   owned; unset = no licence limit).
 - Desktop hosts (group ``desktop_hosts``), per host: ``teleshift_desktop_memory_mib``,
-  ``teleshift_desktop_cpus`` and optionally ``teleshift_desktop_max_sessions`` (a hard cap).
+  ``teleshift_desktop_cpus`` and optionally ``xrdp_host_max_sessions`` (the desktop role's own cap)
+  or ``teleshift_desktop_max_sessions`` (a hard cap).
 - Trunk: ``teleshift_trunk_channels`` (global or on a ``pbx_hosts`` host): channels the operator
   contract gives.
 
@@ -350,7 +351,8 @@ def _plan_desktop(plan, active, groups, hostvars, a, state):
         mem, _ = _number(hv, ("teleshift_desktop_memory_mib",), a["teleshift_capacity_desktop_memory_mib"],
                          host, plan.problems)
         cpus, _ = _number(hv, ("teleshift_desktop_cpus",), a["teleshift_capacity_desktop_cpus"], host, plan.problems)
-        cap_sessions, origin = _number(hv, ("teleshift_desktop_max_sessions",), None, host, plan.problems, "count")
+        cap_sessions, origin = _number(hv, ("xrdp_host_max_sessions", "teleshift_desktop_max_sessions"), None, host,
+                                        plan.problems, "count")
         usable_mib = max(0, mem - a["teleshift_capacity_desktop_reserved_mib"])
         by_mem = int(usable_mib // session_mib)
         by_cpu = math.floor(cpus / session_cores + 1e-9)  # 0.3 // 0.1 is 2.0 in floating point

@@ -265,7 +265,8 @@ def probe_desktop(person, env):
     if not hosts:
         status.state = "not configured"
         return status
-    user = _entry(env.states, "desktop", person.id).get("user", person.id)
+    entry = _entry(env.states, "desktop", person.id)
+    user = entry.get("login") or entry.get("user") or person.id
     status.facts.update({"desktop host": host or "(not assigned)", "user": user})
     if not host:
         status.problems.append("no desktop host assigned yet (state/desktop.yml)")
