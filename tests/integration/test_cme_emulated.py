@@ -357,3 +357,15 @@ def test_first_rollout_of_a_5000_person_roster_then_rerun_then_one_change(tmp_pa
                                                 "call-forward all 00610000042", "exit", "end"]
         print({k: round(v, 2) for k, v in timings.items()})
         assert timings["first"] < 120 and timings["rerun"] < 20 and timings["one change"] < 20
+
+
+def test_playbook_with_a_bad_roster_contacts_no_gateway_and_says_why(gateways, tmp_path):
+    emulated = gateways("GW1")
+    inventory = write_inventory(tmp_path, [("cme-a", emulated.port, PASSWORD)])
+    roster = inventory.parent / "roster.csv"
+    roster.write_text(ROSTER.replace("06 12 34 56 78", "not a phone"), encoding="utf-8")
+    run = playbook(inventory)
+    assert run.returncode != 0
+    assert recap(run.stdout, "cme-a")["failed"] == "1"
+    assert "cme-a: not run: Invalid roster" in run.stdout and "roster.csv:2: forward_to" in run.stdout
+    assert emulated.sessions == 0
