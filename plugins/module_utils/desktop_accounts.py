@@ -151,7 +151,7 @@ def diff_accounts(desired, db, managed_group, allowed_group, group_prefix, hashe
     logins whose password the controller renewed. Returns Changes (conflicts mean: apply nothing).
     """
     hashes = hashes or {}
-    users, shadows = db.users(), db.shadows()
+    users, shadows, groups = db.users(), db.shadows(), db.groups()
     managed = db.members(managed_group)
     changes = Changes()
     wanted = {}
@@ -165,7 +165,7 @@ def diff_accounts(desired, db, managed_group, allowed_group, group_prefix, hashe
             continue
         entry = users.get(account.login)
         if entry is None:
-            if account.login in db.groups():
+            if account.login in groups:
                 changes.conflicts.append(f"{account.login}: a group of that name exists and is not the person's")
                 continue
             changes.create.append(account.login)
@@ -195,7 +195,6 @@ def diff_accounts(desired, db, managed_group, allowed_group, group_prefix, hashe
         if login in users and current and not (is_locked(current[1]) and current[7] == "1"):
             changes.lock.append(login)
     # group membership: teleshift sets its own accounts' membership, other members are left alone
-    groups = db.groups()
     desired_members = {managed_group: set(managed) | set(wanted), allowed_group: set(wanted)}
     for account in wanted.values():
         for group in account.groups:
@@ -216,14 +215,28 @@ def diff_accounts(desired, db, managed_group, allowed_group, group_prefix, hashe
     return changes
 
 
-def _next_free(used, start, stop):
-    candidate = max([i for i in used if start <= i <= stop], default=start - 1) + 1
-    if candidate <= stop:
-        return candidate
-    for i in range(start, stop + 1):  # the top of the range is taken: first hole
-        if i not in used:
-            return i
-    raise ValueError(f"no free id between {start} and {stop}")
+class _Ids:
+    """Free ids in [start, stop]: above the highest one used (as useradd does), else the first hole."""
+
+    def __init__(self, used, start, stop):
+        self.used, self.start, self.stop = set(used), start, stop
+        self.top = max((i for i in self.used if start <= i <= stop), default=start - 1)
+
+    def take(self, preferred=None):
+        if preferred is not None and preferred not in self.used and self.start <= preferred <= self.stop:
+            chosen = preferred
+        else:
+            chosen = self.top + 1
+            while chosen in self.used:
+                chosen += 1
+            if chosen > self.stop:
+                chosen = next((i for i in range(self.start, self.stop + 1) if i not in self.used), None)
+                if chosen is None:
+                    raise ValueError(f"no free id between {self.start} and {self.stop}")
+        self.used.add(chosen)
+        if chosen > self.top and chosen <= self.stop:
+            self.top = chosen
+        return chosen
 
 
 def apply_changes(db, changes, desired, hashes, today, uid_min=1000, uid_max=60000, home_base="/home"):
@@ -236,14 +249,12 @@ def apply_changes(db, changes, desired, hashes, today, uid_min=1000, uid_max=600
     accounts = {a.login: a for a in desired}
     users, shadows, groups = new.users(), new.shadows(), new.groups()
     gshadows = {r[0]: r for r in new.gshadow}
-    used_uids = {int(r[2]) for r in new.passwd if r[2].isdigit()}
-    used_gids = {int(r[2]) for r in new.group if r[2].isdigit()}
+    uids = _Ids((int(r[2]) for r in new.passwd if r[2].isdigit()), uid_min, uid_max)
+    gids = _Ids((int(r[2]) for r in new.group if r[2].isdigit()), uid_min, uid_max)
     created = {}
 
     def add_group(name, gid=None):
-        if gid is None or gid in used_gids:
-            gid = _next_free(used_gids, uid_min, uid_max)
-        used_gids.add(gid)
+        gid = gids.take(gid)
         row = [name, "x", str(gid), ""]
         new.group.append(row)
         groups[name] = row
@@ -254,8 +265,7 @@ def apply_changes(db, changes, desired, hashes, today, uid_min=1000, uid_max=600
 
     for login in changes.create:
         account = accounts[login]
-        uid = _next_free(used_uids, uid_min, uid_max)
-        used_uids.add(uid)
+        uid = uids.take()
         gid = add_group(login, uid)  # the user's private group, same number when free (as useradd)
         home = account.home or f"{home_base}/{login}"
         row = [login, "x", str(uid), str(gid), account.name, home, account.shell]
@@ -291,8 +301,10 @@ def apply_changes(db, changes, desired, hashes, today, uid_min=1000, uid_max=600
             add_group(name)
     for name, delta in changes.members.items():
         row = groups[name]
-        members = [m for m in row[3].split(",") if m and m not in delta["remove"]]
-        members += [m for m in delta["add"] if m not in members]
+        remove = set(delta["remove"])
+        members = [m for m in row[3].split(",") if m and m not in remove]
+        present = set(members)
+        members += [m for m in delta["add"] if m not in present]
         row[3] = ",".join(members)
         gsrow = gshadows.get(name)
         if gsrow is not None:
