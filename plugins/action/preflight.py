@@ -11,6 +11,7 @@ from ansible.plugins.action import ActionBase
 from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import (
     format_problems, load_roster)
 from ansible_collections.teleshift.toolkit.plugins.module_utils.settings import load_settings
+from ansible_collections.teleshift.toolkit.plugins.module_utils.telephony import PBX_VARS, inventory_problems
 
 
 def inventory_dir(task_vars):
@@ -42,6 +43,7 @@ class ActionModule(ActionBase):
             roster_path = os.path.join(inventory_dir(task_vars), roster_path)
         roster = load_roster(roster_path, services=settings.services.keys(), region=settings.region)
         problems = settings.problems + roster.problems
+        problems += self._telephony_problems(task_vars, roster, settings.region)
         result["roster"] = roster_path
         result["problems"] = [str(p) for p in problems]
         if problems:
@@ -57,3 +59,11 @@ class ActionModule(ActionBase):
                          f"{len(active)} active across {len({p.service for p in active})} services")
         result["changed"] = False
         return result
+
+    def _telephony_problems(self, task_vars, roster, region):
+        """Forwarding/transfer targets against the number policy, and each PBX's settings."""
+        hostvars = task_vars.get("hostvars") or {}
+        pbx_vars = {host: {k: self._templar.template(hostvars[host][k]) for k in PBX_VARS if k in hostvars[host]}
+                    for host in (task_vars.get("groups") or {}).get("pbx_hosts", [])}
+        policy_vars = {k: self._templar.template(task_vars[k]) for k in ("teleshift_phone_policy",) if k in task_vars}
+        return inventory_problems(policy_vars, pbx_vars, roster, region)

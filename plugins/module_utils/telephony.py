@@ -1238,3 +1238,11 @@ def check_pjsip(text):
             problems.append(f"section [{name}] type={types[0]} appears twice")
         seen.add((name, types[0]))
     return problems
+
+
+def inventory_problems(all_vars, pbx_vars, roster, region="FR", source="inventory"):
+    """Preflight's telephony checks: the number policy (teleshift_phone_policy in ``all_vars``), every
+    person's forwarding target and each PBX's settings (``pbx_vars``: host -> its asterisk_pbx_* vars)."""
+    policy, problems = load_number_policy(all_vars, region, source)
+    pbx = {h: {k: v for k, v in hv.items() if k in PBX_VARS} for h, hv in pbx_vars.items()}
+    return problems + pbx_problems(roster, pbx, policy, source)

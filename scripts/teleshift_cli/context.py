@@ -26,7 +26,12 @@ class Context:
 
     @property
     def problems(self):
-        return self.settings.problems + self.roster.problems
+        from ansible_collections.teleshift.toolkit.plugins.module_utils.telephony import inventory_problems
+
+        pbx = {h: self.inventory.hostvars.get(h, {}) for h in self.inventory.groups.get("pbx_hosts", [])}
+        return (self.settings.problems + self.roster.problems
+                + inventory_problems(self.inventory.all_vars, pbx, self.roster, self.settings.region,
+                                     source=f"{self.inventory.source} (group_vars)"))
 
 
 def inventory_source(path):

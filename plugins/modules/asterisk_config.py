@@ -1,0 +1,273 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: teleshift contributors. GNU General Public License v3.0+
+# The action plugin of the same name compiles the files on the controller from the roster and the kits.
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: asterisk_config
+short_description: Install teleshift's Asterisk configuration files and prompts, validated, by reload only
+description:
+  - Why it exists - the PBX configuration for thousands of extensions is rendered in one pass on the
+    controller and holds SIP secrets; Ansible's template/copy would show secrets in diffs and restart
+    nothing selectively. This module compares each file, names the changed blocks (C(person amartin),
+    C(queue social)) without ever showing content, checks the new files before they go live, writes
+    them atomically (0640 root:asterisk), reloads only the Asterisk modules whose file changed (never a
+    restart: calls in progress stay up), verifies the result, and restores the previous files and
+    reloads again if the check fails.
+  - Also makes the attendants' prompts, from text with espeak-ng or from a supplied recording, converted
+    with sox to the 8 kHz mono WAV Asterisk plays; a prompt is remade only when its source changed.
+  - Supports check mode and diff mode.
+version_added: 0.1.0
+options:
+  files:
+    description: File name (in O(directory)) to its full content. Contains secrets; never logged.
+    type: dict
+    required: true
+  labels:
+    description: Block key to label, for the result (e.g. extension to C(person amartin)).
+    type: dict
+    default: {}
+  directory:
+    description: Asterisk's configuration directory.
+    type: path
+    default: /etc/asterisk
+  group:
+    description: Group owning the files (Asterisk reads them through it).
+    type: str
+    default: asterisk
+  prompts:
+    description: Prompts to make, each C({name, text, language}) or C({name, recording_b64}).
+    type: list
+    elements: dict
+    default: []
+  sounds_dir:
+    description: Where prompts go (C(<name>.wav)).
+    type: path
+    default: /var/lib/asterisk/sounds/teleshift
+  expect_endpoints:
+    description: PJSIP endpoints Asterisk must report after a reload of pjsip.conf (0 skips the check).
+    type: int
+    default: 0
+  reload:
+    description: Reload Asterisk modules whose file changed (false when Asterisk is not running yet).
+    type: bool
+    default: true
+author: teleshift contributors
+"""
+
+EXAMPLES = r"""
+- name: Install the compiled PBX configuration (the action plugin supplies files and prompts)
+  teleshift.toolkit.asterisk_config:
+    sip_address: 10.89.251.30
+"""
+
+RETURN = r"""
+files:
+  description: Per changed file, the blocks added, changed and removed (names only).
+  returned: always
+  type: dict
+reloads:
+  description: The Asterisk CLI reload commands that ran.
+  returned: always
+  type: list
+prompts:
+  description: Names of the prompts made or remade.
+  returned: always
+  type: list
+"""
+
+import base64
+import grp
+import hashlib
+import os
+import shutil
+import tempfile
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.teleshift.toolkit.plugins.module_utils.telephony import (
+    RELOADS, check_pjsip, diff_blocks, parse_conf)
+
+
+def read(path):
+    try:
+        with open(path, "rb") as stream:
+            return stream.read()
+    except FileNotFoundError:
+        return None
+
+
+def atomic_write(path, data, gid, mode=0o640):
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=f".{os.path.basename(path)}.")
+    try:
+        os.fchown(fd, 0, gid)
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def label(block, labels):
+    kind, _, name = block.partition(" ")
+    return labels.get(name, block) if kind == "person" and name in labels else block
+
+
+def prompt_source(prompt):
+    if prompt.get("recording_b64"):
+        return b"recording:" + base64.b64decode(prompt["recording_b64"])
+    return f"espeak-ng:{prompt.get('language', 'fr')}:{prompt.get('text', '')}".encode("utf-8")
+
+
+def make_prompt(module, prompt, sounds_dir, gid):
+    target = os.path.join(sounds_dir, prompt["name"] + ".wav")
+    with tempfile.TemporaryDirectory() as tmp:
+        source = os.path.join(tmp, "source.wav")
+        if prompt.get("recording_b64"):
+            with open(source, "wb") as stream:
+                stream.write(base64.b64decode(prompt["recording_b64"]))
+        else:
+            voice = {"fr": "fr", "en": "en"}.get(prompt.get("language"), "fr")
+            rc, _, err = module.run_command(["espeak-ng", "-v", voice, "-s", "150", "-w", source, prompt["text"]])
+            if rc != 0:
+                module.fail_json(msg=f"espeak-ng failed for prompt {prompt['name']}: {err}")
+        converted = os.path.join(tmp, "prompt.wav")
+        rc, _, err = module.run_command(["sox", source, "-r", "8000", "-c", "1", "-b", "16", "-e", "signed-integer",
+                                         converted])
+        if rc != 0:
+            module.fail_json(msg=f"sox could not convert prompt {prompt['name']}: {err}")
+        with open(converted, "rb") as stream:
+            atomic_write(target, stream.read(), gid, 0o644)
+
+
+def cli(module, command):
+    rc, out, err = module.run_command(["asterisk", "-rx", command])
+    return rc, out + err
+
+
+def verify(module, changed_files, expect_endpoints):
+    """Problems seen in the running Asterisk after the reloads."""
+    problems = []
+    if "pjsip.conf" in changed_files and expect_endpoints:
+        rc, out = cli(module, "pjsip show endpoints")
+        found = [line for line in out.splitlines() if line.strip().startswith("Objects found:")]
+        count = int(found[-1].split(":")[1]) if found else 0
+        if rc != 0 or count != expect_endpoints:
+            problems.append(f"Asterisk reports {count} PJSIP endpoints after the reload, expected {expect_endpoints}")
+    if "extensions.conf" in changed_files:
+        rc, out = cli(module, "dialplan show ts-desks")
+        if rc != 0 or "There is no existence" in out:
+            problems.append("the dialplan did not load (context ts-desks is missing)")
+    return problems
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "files": {"type": "dict", "required": True, "no_log": True},
+            "labels": {"type": "dict", "default": {}},
+            "directory": {"type": "path", "default": "/etc/asterisk"},
+            "group": {"type": "str", "default": "asterisk"},
+            "prompts": {"type": "list", "elements": "dict", "default": []},
+            "sounds_dir": {"type": "path", "default": "/var/lib/asterisk/sounds/teleshift"},
+            "expect_endpoints": {"type": "int", "default": 0},
+            "reload": {"type": "bool", "default": True},
+        },
+        supports_check_mode=True,
+    )
+    p = module.params
+    labels = {str(k): str(v) for k, v in p["labels"].items()}
+    try:
+        gid = grp.getgrnam(p["group"]).gr_gid
+    except KeyError:
+        module.fail_json(msg=f"group {p['group']} does not exist: is Asterisk installed?")
+
+    # 1. what differs (files: names of blocks only; prompts: by source fingerprint)
+    changes, new_bytes, old_bytes = {}, {}, {}
+    for name, content in sorted(p["files"].items()):
+        if "/" in name:
+            module.fail_json(msg=f"file names are relative to {p['directory']}: {name!r}")
+        path = os.path.join(p["directory"], name)
+        data = content.encode("utf-8")
+        old = read(path)
+        st = os.stat(path) if old is not None else None
+        if old == data and st.st_gid == gid and (st.st_mode & 0o777) == 0o640:
+            continue
+        blocks = diff_blocks(old.decode("utf-8", "replace") if old is not None else None, content)
+        changes[name] = {k: [label(b, labels) for b in v] for k, v in blocks.items()}
+        new_bytes[name], old_bytes[name] = data, old
+    todo_prompts = []
+    for prompt in p["prompts"]:
+        stamp = hashlib.sha256(prompt_source(prompt)).hexdigest()
+        stamp_path = os.path.join(p["sounds_dir"], f".{prompt['name']}.source")
+        if read(stamp_path) != stamp.encode() or read(os.path.join(p["sounds_dir"], prompt["name"] + ".wav")) is None:
+            todo_prompts.append((prompt, stamp_path, stamp))
+
+    result = {"changed": bool(changes or todo_prompts), "files": changes, "reloads": [],
+              "prompts": [pr["name"] for pr, _, _ in todo_prompts]}
+    if module._diff and result["changed"]:
+        def lines(kinds):
+            return "".join(f"{f}: {b}\n" for f, c in changes.items() for k in kinds for b in c[k])
+        result["diff"] = {"before": lines(("removed", "changed")), "after": lines(("added", "changed"))
+                          + "".join(f"prompt {n}\n" for n in result["prompts"]),
+                          "before_header": "blocks (content hidden: secrets)",
+                          "after_header": "blocks (content hidden: secrets)"}
+    if not result["changed"] or module.check_mode:
+        module.exit_json(**result)
+
+    # 2. check the new files before they go live
+    for name, data in new_bytes.items():
+        try:
+            parse_conf(data.decode("utf-8"))
+        except ValueError as exc:
+            module.fail_json(msg=f"{name} is not valid Asterisk configuration: {exc}; nothing was changed")
+    if "pjsip.conf" in new_bytes:
+        problems = check_pjsip(new_bytes["pjsip.conf"].decode("utf-8"))
+        if problems:
+            module.fail_json(msg="pjsip.conf: " + "; ".join(problems) + "; nothing was changed")
+
+    # 3. prompts (new files only: nothing plays them until the dialplan refers to them)
+    if todo_prompts:
+        os.makedirs(p["sounds_dir"], mode=0o755, exist_ok=True)
+        if shutil.which("espeak-ng") is None and any("text" in pr for pr, _, _ in todo_prompts):
+            module.fail_json(msg="espeak-ng is not installed")
+        for prompt, stamp_path, stamp in todo_prompts:
+            make_prompt(module, prompt, p["sounds_dir"], gid)
+            atomic_write(stamp_path, stamp.encode(), gid, 0o644)
+
+    # 4. go live, reload what changed, verify; roll back on failure
+    for name, data in new_bytes.items():
+        atomic_write(os.path.join(p["directory"], name), data, gid)
+    if p["reload"]:
+        failed = []
+        for name in new_bytes:
+            command = RELOADS.get(name)
+            if command:
+                rc, out = cli(module, command)
+                result["reloads"].append(command)
+                if rc != 0 or "failed" in out.lower() or "unable" in out.lower():
+                    failed.append(f"{command}: {out.strip()}")
+        problems = failed + verify(module, set(new_bytes), p["expect_endpoints"])
+        if problems:
+            for name, old in old_bytes.items():
+                path = os.path.join(p["directory"], name)
+                if old is None:
+                    os.unlink(path)
+                else:
+                    atomic_write(path, old, gid)
+            for name in old_bytes:
+                if RELOADS.get(name):
+                    cli(module, RELOADS[name])
+            module.fail_json(msg="the new configuration did not load; previous files restored and reloaded: "
+                             + "; ".join(problems), **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
