@@ -393,7 +393,7 @@ class Gateway:
 
 class GatewayError(Exception):
     """A failure on one gateway: ``kind`` is unreachable, authentication, enable, read, rejected,
-    verify or error."""
+    verify, save or error."""
 
     def __init__(self, kind, message):
         super().__init__(message)
@@ -531,13 +531,19 @@ def converge_gateway(gateway, people, check_mode=False, save=True, connect=netmi
                 if remaining:
                     raise GatewayError("verify", "the gateway accepted the commands but its configuration still "
                                                  f"differs ({len(remaining)} lines left, e.g. {remaining[:2]!r})")
-            except GatewayError:
+            except GatewayError as exc:
                 result["rolled_back"] = _roll_back(conn, gateway, original)
                 # rolled back: the gateway is as it was; otherwise it may hold part of the change
                 result["changed"] = not result["rolled_back"]
-                raise
+                outcome = ("the forwarding read before the run was restored" if result["rolled_back"] else
+                           "ROLLBACK FAILED: the running configuration may hold part of the change "
+                           "(a reload returns to the saved configuration)")
+                raise GatewayError(exc.kind, f"{exc}; {outcome}; nothing was saved") from None
             if save:
-                conn.save_config()
+                output = conn.save_config()
+                if re.search(ERROR_PATTERN, output or "", flags=re.M):
+                    raise GatewayError("save", "the change is live but write memory failed: "
+                                               + " ".join((output or "").split())[-200:])
                 result["saved"] = True
         if plan.problems:
             result.update(failed=True, error_kind="roster",

@@ -148,7 +148,7 @@ gateways:
       description: Something went wrong on this gateway (see error).
       type: bool
     error_kind:
-      description: unreachable, authentication, enable, read, rejected, verify, roster, settings or error.
+      description: unreachable, authentication, enable, read, rejected, verify, save, roster, settings or error.
       type: str
     error:
       description: What went wrong, without any password.

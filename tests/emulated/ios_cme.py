@@ -18,8 +18,8 @@ It is an emulation, not a Cisco product, and it knows only this much:
 - anything else is refused with IOS's ``% Invalid input detected at '^' marker.``
 
 Fault injection for tests: ``reject`` (regexes: configuration lines refused as invalid input, as a
-real gateway refuses a number it does not accept) and ``ignore`` (regexes: lines accepted but with no
-effect). State is kept in the object so tests can read the configuration after a run.
+real gateway refuses a number it does not accept), ``ignore`` (regexes: lines accepted but with no
+effect) and ``nvram_error`` (``write memory`` fails). State is kept in the object so tests can read the configuration after a run.
 """
 from __future__ import annotations
 
@@ -88,11 +88,13 @@ class EmulatedCME:
     """The emulated gateway: its configuration, credentials and an SSH listener on 127.0.0.1."""
 
     def __init__(self, hostname="GW1", username="admin", password="emulated-pass",
-                 secret="emulated-enable", dns=(), reject=(), ignore=(), max_dn=240):
+                 secret="emulated-enable", dns=(), reject=(), ignore=(), max_dn=240,
+                 nvram_error=False):
         self.hostname = hostname
         self.username = username
         self.password = password
         self.secret = secret
+        self.nvram_error = nvram_error  # write memory fails, as with a full or broken NVRAM
         self.max_dn = max_dn  # like telephony-service max-dn: higher ephone-dn tags are refused
         self.reject = [re.compile(p) for p in reject]
         self.ignore = [re.compile(p) for p in ignore]
@@ -470,6 +472,8 @@ class _Session:
             if (_word(first, "write", 2) and (len(tokens) == 1 or _word(tokens[1], "memory", 3))) or (
                     _word(first, "copy", 2) and len(tokens) == 3 and _word(tokens[1], "running-config", 3)
                     and _word(tokens[2], "startup-config", 3)):
+                if self.emu.nvram_error:
+                    return "Building configuration...\n% Error writing nvram: device full\n"
                 self.emu.write_memory()
                 return "Building configuration...\n[OK]\n"
             if _word(first, "configure", 4) and len(tokens) == 2 and _word(tokens[1], "terminal", 1):

@@ -211,6 +211,7 @@ def test_a_rejected_command_is_reported_with_its_line_and_rolled_back(gateways, 
     assert res["error_kind"] == "rejected"
     assert "'call-forward busy 00623456789'" in res["error"] and "Invalid input" in res["error"]
     assert res["rolled_back"] is True and res["changed"] is False and res["saved"] is False
+    assert "the forwarding read before the run was restored; nothing was saved" in res["error"]
     assert "ephone-dn 1 dual-line" in emulated.config_lines  # amartin's line was applied, then undone
     assert state(emulated) == before
     assert emulated.writes == 0
@@ -325,6 +326,7 @@ def test_a_line_refused_in_a_later_batch_is_named_and_everything_is_rolled_back(
         result = run_module(capsys, roster=str(roster), gateways=[gw("gw1", emulated)])
         (res,) = result["gateways"]
         assert res["error_kind"] == "rejected" and f"'{refused}'" in res["error"]
+        assert "restored; nothing was saved" in res["error"]
         # lines after the refused one in the same batch went through, then were undone with the rest
         applied = emulated.config_lines
         assert "call-forward noan 00610000062 timeout 25" in applied
@@ -369,3 +371,13 @@ def test_playbook_with_a_bad_roster_contacts_no_gateway_and_says_why(gateways, t
     assert recap(run.stdout, "cme-a")["failed"] == "1"
     assert "cme-a: not run: Invalid roster" in run.stdout and "roster.csv:2: forward_to" in run.stdout
     assert emulated.sessions == 0
+
+
+def test_a_failed_write_memory_is_reported_as_live_but_not_saved(gateways, roster, capsys):
+    emulated = gateways(nvram_error=True)
+    result = run_module(capsys, roster=str(roster), gateways=[gw("gw1", emulated)])
+    (res,) = result["gateways"]
+    assert res["error_kind"] == "save" and "Error writing nvram" in res["error"]
+    assert res["changed"] is True and res["saved"] is False
+    assert state(emulated)["1001"] == {"all": "00612345678"}  # live
+    assert emulated.startup != emulated.running_config()  # not saved
