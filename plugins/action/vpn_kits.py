@@ -1,0 +1,65 @@
+# -*- coding: utf-8 -*-
+# Copyright: teleshift contributors. GNU General Public License v3.0+
+"""Action plugin for teleshift.toolkit.vpn_kits: each person's VPN profile and QR codes, on the
+controller, once the gateways' public keys are known (see plugins/modules/vpn_kits.py)."""
+from __future__ import annotations
+
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.teleshift.toolkit.plugins.action.vpn_plan import VpnInputs
+from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import format_problems
+from ansible_collections.teleshift.toolkit.plugins.module_utils.state import load_state, save_state
+from ansible_collections.teleshift.toolkit.plugins.module_utils.wireguard import valid_key
+from ansible_collections.teleshift.toolkit.plugins.module_utils.wireguard_plan import (
+    Plan, PersonPlan, write_client_kits)
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _VALID_ARGS = frozenset(("gateway_keys", "state_file", "kits_dir", "qr"))
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        task_vars = task_vars or {}
+        args = self._task.args
+        inputs = VpnInputs(self, task_vars, None, args.get("state_file"), args.get("kits_dir"))
+        problems = list(inputs.settings.problems) + list(inputs.vpn.problems)
+        if problems:
+            result.update(failed=True, msg=format_problems(problems))
+            return result
+        state = load_state(inputs.state_file)
+        keys = {}
+        for name, entry in (state.get("gateways") or {}).items():
+            keys[name] = (entry or {}).get("public_key")
+        for name, key in (args.get("gateway_keys") or {}).items():
+            if key:
+                if not valid_key(key):
+                    result.update(failed=True, msg=f"gateway_keys.{name} is not a WireGuard public key")
+                    return result
+                keys[name] = key
+        plan = Plan()
+        for pid, entry in (state.get("people") or {}).items():
+            if entry.get("gateway") in inputs.vpn.gateways:
+                plan.people[pid] = PersonPlan(pid, entry.get("service", ""), entry["gateway"],
+                                              entry.get("address", ""), entry.get("address6", ""))
+        if self._task.check_mode:
+            result.update(changed=False, people=len(plan.people),
+                          msg="check mode: no kit written (profiles follow the plan and the gateways' keys)")
+            return result
+        state_changed = False
+        for name, key in keys.items():
+            gw = (state.get("gateways") or {}).get(name)
+            if key and isinstance(gw, dict) and gw.get("public_key") != key:
+                gw["public_key"] = key
+                state_changed = True
+        if state_changed:
+            save_state(inputs.state_file, state)
+        changed, skipped = write_client_kits(plan, inputs.vpn, inputs.kits_dir, keys,
+                                             qr=bool(args.get("qr", True)))
+        result.update(
+            changed=bool(changed or state_changed), written=changed, skipped=skipped,
+            kits_dir=inputs.kits_dir, profile=f"{inputs.vpn.profile_name}.conf",
+            msg=f"{len(changed)} VPN profile(s) written under {inputs.kits_dir}"
+                + (f"; {len(skipped)} skipped (gateway key unknown)" if skipped else ""),
+        )
+        return result
