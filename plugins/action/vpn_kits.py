@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.teleshift.toolkit.plugins.action.vpn_plan import VpnInputs
+from ansible_collections.teleshift.toolkit.plugins.action.vpn_plan import VpnInputs, plain
 from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import format_problems
 from ansible_collections.teleshift.toolkit.plugins.module_utils.state import load_state, save_state
 from ansible_collections.teleshift.toolkit.plugins.module_utils.wireguard import valid_key
@@ -21,7 +21,7 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         task_vars = task_vars or {}
-        args = self._task.args
+        args = plain(dict(self._task.args))
         inputs = VpnInputs(self, task_vars, None, args.get("state_file"), args.get("kits_dir"))
         problems = list(inputs.settings.problems) + list(inputs.vpn.problems)
         if problems:

@@ -33,7 +33,7 @@ class VpnInputs:
 
     def __init__(self, action, task_vars, roster=None, state_file=None, kits_dir=None):
         templar = action._templar
-        get = {k: templar.template(task_vars[k]) for k in GLOBAL_VARS if k in task_vars}
+        get = {k: plain(templar.template(task_vars[k])) for k in GLOBAL_VARS if k in task_vars}
         self.vars = get
         self.inventory_dir = inventory_dir(task_vars)
         self.settings = load_settings(get, source="inventory")
@@ -41,7 +41,7 @@ class VpnInputs:
         self.gateways_vars = {}
         for gw in task_vars.get("groups", {}).get("vpn_gateways", []):
             hv = hostvars.get(gw, {})
-            self.gateways_vars[gw] = {k: templar.template(hv[k]) for k in GATEWAY_VARS if k in hv}
+            self.gateways_vars[str(gw)] = {k: plain(templar.template(hv[k])) for k in GATEWAY_VARS if k in hv}
         self.vpn = load_vpn_settings(get, self.gateways_vars)
         roster_path = roster or get.get("teleshift_roster_file")
         self.roster_path = str(resolve_path(roster_path, self.inventory_dir)) if roster_path else None
@@ -63,6 +63,21 @@ class VpnInputs:
             problems.append(Problem("inventory", 0, "teleshift_kits_dir",
                                     "must be set: where each person's VPN profile (with its private key) is written"))
         return problems
+
+
+def plain(value):
+    """Ansible's tagged values as plain Python (they go into YAML state files and results)."""
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    return str(value)
 
 
 def inventory_dir(task_vars):
