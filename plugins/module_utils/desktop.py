@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 
 from ansible_collections.teleshift.toolkit.plugins.module_utils.assign import assign_hosts
 from ansible_collections.teleshift.toolkit.plugins.module_utils.desktop_accounts import NAME_RE, Account
+from ansible_collections.teleshift.toolkit.plugins.module_utils.desktop_health import evaluate as evaluate_health
 from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import Problem
 
 CAPACITY_VARS = ("xrdp_host_max_sessions", "teleshift_desktop_max_sessions")
@@ -260,34 +261,7 @@ def kit_files(person, host, address, port=RDP_PORT):
 
 
 # --------------------------------------------------------------------------------------------
-# Health: the verdict on what desktop_health collected on a host
+# Health: the verdict lives with the collector (standard library, also runs on the host)
 # --------------------------------------------------------------------------------------------
 
-def health_from(raw, capacity=None, min_free_mib=512, warn_share=0.9):
-    """Evaluate a host's figures: {"xrdp": "active", "sesman": "active", "sessions": n,
-    "max_sessions": n, "mem_available_mib": n, ...} -> {"ok", "status", "problems", ...}.
-
-    status: ``ok``, ``degraded`` (works, but near capacity or low on memory) or ``down`` (people cannot
-    connect). ``capacity`` (sessions) defaults to the host's own MaxSessions.
-    """
-    problems, warnings = [], []
-    for unit in ("xrdp", "sesman"):
-        state = raw.get(unit)
-        if state != "active":
-            problems.append(f"{unit} is {state or 'unknown'}")
-    sessions = int(raw.get("sessions") or 0)
-    capacity = capacity if capacity is not None else raw.get("max_sessions")
-    share = None
-    if capacity:
-        share = sessions / capacity
-        if sessions >= capacity:
-            problems.append(f"all {capacity} sessions in use: new people cannot log in")
-        elif share >= warn_share:
-            warnings.append(f"{sessions} of {capacity} sessions in use")
-    free = raw.get("mem_available_mib")
-    if free is not None and free < min_free_mib:
-        warnings.append(f"only {free} MiB of memory available (threshold {min_free_mib} MiB)")
-    status = "down" if problems else ("degraded" if warnings else "ok")
-    return {"ok": not problems, "status": status, "problems": problems, "warnings": warnings,
-            "sessions": sessions, "capacity": capacity, "used_share": share,
-            "mem_available_mib": free, "users": sorted(raw.get("users") or [])}
+health_from = evaluate_health

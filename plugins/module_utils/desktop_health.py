@@ -6,7 +6,8 @@
 Standard library only. Used three ways with the same code: by the desktop_health module, by the
 xrdp_host role which installs this file as ``/usr/local/sbin/teleshift-desktop-health`` (prints the
 figures as JSON; the verification suite, the report and the hotline read it), and in unit tests with
-fake /proc texts. ``plugins/module_utils/desktop.py: health_from`` turns the figures into a verdict.
+fake /proc texts. ``evaluate`` (also ``plugins/module_utils/desktop.py: health_from``) turns the figures
+into a verdict; ``--verdict`` prints both.
 """
 from __future__ import annotations
 
@@ -106,8 +107,41 @@ def collect():
     return figures
 
 
+def evaluate(raw, capacity=None, min_free_mib=512, warn_share=0.9):
+    """Evaluate a host's figures: {"xrdp": "active", "sesman": "active", "sessions": n,
+    "max_sessions": n, "mem_available_mib": n, ...} -> {"ok", "status", "problems", ...}.
+
+    status: ``ok``, ``degraded`` (works, but near capacity or low on memory) or ``down`` (people cannot
+    connect). ``capacity`` (sessions) defaults to the host's own MaxSessions.
+    """
+    problems, warnings = [], []
+    for unit in ("xrdp", "sesman"):
+        state = raw.get(unit)
+        if state != "active":
+            problems.append(f"{unit} is {state or 'unknown'}")
+    sessions = int(raw.get("sessions") or 0)
+    capacity = capacity if capacity is not None else raw.get("max_sessions")
+    share = None
+    if capacity:
+        share = sessions / capacity
+        if sessions >= capacity:
+            problems.append(f"all {capacity} sessions in use: new people cannot log in")
+        elif share >= warn_share:
+            warnings.append(f"{sessions} of {capacity} sessions in use")
+    free = raw.get("mem_available_mib")
+    if free is not None and free < min_free_mib:
+        warnings.append(f"only {free} MiB of memory available (threshold {min_free_mib} MiB)")
+    status = "down" if problems else ("degraded" if warnings else "ok")
+    return {"ok": not problems, "status": status, "problems": problems, "warnings": warnings,
+            "sessions": sessions, "capacity": capacity, "used_share": share,
+            "mem_available_mib": free, "users": sorted(raw.get("users") or [])}
+
+
 def main():
-    json.dump(collect(), sys.stdout, sort_keys=True)
+    figures = collect()
+    if "--verdict" in sys.argv[1:]:
+        figures = dict(figures, verdict=evaluate(figures))
+    json.dump(figures, sys.stdout, sort_keys=True)
     sys.stdout.write("\n")
     return 0
 
