@@ -10,7 +10,7 @@ module) and on the controller by the plan, the tests and the hotline status.
 - ``render_gateway_config`` / ``parse_config``: the gateway's wg-quick file. It carries no private
   key: wg-quick loads it from the key file (PostUp), so the file is safe to diff.
 - ``parse_dump``: ``wg show <if> dump`` (interface line + one line per peer).
-- ``diff_peers``: desired vs actual, per person (added / changed / removed) and per key (what
+- ``diff_peers``: desired vs actual, per person (added / updated / removed) and per key (what
   ``wg set`` must do).
 - ``wg_set_batches``: the live changes as ``wg set`` argument lists, removals first, in batches.
 - ``handshakes_from_dump``: person id -> last handshake epoch (or None), for report and hotline.
@@ -69,7 +69,8 @@ class PeerDiff:
         return not (self.set_peers or self.remove_keys)
 
     def summary(self):
-        return {"added": self.added, "changed": self.changed, "removed": self.removed}
+        # "updated", not "changed": Ansible's own "changed" flag sits beside it in module results
+        return {"added": self.added, "updated": self.changed, "removed": self.removed}
 
 
 def valid_key(text):

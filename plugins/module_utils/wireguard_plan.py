@@ -311,10 +311,8 @@ def plan_vpn(people, settings, services=None, previous=None, source="inventory")
                 continue
             prev = {pid: e.get(family) for pid, e in {**prev_retired, **prev_people}.items()
                     if isinstance(e, dict) and e.get(family)}
-            current = set(ids)
             # addresses of people who left stay reserved (a comeback gets them back) while there is room
-            held = [e.get(family) for pid, e in prev_retired.items()
-                    if isinstance(e, dict) and e.get(family) and pid not in current]
+            held = [addr for pid, addr in prev.items() if pid not in assignment.hosts]
             try:
                 try:
                     addrs = allocate_addresses(ids, pool, prev, reserved=[gw_addr, *_inside(held, pool)])

@@ -22,7 +22,7 @@ description:
     C(PostUp) loads the gateway's key from I(private_key_path), which the role generates on the
     gateway with C(wg genkey); that key never leaves the gateway and is never returned.
   - Check mode computes the difference and changes nothing. Diff mode shows one line per person
-    (person id, allowed IPs, public key); C(added), C(changed) and C(removed) name the people.
+    (person id, allowed IPs, public key); C(added), C(updated) and C(removed) name the people.
   - When the live interface lost its private key or listen port, they are restored from the key
     file and I(listen_port) (reported as C(interface_repaired)).
 version_added: 0.1.0
@@ -88,7 +88,7 @@ added:
   returned: always
   type: list
   elements: str
-changed:
+updated:
   description: Person ids whose key or addresses changed.
   returned: always
   type: list
