@@ -1,0 +1,115 @@
+"""Shared fixtures for the live-lab tests (tests/lab/test_<capability>.py).
+
+The lab must be up (`scripts/teleshift lab up`); tests are skipped otherwise. Hosts are reached with
+testinfra's podman backend (`podman://<name>`), playbooks are run with the project's ansible-playbook.
+
+- ``host(name)``: a testinfra host for a lab container.
+- ``lab_exec(name, *argv, input=None, timeout=60)``: run a command in a container (CompletedProcess).
+- ``run_playbook(playbook, *args, inventory=None, extra_vars=None, check=False, diff=False, timeout=900)``.
+- ``lab_inventory_copy(tmp)``: a private copy of the lab inventory (hosts, group_vars, roster; no
+  state/), so a test can change the roster and state without touching the lab's own files.
+  Capability tests that use it should re-converge the real lab inventory when they finish.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+for _p in (ROOT / "scripts", ROOT / ".collections"):
+    if str(_p) not in sys.path:
+        sys.path.insert(0, str(_p))
+LAB_INVENTORY = ROOT / "inventories" / "lab"
+VENV_BIN = ROOT / ".venv" / "bin"
+
+
+def _podman_env():
+    from teleshift_cli import lab  # the lab's own containers.conf (runtime, ulimits)
+
+    return lab.podman_env() if hasattr(lab, "podman_env") else {**os.environ, "CONTAINERS_CONF": str(lab.containers_conf())}
+
+
+PODMAN_ENV = _podman_env()
+os.environ.setdefault("CONTAINERS_CONF", PODMAN_ENV.get("CONTAINERS_CONF", ""))
+
+
+def lab_exec(name, *argv, input=None, timeout=60, check=False):
+    """Run argv in container ``name`` (bounded in time)."""
+    flags = ["-i"] if input is not None else []
+    return subprocess.run(["podman", "exec", *flags, name, *argv],
+                          input=input, capture_output=True, text=True, timeout=timeout, env=PODMAN_ENV, check=check)
+
+
+def lab_running(name):
+    proc = subprocess.run(["podman", "container", "inspect", "--format", "{{.State.Running}}", name],
+                          capture_output=True, text=True, timeout=30, env=PODMAN_ENV)
+    return proc.stdout.strip() == "true"
+
+
+@pytest.fixture(scope="session")
+def host():
+    import testinfra
+
+    cache = {}
+
+    def get(name):
+        if not lab_running(name):
+            pytest.skip(f"lab host {name} is not running (scripts/teleshift lab up)")
+        if name not in cache:
+            cache[name] = testinfra.get_host(f"podman://{name}")
+        return cache[name]
+
+    return get
+
+
+def run_playbook(playbook, *args, inventory=None, extra_vars=None, check=False, diff=False, timeout=900):
+    """ansible-playbook from the checkout; returns CompletedProcess (stdout + stderr in .stdout)."""
+    cmd = [str(VENV_BIN / "ansible-playbook"), str(ROOT / "playbooks" / playbook)]
+    if inventory:
+        cmd += ["-i", str(inventory)]
+    if extra_vars:
+        cmd += ["-e", json.dumps(extra_vars)]
+    if check:
+        cmd.append("--check")
+    if diff:
+        cmd.append("--diff")
+    cmd += list(args)
+    env = {**PODMAN_ENV, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_FORCE_COLOR": "0",
+           "ANSIBLE_NOCOLOR": "1"}
+    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def recap(output):
+    """PLAY RECAP of an ansible-playbook output: host -> {ok, changed, failed, ...} (ints)."""
+    result, on = {}, False
+    for line in output.splitlines():
+        if line.startswith("PLAY RECAP"):
+            on = True
+            continue
+        if on and ":" in line:
+            name, _, counts = line.partition(":")
+            result[name.strip()] = {k: int(v) for k, v in (c.split("=") for c in counts.split())}
+    return result
+
+
+def lab_inventory_copy(dest):
+    """Copy the lab inventory (without state/) to ``dest``; returns its hosts.yml path."""
+    dest = Path(dest)
+    shutil.copytree(LAB_INVENTORY, dest, ignore=shutil.ignore_patterns("state", "*.retry"))
+    return dest / "hosts.yml"
+
+
+@pytest.fixture(scope="session")
+def lab_up():
+    """Skip unless every lab container is running."""
+    names = ("ts-gw1", "ts-desk1", "ts-pbx1", "ts-client1", "ts-pstn1")
+    down = [n for n in names if not lab_running(n)]
+    if down:
+        pytest.skip("lab not running: " + ", ".join(down) + " (scripts/teleshift lab up)")
+    return names
