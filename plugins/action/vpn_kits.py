@@ -52,6 +52,20 @@ class ActionModule(ActionBase):
             if key and isinstance(gw, dict) and gw.get("public_key") != key:
                 gw["public_key"] = key
                 state_changed = True
+        # each host's setup fingerprint, so the next run skips setups that are done (hosts that did
+        # not report, e.g. failed, lose theirs and are set up again)
+        hostvars = task_vars.get("hostvars", {})
+        groups = task_vars.get("groups", {})
+        setup = {}
+        for group, var in (("vpn_gateways", "wireguard_gateway_setup_done"), ("desktop_hosts", "vpn_route_setup_done"),
+                           ("pbx_hosts", "vpn_route_setup_done")):
+            for host in groups.get(group, []):
+                done = hostvars.get(host, {}).get(var)
+                if done and str(host) not in setup:
+                    setup[str(host)] = str(self._templar.template(done))
+        if setup != (state.get("setup") or {}):
+            state["setup"] = setup
+            state_changed = True
         if state_changed:
             save_state(inputs.state_file, state)
         changed, skipped = write_client_kits(plan, inputs.vpn, inputs.kits_dir, keys,

@@ -131,6 +131,8 @@ class ActionModule(ActionBase):
         gateway_keys = {name: (entry or {}).get("public_key")
                         for name, entry in (previous.get("gateways") or {}).items()}
         state = state_of(plan, public_keys, gateway_keys, inputs.vpn)
+        if previous.get("setup"):  # recorded by vpn_kits after the hosts' setup (see there)
+            state["setup"] = previous["setup"]
         state_changed = dump_state(state) != (dump_state(previous) if previous else None)
         if write and state_changed:
             save_state(inputs.state_file, state)
@@ -146,6 +148,7 @@ class ActionModule(ActionBase):
             gateways={name: gateway_slice(plan, g, inputs.settings.services, inputs.vpn, public_keys)
                       for name, g in sorted(inputs.vpn.gateways.items())},
             routes=routes(inputs.vpn),
+            setup={str(k): str(v) for k, v in (previous.get("setup") or {}).items()},
             people={"vpn": len(plan.people), "retired": len(plan.retired)},
             added=sorted(set(after) - set(before)),
             removed=sorted(set(before) - set(after)),

@@ -61,6 +61,24 @@ options:
     description: Peers changed per C(wg set) call.
     type: int
     default: 500
+  service:
+    description: systemd unit that brings the interface up (C(wg-quick@wg0)); when the interface is
+      down after the config file is written, the module starts it.
+    type: str
+  firewall:
+    description:
+      - nftables rules for these peers (the per-service sets of their addresses). Checked with
+        C(nft -c -f) before anything is applied; written to I(firewall_path) atomically and loaded in
+        one transaction (C(nft -f)) when they changed or are not loaded.
+    type: str
+  firewall_path:
+    description: Where the firewall rules are kept (a boot unit loads them).
+    type: path
+    default: /etc/teleshift/vpn-firewall.nft
+  firewall_table:
+    description: The nftables table the rules define (to see whether they are loaded).
+    type: str
+    default: inet teleshift_vpn
 author: teleshift contributors
 """
 
@@ -119,6 +137,14 @@ interface_repaired:
   description: The live interface had lost its private key or listen port and got them back.
   returned: always
   type: bool
+firewall_changed:
+  description: The firewall rules were (or would be) rewritten or reloaded.
+  returned: always
+  type: bool
+started:
+  description: The interface was down and was started with I(service).
+  returned: always
+  type: bool
 """
 
 import os
@@ -166,6 +192,10 @@ def main():
             "mtu": {"type": "int"},
             "peers": {"type": "list", "elements": "dict", "required": True},
             "batch_size": {"type": "int", "default": 500},
+            "service": {"type": "str"},
+            "firewall": {"type": "str"},
+            "firewall_path": {"type": "path", "default": "/etc/teleshift/vpn-firewall.nft"},
+            "firewall_table": {"type": "str", "default": "inet teleshift_vpn"},
         },
         supports_check_mode=True,
     )
@@ -215,11 +245,16 @@ def main():
 
     config_changed = old_text != new_text
     interface_changed = old_text is not None and old_iface != new_iface
-    changed = config_changed or not diff.empty or bool(repair)
+    fw_text, fw_changed = p["firewall"], False
+    if fw_text is not None:
+        fw_changed = _read(p["firewall_path"]) != fw_text or not _table_loaded(module, p["firewall_table"])
+    start = not live and bool(p["service"])
+    changed = config_changed or not diff.empty or bool(repair) or fw_changed or start
     result = {
         "changed": changed, "public_key": public_key, "peers": len(desired), "live": live,
         "config_changed": config_changed, "interface_changed": interface_changed,
-        "interface_repaired": bool(repair), **diff.summary(),
+        "interface_repaired": bool(repair), "firewall_changed": fw_changed, "started": False,
+        **diff.summary(),
     }
     if module._diff:
         result["diff"] = {"before": diff_text(before_peers), "after": diff_text(desired),
@@ -228,6 +263,13 @@ def main():
     if module.check_mode or not changed:
         module.exit_json(**result)
 
+    fw_tmp = None
+    if fw_changed:  # check the rules before anything changes: a bad rule set stops the whole run
+        fw_tmp = _stage(p["firewall_path"], fw_text)
+        rc, _out, err = module.run_command(["nft", "-c", "-f", fw_tmp])
+        if rc != 0:
+            os.unlink(fw_tmp)
+            module.fail_json(msg=f"the firewall rules do not pass nft -c, nothing applied: {err.strip()}", **result)
     if live:
         if repair:
             rc, _out, err = module.run_command([wg, "set", iface, *repair])
@@ -237,7 +279,41 @@ def main():
     if config_changed:
         os.makedirs(os.path.dirname(config_path) or ".", mode=0o700, exist_ok=True)
         _atomic_write(config_path, new_text)
+    if start:
+        rc, _out, err = module.run_command(["systemctl", "start", p["service"]])
+        if rc != 0:
+            module.fail_json(msg=f"could not start {p['service']}: {err.strip()}", **result)
+        result["started"] = True
+    if fw_tmp:
+        previous = _read(p["firewall_path"])
+        os.replace(fw_tmp, p["firewall_path"])
+        rc, _out, err = module.run_command(["nft", "-f", p["firewall_path"]])
+        if rc != 0:  # put the previous rules back (file and kernel)
+            if previous is not None:
+                _atomic_write(p["firewall_path"], previous)
+                module.run_command(["nft", "-f", p["firewall_path"]])
+            module.fail_json(msg=f"loading the firewall rules failed, previous rules restored: {err.strip()}",
+                             **result)
     module.exit_json(**result)
+
+
+def _stage(path, text):
+    """The text in a 0600 temporary file beside ``path`` (same filesystem: os.replace is atomic)."""
+    directory = os.path.dirname(path) or "."
+    os.makedirs(directory, mode=0o755, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.")
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as stream:
+        stream.write(text)
+    return tmp
+
+
+def _table_loaded(module, table):
+    nft = module.get_bin_path("nft")
+    if not nft:
+        return False
+    rc, _out, _err = module.run_command([nft, "list", "table", *table.split()])
+    return rc == 0
 
 
 def _named(key, ips, desired, known):

@@ -1,0 +1,198 @@
+"""WireGuard VPN on the lab gateway for a synthetic roster: first converge, re-run, one change, and
+the common way (one Ansible task per person) on a sample, extrapolated.
+
+Works on a private copy of the lab inventory (its own roster, state/ and kits in a temp dir), so the
+lab's own state and kits are untouched; at the end the real lab inventory is converged again so
+ts-gw1 carries the lab's peers, and the laptop (ts-client1) its usual tunnel.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from teleshift_cli import paths
+
+TARGETS = {"first_converge_s": 30.0, "rerun_s": 10.0, "one_change_s": 5.0}
+PBX = "10.89.251.30"
+
+
+def add_arguments(parser):
+    parser.add_argument("--people", type=int, default=5000, help="synthetic roster size (default 5000)")
+    parser.add_argument("--sample", type=int, default=200,
+                        help="people applied the common way, one Ansible task each (default 200)")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--keep", action="store_true", help="keep the temp inventory and kits")
+    parser.add_argument("--no-restore", action="store_true",
+                        help="leave the gateway with the synthetic peers (default: converge the lab back)")
+
+
+def _env():
+    from teleshift_cli import lab
+
+    return {**lab.podman_env(), "ANSIBLE_CONFIG": str(paths.ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
+
+
+def _playbook(playbook, inventory=None, extra=None, timeout=900):
+    cmd = [str(paths.ROOT / ".venv" / "bin" / "ansible-playbook"), str(paths.ROOT / "playbooks" / playbook)]
+    if inventory:
+        cmd += ["-i", str(inventory)]
+    if extra:
+        cmd += ["-e", json.dumps(extra)]
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=paths.ROOT, env=_env(), capture_output=True, text=True, timeout=timeout)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"{playbook} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}")
+    return elapsed, proc.stdout
+
+
+def _exec(name, *argv, input=None, timeout=120, check=True):
+    flags = ["-i"] if input is not None else []
+    return subprocess.run(["podman", "exec", *flags, name, *argv], input=input, capture_output=True, text=True,
+                          timeout=timeout, env=_env(), check=check)
+
+
+def _say(msg):
+    print(f"bench vpn: {msg}", flush=True)
+
+
+def _write_roster(path, count, seed):
+    from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import write_csv
+    from ansible_collections.teleshift.toolkit.plugins.module_utils.rostergen import generate_people
+
+    people = [p.__class__(**{**p.__dict__, "needs": frozenset(p.needs | {"vpn"}), "active": True})
+              for p in generate_people(count, seed=seed)]
+    with open(path, "w", encoding="utf-8", newline="") as stream:
+        write_csv(people, stream)
+    return people
+
+
+def _plan_seconds(people, inventory):
+    """The pure plan for everyone (no I/O), in-process."""
+    from ansible_collections.teleshift.toolkit.plugins.module_utils.wireguard_plan import load_vpn_settings, plan_vpn
+
+    settings = load_vpn_settings(
+        {"teleshift_vpn_pool": "10.100.0.0/16", "teleshift_vpn_internal_networks": ["10.89.251.0/24"]},
+        {"ts-gw1": {"wireguard_gateway_endpoint": "10.89.250.10", "wireguard_gateway_max_peers": len(people) + 10}})
+    start = time.perf_counter()
+    plan = plan_vpn(people, settings)
+    elapsed = time.perf_counter() - start
+    assert not plan.problems and len(plan.people) == len(people)
+    return elapsed
+
+
+def _use_profile(kits, pid):
+    text = (Path(kits) / pid / "vpn" / "teleshift.conf").read_text()
+    _exec("ts-client1", "sh", "-c", "umask 077; cat > /etc/wireguard/teleshift.conf", input=text)
+    _exec("ts-client1", "systemctl", "restart", "wg-quick@teleshift")
+
+
+def _naive(sample, timeout=1800):
+    """One Ansible task per person (a loop item costs what a task costs): `wg set` per peer on a
+    scratch userspace interface (wgnaive) of the gateway, so the real one is not disturbed."""
+    playbook = Path(tempfile.mkdtemp(prefix="teleshift-naive-")) / "naive.yml"
+    peers = [{"id": p["id"], "key": p["public_key"], "ip": p["ip"]} for p in sample]
+    playbook.write_text(json.dumps([{
+        "name": "Naive: one task per person", "hosts": "ts-gw1", "gather_facts": False,
+        "vars": {"naive_peers": peers},
+        "tasks": [{"name": "Add one peer", "ansible.builtin.command": "wg set wgnaive peer {{ item.key }} allowed-ips {{ item.ip }}/32",
+                   "loop": "{{ naive_peers }}", "loop_control": {"label": "{{ item.id }}"}, "changed_when": True}],
+    }]))
+    _exec("ts-gw1", "sh", "-c", "ip link del wgnaive 2>/dev/null; WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1 "
+                                "wireguard-go wgnaive && wg set wgnaive listen-port 51999")
+    try:
+        cmd = [str(paths.ROOT / ".venv" / "bin" / "ansible-playbook"), str(playbook)]
+        start = time.perf_counter()
+        proc = subprocess.run(cmd, cwd=paths.ROOT, env=_env(), capture_output=True, text=True, timeout=timeout)
+        elapsed = time.perf_counter() - start
+        if proc.returncode != 0:
+            raise RuntimeError(proc.stdout[-2000:])
+        count = len(_exec("ts-gw1", "wg", "show", "wgnaive", "peers").stdout.split())
+        assert count == len(sample), (count, len(sample))
+    finally:
+        _exec("ts-gw1", "ip", "link", "del", "wgnaive", check=False)
+        shutil.rmtree(playbook.parent, ignore_errors=True)
+    return elapsed
+
+
+def run(args):
+    from teleshift_cli import lab
+
+    import yaml
+
+    if not lab.container_running("ts-gw1") or not lab.container_running("ts-client1"):
+        raise SystemExit("the lab is not up: scripts/teleshift lab up")
+    work = Path(tempfile.mkdtemp(prefix="teleshift-bench-vpn-"))
+    figures = {"people": args.people, "sample": args.sample}
+    try:
+        inv = work / "inventory"
+        shutil.copytree(paths.LAB_INVENTORY, inv, ignore=shutil.ignore_patterns("state"))
+        people = _write_roster(inv / "roster.csv", args.people, args.seed)
+        extra = {"teleshift_kits_dir": str(work / "kits"), "teleshift_vpn_licences": args.people + 100,
+                 "wireguard_gateway_max_peers": args.people + 100}
+        figures["plan_s"] = round(_plan_seconds(people, inv), 3)
+        _say(f"plan of {args.people} people (pure Python): {figures['plan_s']} s")
+
+        seconds, _ = _playbook("vpn.yml", inv / "hosts.yml", extra)
+        figures["first_converge_s"] = round(seconds, 2)
+        live = len(_exec("ts-gw1", "wg", "show", "wg0", "peers").stdout.split())
+        assert live == args.people, f"{live} peers live on ts-gw1, expected {args.people}"
+        _say(f"first converge, {args.people} people (keys, state, {live} live peers, kits + QR codes): {seconds:.1f} s")
+
+        seconds, _ = _playbook("vpn.yml", inv / "hosts.yml", extra)
+        figures["rerun_s"] = round(seconds, 2)
+        _say(f"re-run, no change: {seconds:.1f} s")
+
+        # a teleworker with a live tunnel (service allowed to reach the PBX) while one person is added
+        state = yaml.safe_load((inv / "state" / "vpn.yml").read_text())["people"]
+        allowed = {"dsi", "paie-prestations", "ase"}
+        watcher = next(pid for pid, e in sorted(state.items()) if e.get("service") in allowed)
+        _use_profile(work / "kits", watcher)
+        _exec("ts-client1", "ping", "-c", "3", "-W", "2", PBX, timeout=30)
+        pinger = subprocess.Popen(["podman", "exec", "ts-client1", "ping", "-i", "0.2", "-w", "40", "-q", PBX],
+                                  env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        time.sleep(1)
+        with open(inv / "roster.csv", "a", encoding="utf-8") as stream:
+            stream.write("zzbench,Zoé Bench,zoe.bench@departement.example,dsi,normal,,laptop,vpn,,,none,20,no,yes,fr\n")
+        seconds, out = _playbook("vpn.yml", inv / "hosts.yml", extra)
+        figures["one_change_s"] = round(seconds, 2)
+        pinger.terminate()
+        ping_out, _ = pinger.communicate(timeout=30)
+        sent = received = 0
+        for line in ping_out.splitlines():
+            if "packets transmitted" in line:
+                parts = line.split(",")
+                sent, received = int(parts[0].split()[0]), int(parts[1].split()[0])
+        figures["other_tunnel_pings_sent"] = sent
+        figures["other_tunnel_pings_lost"] = sent - received
+        _say(f"one person added: {seconds:.1f} s; {watcher}'s tunnel meanwhile: {received}/{sent} pings answered")
+
+        sample = [{"id": pid, "public_key": e["public_key"], "ip": e["address"]}
+                  for pid, e in sorted(state.items())[:args.sample]]
+        seconds = _naive(sample)
+        figures["naive_sample_s"] = round(seconds, 2)
+        figures["naive_per_person_s"] = round(seconds / len(sample), 4)
+        figures["naive_extrapolated_s"] = round(seconds / len(sample) * args.people, 1)
+        figures["ratio_naive_vs_first"] = round(figures["naive_extrapolated_s"] / figures["first_converge_s"], 1)
+        figures["ratio_naive_vs_one_change"] = round(figures["naive_extrapolated_s"] / figures["one_change_s"], 1)
+        _say(f"common way, one task per person: {seconds:.1f} s for {len(sample)} -> "
+             f"{figures['naive_extrapolated_s']:.0f} s extrapolated to {args.people} "
+             f"({figures['ratio_naive_vs_first']}x the first converge)")
+        for name, limit in TARGETS.items():
+            figures[f"{name}_target_met"] = figures[name] < limit
+            _say(f"target {name} < {limit} s: {'met' if figures[name] < limit else 'MISSED'} ({figures[name]} s)")
+    finally:
+        if not args.no_restore:
+            _say("restoring the lab's own VPN (converge of inventories/lab)")
+            _playbook("vpn.yml")
+            _playbook("lab_client_vpn.yml")
+        if args.keep:
+            _say(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    return figures
