@@ -770,7 +770,7 @@ def render_pjsip(people, cfg, secret_of):
              _block("transport", "udp",
                     f"[transport-udp]\ntype=transport\nprotocol=udp\nbind=0.0.0.0:{cfg.sip_port}\n")]
     trunk = (f"[{t.name}]\ntype=endpoint\ncontext=ts-from-trunk\ndisallow=all\nallow={allow}\naors={t.name}\n"
-             "direct_media=no\nrtp_symmetric=yes\nsend_pai=yes\ntrust_id_inbound=no\n")
+             "direct_media=no\nrtp_symmetric=yes\nsend_pai=yes\ntrust_id_inbound=no\nsend_connected_line=no\n")
     if t.username:
         trunk += f"outbound_auth={t.name}-auth\n"
     trunk += f"\n[{t.name}]\ntype=aor\ncontact=sip:{t.host}:{t.port}\nqualify_frequency=0\n"
@@ -810,8 +810,8 @@ def _target_lines(target, name, sounds_dir, trunk):
     lines = []
     dialed = False
     if target.transfer:
-        lines.append(f"same => n,Set(LOCAL(duty)=${{DB({ON_DUTY}/{name})}})")
-        lines.append(f"same => n,Gosub(ts-forward,s,1(${{duty}},{name},{target.timeout}))")
+        # The on-duty number is runtime data (AstDB): changing it needs no reload.
+        lines.append(f"same => n,Gosub(ts-forward,s,1(${{DB({ON_DUTY}/{name})}},{name},{target.timeout}))")
         dialed = True
     elif target.ring_group:
         lines.append(f"same => n,Dial({'&'.join(f'PJSIP/{e}' for e in target.ring_group)},{target.timeout})")
@@ -1027,7 +1027,7 @@ def render_voicemail(people, cfg, secret_of):
                f"attach={'yes' if vm.get('attach', True) else 'no'}",
                f"maxmsg={int(vm.get('max_messages', 100))}",
                f"maxsecs={int(vm.get('max_seconds', 180))}",
-               "minsecs=0", "maxsilence=10", "silencethreshold=128", "maxlogins=3",
+               "maxlogins=3",
                "mailcmd=/usr/sbin/sendmail -t",
                "emailsubject=[PBX] ${VM_CALLERID}: message ${VM_MSGNUM} in box ${VM_MAILBOX}",
                "emailbody=${VM_NAME},\\n\\n${VM_CALLERID} left a message (${VM_DUR}) on ${VM_DATE}.\\n",
