@@ -136,3 +136,13 @@ def generate_people(count=5000, seed=1, services=None):
             line=index + 2,
         ))
     return people
+
+
+
+def merge_people(people, keep):
+    """``people`` without those whose id, email or extension collide with ``keep``, then ``keep``.
+
+    For a synthetic roster run against an inventory that names real people (queue agents, say)."""
+    taken = {attr: {getattr(p, attr) for p in keep if getattr(p, attr)} for attr in ("id", "email", "extension")}
+    free = [p for p in people if not any(getattr(p, attr) in taken[attr] for attr in taken)]
+    return free + list(keep)

@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import with_lab_people
 
 from ansible_collections.teleshift.toolkit.plugins.module_utils.kits import write_kit_file
 from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import Person, write_csv
@@ -59,7 +60,7 @@ def rendered(tmp_path_factory):
     inv = tmp / "inv"
     shutil.copytree(LAB, inv, ignore=shutil.ignore_patterns("state", "kits"))
     (inv / "group_vars" / "all" / "zz_test.yml").write_text("teleshift_kits_dir: kits\n")
-    people = generate_people(60, seed=11)
+    people = with_lab_people(generate_people(60, seed=11))
     fr = Person(**{**people[0].__dict__, "language": "fr", "needs": frozenset({"vpn", "desktop", "phone"}),
                    "forward_mode": "no_answer", "forward_to": "+33612345678", "extension": "4242"})
     en = Person(**{**people[1].__dict__, "language": "en", "needs": frozenset({"vpn", "desktop"})})
