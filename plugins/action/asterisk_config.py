@@ -54,7 +54,7 @@ def _read_only_secrets(kits_root):
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("roster", "sounds_dir", "sip_address", "reload"))
+    _VALID_ARGS = frozenset(("roster", "sounds_dir", "sip_address", "reload", "rtp_start", "rtp_end"))
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
@@ -62,7 +62,8 @@ class ActionModule(ActionBase):
         people, cfg, policy, kits_root = compile_pbx(self, task_vars)
         sounds_dir = self._task.args.get("sounds_dir") or "/var/lib/asterisk/sounds/teleshift"
         secret_of = T.kit_secrets(kits_root) if not self._task.check_mode else _read_only_secrets(kits_root)
-        plan = T.plan_pbx(people, cfg, policy, secret_of, sounds_dir=sounds_dir)
+        rtp = (int(self._task.args.get("rtp_start", 10000)), int(self._task.args.get("rtp_end", 10999)))
+        plan = T.plan_pbx(people, cfg, policy, secret_of, sounds_dir=sounds_dir, rtp=rtp)
         sip_address = self._task.args.get("sip_address") or task_vars.get("inventory_hostname")
         kits_changed = []
         if not self._task.check_mode:

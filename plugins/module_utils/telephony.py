@@ -36,6 +36,8 @@ VOICEMAIL_CONTEXT = "teleshift"
 FILES = ("pjsip.conf", "extensions.conf", "voicemail.conf", "queues.conf", "confbridge.conf")
 # What makes Asterisk pick up a changed file, without restarting (calls in progress stay up).
 RELOADS = {
+    "manager.conf": "manager reload",
+    "rtp.conf": "module reload res_rtp_asterisk.so",
     "pjsip.conf": "module reload res_pjsip.so",
     "extensions.conf": "dialplan reload",
     "voicemail.conf": "module reload app_voicemail.so",
@@ -1104,11 +1106,24 @@ def prompts_of(cfg):
     return prompts
 
 
-def plan_pbx(people, cfg, policy, secret_of, sounds_dir="/var/lib/asterisk/sounds/teleshift"):
+def render_manager():
+    """manager.conf: the manager interface on 127.0.0.1 only; users in manager.d (teleshift's is made on the PBX)."""
+    return (HEADER + _block("general", "manager",
+                            "[general]\nenabled = yes\nport = 5038\nbindaddr = 127.0.0.1\ndisplayconnects = no\n\n"
+                            '#include "manager.d/*.conf"\n'))
+
+
+def render_rtp(start=10000, end=10999):
+    return HEADER + _block("general", "rtp", f"[general]\nrtpstart={start}\nrtpend={end}\nstrictrtp=yes\n")
+
+
+def plan_pbx(people, cfg, policy, secret_of, sounds_dir="/var/lib/asterisk/sounds/teleshift", rtp=(10000, 10999)):
     """Everything one PBX should hold. ``secret_of(person, name)`` returns that person's kept secret."""
     labels = {}
     return PbxPlan(
         files={
+            "manager.conf": render_manager(),
+            "rtp.conf": render_rtp(*rtp),
             "pjsip.conf": render_pjsip(people, cfg, secret_of),
             "extensions.conf": render_extensions(people, cfg, policy, sounds_dir),
             "voicemail.conf": render_voicemail(people, cfg, secret_of),
@@ -1207,7 +1222,7 @@ def parse_conf(text):
     current = None
     for number, raw in enumerate(text.splitlines(), 1):
         line = raw.split(";", 1)[0].strip() if not raw.lstrip().startswith(";") else ""
-        if not line:
+        if not line or line.startswith(("#include", "#tryinclude")):
             continue
         if line.startswith("[") and line.endswith("]"):
             current = (line[1:-1], [])

@@ -53,6 +53,20 @@ options:
     description: Reload Asterisk modules whose file changed (false when Asterisk is not running yet).
     type: bool
     default: true
+  ami_credentials_file:
+    description: manager.d file of the local manager user teleshift writes the AstDB with. Made once on the
+      PBX with a random secret (which never leaves it) when absent.
+    type: path
+    default: /etc/asterisk/manager.d/teleshift.conf
+  required_applications:
+    description: Dialplan applications that must be registered (checked before anything changes).
+    type: list
+    elements: str
+    default: [VoiceMail, Queue, ConfBridge, Gosub, AddQueueMember]
+  wait:
+    description: Seconds to wait for Asterisk's CLI to answer (just started, or restarted for a new module set).
+    type: int
+    default: 60
 author: teleshift contributors
 """
 
@@ -81,11 +95,14 @@ import base64
 import grp
 import hashlib
 import os
+import secrets
 import shutil
+import string
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.teleshift.toolkit.plugins.module_utils.asterisk import wait_for
 from ansible_collections.teleshift.toolkit.plugins.module_utils.telephony import (
     RELOADS, check_pjsip, diff_blocks, parse_conf)
 
@@ -151,6 +168,28 @@ def cli(module, command):
     return rc, out + err
 
 
+def ensure_ami_user(path, gid, check_mode):
+    """The local manager user (127.0.0.1 only, system class). Returns True when it had to be created."""
+    if os.path.exists(path):
+        return False
+    if not check_mode:
+        secret = "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(32))
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        atomic_write(path, (f"[teleshift]\nsecret = {secret}\ndeny = 0.0.0.0/0.0.0.0\n"
+                            "permit = 127.0.0.1/255.255.255.255\nread = system\nwrite = system\n").encode(), gid)
+    return True
+
+
+def ready(module, applications):
+    """None when the CLI answers and every application is registered, else what is missing."""
+    rc, out = cli(module, "core show applications")
+    if rc != 0 or "-= Registered Asterisk Applications =-" not in out:
+        return "Asterisk's CLI does not answer"
+    names = {line.split(":", 1)[0].strip().lower() for line in out.splitlines() if ":" in line}
+    missing = [a for a in applications if a.lower() not in names]
+    return f"applications not registered: {', '.join(missing)}" if missing else None
+
+
 def verify(module, changed_files, expect_endpoints):
     """Problems seen in the running Asterisk after the reloads."""
     problems = []
@@ -178,6 +217,10 @@ def main():
             "sounds_dir": {"type": "path", "default": "/var/lib/asterisk/sounds/teleshift"},
             "expect_endpoints": {"type": "int", "default": 0},
             "reload": {"type": "bool", "default": True},
+            "ami_credentials_file": {"type": "path", "default": "/etc/asterisk/manager.d/teleshift.conf"},
+            "required_applications": {"type": "list", "elements": "str",
+                                      "default": ["VoiceMail", "Queue", "ConfBridge", "Gosub", "AddQueueMember"]},
+            "wait": {"type": "int", "default": 60},
         },
         supports_check_mode=True,
     )
@@ -187,6 +230,17 @@ def main():
         gid = grp.getgrnam(p["group"]).gr_gid
     except KeyError:
         module.fail_json(msg=f"group {p['group']} does not exist: is Asterisk installed?")
+
+    # 0. Asterisk must answer, with every application the dialplan uses
+    state = {"why": "not checked"}
+
+    def is_ready():
+        state["why"] = ready(module, p["required_applications"])
+        return state["why"] is None
+
+    if not wait_for(is_ready, timeout=p["wait"], interval=1.0):
+        module.fail_json(msg=f"Asterisk is not ready: {state['why']}; nothing was changed")
+    ami_created = ensure_ami_user(p["ami_credentials_file"], gid, module.check_mode)
 
     # 1. what differs (files: names of blocks only; prompts: by source fingerprint)
     changes, new_bytes, old_bytes = {}, {}, {}
@@ -209,8 +263,11 @@ def main():
         if read(stamp_path) != stamp.encode() or read(os.path.join(p["sounds_dir"], prompt["name"] + ".wav")) is None:
             todo_prompts.append((prompt, stamp_path, stamp))
 
-    result = {"changed": bool(changes or todo_prompts), "files": changes, "reloads": [],
-              "prompts": [pr["name"] for pr, _, _ in todo_prompts]}
+    result = {"changed": bool(changes or todo_prompts or ami_created), "files": changes, "reloads": [],
+              "prompts": [pr["name"] for pr, _, _ in todo_prompts], "ami_user_created": ami_created}
+    if ami_created and "manager.conf" not in new_bytes and p["reload"] and not module.check_mode:
+        result["reloads"].append(RELOADS["manager.conf"])
+        cli(module, RELOADS["manager.conf"])
     if module._diff and result["changed"]:
         def lines(kinds):
             return "".join(f"{f}: {b}\n" for f, c in changes.items() for k in kinds for b in c[k])

@@ -330,7 +330,17 @@ def test_five_thousand_people_compile_fast():
     assert elapsed < 2.0, f"compile took {elapsed:.2f} s"
 
 
-@pytest.mark.parametrize("name", T.FILES)
+@pytest.mark.parametrize("name", T.FILES + ("manager.conf", "rtp.conf"))
 def test_every_file_parses(name):
     plan, _, _, _ = compile_()
     assert T.parse_conf(plan.files[name])
+
+
+def test_parse_conf_accepts_includes_and_rejects_garbage():
+    assert T.parse_conf(T.render_manager())[0][0] == "general"
+    assert ("general", [("enabled", "yes"), ("port", "5038"), ("bindaddr", "127.0.0.1"),
+                        ("displayconnects", "no")]) == T.parse_conf(T.render_manager())[0]
+    with pytest.raises(ValueError):
+        T.parse_conf("[a]\nthis is not a setting\n")
+    with pytest.raises(ValueError):
+        T.parse_conf("key=value before any section\n")
