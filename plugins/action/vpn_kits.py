@@ -16,12 +16,23 @@ from ansible_collections.teleshift.toolkit.plugins.module_utils.wireguard_plan i
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("gateway_keys", "state_file", "kits_dir", "qr"))
+    _VALID_ARGS = frozenset(("gateway_keys", "state_file", "kits_dir", "qr", "recorded_keys", "recorded_setup",
+                             "pending"))
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         task_vars = task_vars or {}
         args = plain(dict(self._task.args))
+        setup = self._setup_done(task_vars)
+        given = {k: v for k, v in (args.get("gateway_keys") or {}).items() if v}
+        if ("recorded_keys" in args and not args.get("pending") and given == (args.get("recorded_keys") or {})
+                and setup == (args.get("recorded_setup") or {})):
+            # the plan already wrote every profile with these gateway keys: nothing to do
+            result.update(changed=False, written=0, skipped=[], msg="VPN profiles up to date")
+            return result
+        if self._task.check_mode:
+            result.update(changed=False, msg="check mode: no kit written (profiles follow the plan and the gateways' keys)")
+            return result
         inputs = VpnInputs(self, task_vars, None, args.get("state_file"), args.get("kits_dir"))
         problems = list(inputs.settings.problems) + list(inputs.vpn.problems)
         if problems:
@@ -42,18 +53,30 @@ class ActionModule(ActionBase):
             if entry.get("gateway") in inputs.vpn.gateways:
                 plan.people[pid] = PersonPlan(pid, entry.get("service", ""), entry["gateway"],
                                               entry.get("address", ""), entry.get("address6", ""))
-        if self._task.check_mode:
-            result.update(changed=False, people=len(plan.people),
-                          msg="check mode: no kit written (profiles follow the plan and the gateways' keys)")
-            return result
         state_changed = False
         for name, key in keys.items():
             gw = (state.get("gateways") or {}).get(name)
             if key and isinstance(gw, dict) and gw.get("public_key") != key:
                 gw["public_key"] = key
                 state_changed = True
-        # each host's setup fingerprint, so the next run skips setups that are done (hosts that did
-        # not report, e.g. failed, lose theirs and are set up again)
+        if setup != (state.get("setup") or {}):
+            state["setup"] = setup
+            state_changed = True
+        if state_changed:
+            save_state(inputs.state_file, state)
+        qr = args.get("qr", inputs.vars.get("teleshift_vpn_qr", True)) is not False
+        changed, skipped = write_client_kits(plan, inputs.vpn, inputs.kits_dir, keys, qr=qr)
+        result.update(
+            changed=bool(changed or state_changed), written=len(changed), skipped=skipped,
+            kits_dir=inputs.kits_dir, profile=f"{inputs.vpn.profile_name}.conf",
+            msg=f"{len(changed)} VPN profile(s) written under {inputs.kits_dir}"
+                + (f"; {len(skipped)} skipped (gateway key unknown)" if skipped else ""),
+        )
+        return result
+
+    def _setup_done(self, task_vars):
+        """Each host's setup fingerprint, so the next run skips setups that are done (hosts that did
+        not report, e.g. failed, lose theirs and are set up again)."""
         hostvars = task_vars.get("hostvars", {})
         groups = task_vars.get("groups", {})
         setup = {}
@@ -63,17 +86,4 @@ class ActionModule(ActionBase):
                 done = hostvars.get(host, {}).get(var)
                 if done and str(host) not in setup:
                     setup[str(host)] = str(self._templar.template(done))
-        if setup != (state.get("setup") or {}):
-            state["setup"] = setup
-            state_changed = True
-        if state_changed:
-            save_state(inputs.state_file, state)
-        changed, skipped = write_client_kits(plan, inputs.vpn, inputs.kits_dir, keys,
-                                             qr=bool(args.get("qr", True)))
-        result.update(
-            changed=bool(changed or state_changed), written=changed, skipped=skipped,
-            kits_dir=inputs.kits_dir, profile=f"{inputs.vpn.profile_name}.conf",
-            msg=f"{len(changed)} VPN profile(s) written under {inputs.kits_dir}"
-                + (f"; {len(skipped)} skipped (gateway key unknown)" if skipped else ""),
-        )
-        return result
+        return setup

@@ -11,9 +11,9 @@ from ansible.plugins.action import ActionBase
 from ansible_collections.teleshift.toolkit.plugins.module_utils.kits import resolve_path
 from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import format_problems, load_roster
 from ansible_collections.teleshift.toolkit.plugins.module_utils.settings import load_settings
-from ansible_collections.teleshift.toolkit.plugins.module_utils.state import dump_state, load_state, save_state
+from ansible_collections.teleshift.toolkit.plugins.module_utils.state import load_state, save_state
 from ansible_collections.teleshift.toolkit.plugins.module_utils.wireguard_plan import (
-    client_keys, gateway_slice, load_vpn_settings, plan_vpn, routes, state_of)
+    client_keys, gateway_slice, load_vpn_settings, plan_vpn, routes, state_of, write_client_kits)
 
 # Host variables of each gateway the plan reads (role defaults are not visible on the controller:
 # the plan's defaults are the same numbers, see wireguard_plan.py).
@@ -25,7 +25,7 @@ GLOBAL_VARS = ("teleshift_services", "teleshift_phone_region", "teleshift_roster
                "teleshift_vpn_pool", "teleshift_vpn_pool6", "teleshift_vpn_internal_networks",
                "teleshift_vpn_default_networks", "teleshift_vpn_common_networks", "teleshift_vpn_dns",
                "teleshift_vpn_full_tunnel", "teleshift_vpn_keepalive", "teleshift_vpn_profile_name",
-               "teleshift_vpn_licences", "wireguard_rotate")
+               "teleshift_vpn_licences", "teleshift_vpn_qr", "wireguard_rotate")
 
 
 class VpnInputs:
@@ -127,22 +127,34 @@ class ActionModule(ActionBase):
                                            + ", ".join(unknown))
             return result
         write = not self._task.check_mode
-        public_keys, new_keys = client_keys(sorted(plan.people), inputs.kits_dir, rotate, write=write)
-        gateway_keys = {name: (entry or {}).get("public_key")
+        privates = {}
+        public_keys, new_keys = client_keys(sorted(plan.people), inputs.kits_dir, rotate, write=write,
+                                            privates=privates)
+        gateway_keys = {str(name): (entry or {}).get("public_key")
                         for name, entry in (previous.get("gateways") or {}).items()}
         state = state_of(plan, public_keys, gateway_keys, inputs.vpn)
         if previous.get("setup"):  # recorded by vpn_kits after the hosts' setup (see there)
             state["setup"] = previous["setup"]
-        state_changed = dump_state(state) != (dump_state(previous) if previous else None)
+        state_changed = state != previous
         if write and state_changed:
             save_state(inputs.state_file, state)
+        # profiles with the gateways' recorded keys now; vpn_kits redoes them if a gateway's key changed
+        written, pending = [], sorted(plan.people)
+        if write:
+            written, pending = write_client_kits(plan, inputs.vpn, inputs.kits_dir, gateway_keys,
+                                                 qr=inputs.vars.get("teleshift_vpn_qr", True) is not False,
+                                                 privates=privates)
+        privates.clear()
         before = previous.get("people") or {}
         after = state["people"]
         moved = sorted(pid for pid in after if pid in before
                        and {k: v for k, v in before[pid].items() if k != "public_key"}
                        != {k: v for k, v in after[pid].items() if k != "public_key"})
         result.update(
-            changed=bool(state_changed or (write and new_keys)),
+            changed=bool(state_changed or (write and (new_keys or written))),
+            gateway_keys={k: v for k, v in gateway_keys.items() if v},
+            kits_written=len(written),
+            kits_pending=pending,
             state_file=inputs.state_file,
             kits_dir=inputs.kits_dir,
             gateways={name: gateway_slice(plan, g, inputs.settings.services, inputs.vpn, public_keys)

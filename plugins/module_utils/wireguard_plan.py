@@ -489,12 +489,13 @@ def state_of(plan, public_keys, gateway_keys=None, settings=None):
 
 # ------------------------------------------------------------------------------------------ kits
 
-def client_keys(ids, kits_root, rotate=(), write=True):
+def client_keys(ids, kits_root, rotate=(), write=True, privates=None):
     """Person id -> public key, reading each private key back from the kit (so re-runs never rotate)
     and making a new pair when there is none or the person is in ``rotate``.
 
     Returns (public_keys, new_ids). With write=False (check mode) new keys are made in memory only and
     thrown away: the plan shows those people as added/changed, nothing is written.
+    privates: an optional dict filled with id -> private key (kept in memory for the profiles only).
     """
     from ansible_collections.teleshift.toolkit.plugins.module_utils.kits import read_kit_file, write_kit_file
 
@@ -505,11 +506,15 @@ def client_keys(ids, kits_root, rotate=(), write=True):
         if private:
             try:
                 public[pid] = public_key_of(private)
+                if privates is not None:
+                    privates[pid] = private
                 continue
             except ValueError:
                 pass  # damaged key file: replace it
         private, public[pid] = new_keypair()
         new.append(pid)
+        if privates is not None and write:
+            privates[pid] = private
         if write:
             write_kit_file(kits_root, pid, KIT, PRIVATE_KEY_FILE, private + "\n")
     return public, new
@@ -539,7 +544,7 @@ def _qr_job(args):
     return pid
 
 
-def write_client_kits(plan, settings, kits_root, gateway_keys, qr=True, workers=None):
+def write_client_kits(plan, settings, kits_root, gateway_keys, qr=True, workers=None, privates=None):
     """Each person's ``<kits>/<id>/vpn/``: ``<profile>.conf`` (0600) and its QR code as PNG and SVG.
 
     Only what changed is rewritten (QR codes are the slow part: they are redrawn only when the
@@ -555,7 +560,7 @@ def write_client_kits(plan, settings, kits_root, gateway_keys, qr=True, workers=
     changed, skipped, jobs = [], [], []
     for pid, person in sorted(plan.people.items()):
         gw_key = (gateway_keys or {}).get(person.gateway)
-        private = (read_kit_file(kits_root, pid, KIT, PRIVATE_KEY_FILE) or "").strip()
+        private = (privates or {}).get(pid) or (read_kit_file(kits_root, pid, KIT, PRIVATE_KEY_FILE) or "").strip()
         if not gw_key or not private:
             skipped.append(pid)
             continue

@@ -8,7 +8,9 @@ module: vpn_kits
 short_description: Write each person's WireGuard profile and its QR codes into their kit
 description:
   - Why it exists. A profile needs the gateway's public key, known only once the gateway has made its
-    key; this runs on the controller after the gateways and writes every kit in one task.
+    key; this runs on the controller after the gateways and writes every kit in one task. (The plan
+    already writes the profiles with the keys recorded in the state file; this task finishes the job
+    on a first run or when a gateway's key changed, and records each host's setup fingerprint.)
   - For each person of C(state/vpn.yml) writes C(<teleshift_kits_dir>/<id>/vpn/<teleshift_vpn_profile_name>.conf)
     and its QR code as PNG and SVG (for the mobile app), files 0600 in 0700 directories. Only changed
     profiles are rewritten; QR codes are redrawn only for them.
@@ -28,9 +30,20 @@ options:
     description: Kits root; defaults to C(teleshift_kits_dir).
     type: path
   qr:
-    description: Also write the QR codes.
+    description: Also write the QR codes; defaults to C(teleshift_vpn_qr) (true).
     type: bool
-    default: true
+  recorded_keys:
+    description: Gateway keys the plan used for the profiles it wrote (C(teleshift_vpn_plan.gateway_keys)).
+      When they equal I(gateway_keys), nothing is pending and the setups are as recorded, the task
+      has nothing to do and does not read the state file.
+    type: dict
+  recorded_setup:
+    description: Setup fingerprints recorded in the state file (C(teleshift_vpn_plan.setup)).
+    type: dict
+  pending:
+    description: People the plan could not write a profile for (C(teleshift_vpn_plan.kits_pending)).
+    type: list
+    elements: str
 author: teleshift contributors
 """
 
@@ -43,10 +56,9 @@ EXAMPLES = r"""
 
 RETURN = r"""
 written:
-  description: Person ids whose profile was written or changed.
+  description: Number of profiles written or changed.
   returned: success
-  type: list
-  elements: str
+  type: int
 skipped:
   description: Person ids left without a profile because their gateway's key is not known yet.
   returned: success

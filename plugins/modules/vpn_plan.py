@@ -18,6 +18,8 @@ description:
     C(<teleshift_kits_dir>/<id>/vpn/private.key) (0600 in 0700 directories) and read back on later
     runs, so re-running never rotates a key; C(rotate) (or C(-e wireguard_rotate=id1,id2)) does.
   - Writes C(state/vpn.yml) (public: gateway, addresses, public key per person) atomically, sorted.
+  - Writes each person's profile and QR codes (C(<kits>/<id>/vpn/)) with the gateways' public keys
+    recorded in the state file (C(teleshift.toolkit.vpn_kits) finishes on a first run or new gateway key).
   - Check mode computes everything and writes nothing (people without a key get a throw-away one in
     memory, so the gateways' check shows them as added).
 version_added: 0.1.0
@@ -76,6 +78,23 @@ new_keys:
   returned: success
   type: list
   elements: str
+gateway_keys:
+  description: Gateway public keys recorded in the state file (used for the profiles written).
+  returned: success
+  type: dict
+kits_written:
+  description: Number of profiles written or changed by this task.
+  returned: success
+  type: int
+kits_pending:
+  description: People whose profile waits for their gateway's key (first run).
+  returned: success
+  type: list
+  elements: str
+setup:
+  description: Setup fingerprints recorded per host (the roles skip a setup that is done).
+  returned: success
+  type: dict
 problems:
   description: Every problem found (capacity, pool, settings, roster), nothing applied.
   returned: failure
