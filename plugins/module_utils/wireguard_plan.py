@@ -297,7 +297,8 @@ def plan_vpn(people, settings, services=None, previous=None, source="inventory")
     assignment = assign_hosts([p.id for p in users], caps, prev_gw, group_of=service_of.get)
     if assignment.unplaced:
         total = sum(caps.values())
-        detail = ", ".join(f"{n} {caps[n]}" for n in sorted(caps))
+        detail = ", ".join(f"{n} {caps[n]}" + (f" (its pool {gateways[n].pool} has room for {caps[n]})"
+                                               if caps[n] < gateways[n].max_peers else "") for n in sorted(caps))
         plan.problems.append(Problem(
             source, 0, "wireguard_gateway_max_peers",
             f"{len(assignment.unplaced)} of {len(users)} people with the vpn need do not fit on the gateways "

@@ -120,7 +120,7 @@ def test_pool_exhaustion_names_how_many_do_not_fit():
     s = vpn_settings("10.100.0.0/29")  # 6 hosts, one for the gateway: room for 5
     plan = wp.plan_vpn([person(f"p{i}") for i in range(8)], s)
     assert plan.problems and not plan.people
-    assert "3 of 8" in plan.problems[0].message
+    assert "3 of 8" in plan.problems[0].message and "has room for 5" in plan.problems[0].message
 
 
 def test_over_capacity_is_an_error_naming_the_shortfall():
