@@ -345,3 +345,48 @@ def test_second_converge_changes_nothing():
     assert rc == 0, out
     stats = out["stats"]
     assert {host: s["changed"] for host, s in stats.items()} == {host: 0 for host in stats}
+
+
+# ------------------------------------------------------------------------------------------------ protection
+
+def firewall_or_skip():
+    if sh(PBX, "nft list table inet teleshift_pbx").returncode != 0:
+        pytest.skip("the PBX firewall is not active (asterisk_pbx_firewall needs CAP_NET_ADMIN in ts-pbx1)")
+
+
+def sip_options_answered(host, source_ip):
+    """Send one SIP OPTIONS from ``host`` to the PBX and say whether anything answered within 3 s."""
+    probe = (
+        "import socket,sys\n"
+        "s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.settimeout(3);s.bind((sys.argv[1],0))\n"
+        "p=s.getsockname()[1]\n"
+        "m=('OPTIONS sip:probe@%s SIP/2.0\\r\\nVia: SIP/2.0/UDP %s:%d;branch=z9hG4bKprobe%d\\r\\n'\n"
+        "   'From: <sip:probe@%s>;tag=1\\r\\nTo: <sip:probe@%s>\\r\\nCall-ID: probe%d\\r\\nCSeq: 1 OPTIONS\\r\\n'\n"
+        "   'Max-Forwards: 70\\r\\nContent-Length: 0\\r\\n\\r\\n')%(sys.argv[2],sys.argv[1],p,p,sys.argv[1],sys.argv[2],p)\n"
+        "s.sendto(m.encode(),(sys.argv[2],5060))\n"
+        "try:\n  s.recvfrom(4096);print('answered')\nexcept socket.timeout:\n  print('silent')\n")
+    out = sh(host, f"python3 - {source_ip} {PBX_OUTSIDE} <<'PY'\n{probe}PY", timeout=20)
+    return out.stdout.strip() == "answered"
+
+
+def test_sip_answers_the_trunk_but_not_other_outside_hosts():
+    firewall_or_skip()
+    assert sip_options_answered(PSTN, PSTN_IP)
+    assert not sip_options_answered("ts-client1", "10.89.250.50")
+
+
+def test_failed_registrations_get_banned():
+    firewall_or_skip()
+    if sh(PBX, "fail2ban-client status asterisk").returncode != 0:
+        pytest.skip("fail2ban's asterisk jail is not running")
+    try:
+        for _ in range(6):
+            proc = sipp(DESK, f"{PBX_INSIDE}:5060 -sf softphone-register.xml -s 1004 -au 1004 -ap wrong-password "
+                              f"-key expires 60 -i {DESK_IP} -p 5069 -m 1", 10)
+            finish(proc, 15)
+        deadline = time.monotonic() + 20
+        while DESK_IP not in sh(PBX, "fail2ban-client status asterisk").stdout and time.monotonic() < deadline:
+            time.sleep(1)
+        assert DESK_IP in sh(PBX, "fail2ban-client status asterisk").stdout
+    finally:
+        sh(PBX, f"fail2ban-client set asterisk unbanip {DESK_IP}")
