@@ -9,10 +9,5 @@ for path in (ROOT / ".collections", ROOT / "scripts"):
         sys.path.insert(0, str(path))
 os.environ.setdefault("ANSIBLE_CONFIG", str(ROOT / "ansible.cfg"))
 
-
-def with_lab_people(people):
-    """A synthetic roster usable with the lab inventory, whose PBX settings name lab people (queue agents)."""
-    from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import load_roster
-    from ansible_collections.teleshift.toolkit.plugins.module_utils.rostergen import merge_people
-
-    return merge_people(people, load_roster(ROOT / "inventories" / "lab" / "roster.csv").people)
+if str(ROOT / "tests") not in sys.path:
+    sys.path.insert(0, str(ROOT / "tests"))

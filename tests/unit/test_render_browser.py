@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import with_lab_people
+from testlib import with_lab_people
 
 from ansible_collections.teleshift.toolkit.plugins.module_utils.kits import write_kit_file
 from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import Person, write_csv

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from conftest import LAB, connect
+from lab_hosts import LAB, connect
 
 READY = ("running", "degraded")
 
