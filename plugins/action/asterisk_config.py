@@ -54,11 +54,18 @@ def _read_only_secrets(kits_root):
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("roster", "sounds_dir", "sip_address", "reload", "rtp_start", "rtp_end"))
+    _VALID_ARGS = frozenset(("roster", "sounds_dir", "sip_address", "reload", "rtp_start", "rtp_end",
+                             "files", "expect_endpoints", "labels", "prompts"))
+    _MODULE_ARGS = ("files", "expect_endpoints", "labels", "prompts", "sounds_dir", "reload")
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         task_vars = task_vars or {}
+        if "files" in self._task.args:  # explicit files: install exactly these (no roster compile)
+            args = {k: v for k, v in self._task.args.items() if k in self._MODULE_ARGS}
+            result.update(self._execute_module(module_name="teleshift.toolkit.asterisk_config",
+                                               module_args=args, task_vars=task_vars))
+            return result
         people, cfg, policy, kits_root = compile_pbx(self, task_vars)
         sounds_dir = self._task.args.get("sounds_dir") or "/var/lib/asterisk/sounds/teleshift"
         secret_of = T.kit_secrets(kits_root) if not self._task.check_mode else _read_only_secrets(kits_root)

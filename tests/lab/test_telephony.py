@@ -315,6 +315,32 @@ def test_changing_one_forwarding_keeps_a_call_in_progress_and_reloads_nothing(tm
         assert rc == 0, out
 
 
+# ------------------------------------------------------------------------------------------------ rollback
+
+def test_a_configuration_that_does_not_load_as_expected_is_rolled_back(tmp_path):
+    before = sh(PBX, "sha256sum /etc/asterisk/pjsip.conf", check=True).stdout.split()[0]
+    current = sh(PBX, "cat /etc/asterisk/pjsip.conf", check=True).stdout
+    endpoints = current.count("type=endpoint")
+    start = current.index(";; teleshift: person amartin\n")
+    end = current.index(";; teleshift: ", start + 1)
+    broken = current[:start] + current[end:]  # well formed, but one endpoint short of what is expected
+    (tmp_path / "files.json").write_text(json.dumps({"files": {"pjsip.conf": broken}, "expected": endpoints}))
+    (tmp_path / "play.yml").write_text(
+        "- hosts: ts-pbx1\n  gather_facts: false\n  tasks:\n"
+        "    - name: Install a pjsip.conf that loads one endpoint short\n"
+        "      teleshift.toolkit.asterisk_config:\n"
+        "        files: \"{{ files }}\"\n        expect_endpoints: \"{{ expected }}\"\n")
+    rc, out = playbook(str(tmp_path / "play.yml"), "-e", f"@{tmp_path / 'files.json'}")
+    assert rc != 0
+    result = task_result(out, "loads one endpoint short")
+    assert "previous files restored" in result["msg"]
+    assert result["files"]["pjsip.conf"]["removed"] == ["person amartin"]
+    assert sh(PBX, "sha256sum /etc/asterisk/pjsip.conf").stdout.split()[0] == before
+    shown = sh(PBX, 'asterisk -rx "pjsip show endpoint 1001"').stdout
+    assert "Unable to find" not in shown and "1001" in shown
+    assert secret("amartin") not in json.dumps(out)
+
+
 # ------------------------------------------------------------------------------------------------ policy, idempotence
 
 def test_forbidden_target_fails_preflight_with_line_and_field(tmp_path):
