@@ -13,7 +13,7 @@ description:
     nothing selectively. This module compares each file, names the changed blocks (C(person amartin),
     C(queue social)) without ever showing content, checks the new files before they go live, writes
     them atomically (0640 root:asterisk), reloads only the Asterisk modules whose file changed (never a
-    restart: calls in progress stay up), verifies the result, and restores the previous files and
+    restart, so calls in progress stay up), verifies the result, and restores the previous files and
     reloads again if the check fails.
   - Also makes the attendants' prompts, from text with espeak-ng or from a supplied recording, converted
     with sox to the 8 kHz mono WAV Asterisk plays; a prompt is remade only when its source changed.

@@ -23,8 +23,9 @@ description:
 version_added: 0.1.0
 options:
   state:
-    description: Desired content of each managed family, C({family: {key: value}}). A managed family
-      missing here is emptied.
+    description:
+      - Desired content of each managed family, a mapping of family to a mapping of key to value.
+      - A managed family missing here is emptied.
     type: dict
     required: true
   labels:

@@ -315,6 +315,18 @@ def test_changing_one_forwarding_keeps_a_call_in_progress_and_reloads_nothing(tm
         assert rc == 0, out
 
 
+def test_check_mode_shows_a_forwarding_change_without_making_it(tmp_path):
+    roster = roster_with(tmp_path, {"edupont": {"forward_mode": "always"}})
+    rc, out = playbook("playbooks/telephony.yml", "--check", "--diff", "--tags", "asterisk_pbx_forwarding",
+                       "-e", f"teleshift_roster_file={roster}")
+    assert rc == 0, out
+    result = task_result(out, "Converge forwarding")
+    assert result["changed"] and result["people"]["changed"] == ["person edupont"]
+    assert "CFIM/1005 = 0611223344  # person edupont" in result["diff"]["after"]
+    assert sh(PBX, 'asterisk -rx "database get CFIM 1005"').stdout.strip().startswith(
+        "Database entry not found")
+
+
 # ------------------------------------------------------------------------------------------------ rollback
 
 def test_a_configuration_that_does_not_load_as_expected_is_rolled_back(tmp_path):
