@@ -27,7 +27,7 @@ def load_state(path):
 
 
 def dump_state(data):
-    return HEADER + yaml.safe_dump(data, sort_keys=True, allow_unicode=True, default_flow_style=False, width=200)
+    return HEADER + "---\n" + yaml.safe_dump(data, sort_keys=True, allow_unicode=True, default_flow_style=False, width=200)
 
 
 def save_state(path, data):
