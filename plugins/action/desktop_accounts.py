@@ -56,7 +56,7 @@ class ActionModule(ActionBase):
             raise AnsibleActionFail("no roster: set teleshift_roster_file in the inventory")
         roster_path = str(resolve_path(roster_path, inv_dir))
         roster = load_roster(roster_path, services=settings.services.keys(), region=settings.region)
-        hosts = list(task_vars.get("groups", {}).get("desktop_hosts", []))
+        hosts = [str(h) for h in task_vars.get("groups", {}).get("desktop_hosts", [])]
         hostvars = task_vars.get("hostvars", {})
         capacity_vars = {}
         for host in hosts:
@@ -75,7 +75,7 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         task_vars = task_vars or {}
         args = self._task.args
-        host = task_vars.get("inventory_hostname")
+        host = str(task_vars.get("inventory_hostname"))
         check = bool(self._task.check_mode)
         try:
             plan, state_path, inv_dir = self.load_plan(task_vars)

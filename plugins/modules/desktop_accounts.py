@@ -187,8 +187,10 @@ def _temp_copy(path, text):
     return tmp
 
 
-def validate_files(module, temps):
-    """pwck/grpck in read-only mode on the new files; home directories not made yet are expected."""
+def validate_files(module, temps, created=()):
+    """pwck/grpck in read-only mode on the new files; home directories not made yet are expected, and
+    grpck checks members against the live /etc/passwd, where the accounts being created are not yet."""
+    pending = {f"no user {login}" for login in created} | {f"delete member '{login}'" for login in created}
     checks = [["pwck", "-r", "-q", temps["/etc/passwd"], temps["/etc/shadow"]],
               ["grpck", "-r", temps["/etc/group"], temps["/etc/gshadow"]]]
     for cmd in checks:
@@ -196,13 +198,14 @@ def validate_files(module, temps):
             continue
         rc, out, err = module.run_command(cmd)
         lines = [line for line in (out + err).splitlines() if line.strip()
-                 and "does not exist" not in line and "no changes" not in line]
+                 and "does not exist" not in line and "no changes" not in line
+                 and not any(line.rstrip().endswith(": " + p) or line.startswith(p + "?") for p in pending)]
         if lines:
             return f"{cmd[0]} rejects the new files: " + "; ".join(lines[:5])
     return None
 
 
-def write_databases(module, new):
+def write_databases(module, new, created=()):
     """Validate, back up (<file>-) and rename the new files into place; restore all on failure."""
     texts = {"/etc/passwd": render(new.passwd), "/etc/shadow": render(new.shadow),
              "/etc/group": render(new.group), "/etc/gshadow": render(new.gshadow)}
@@ -210,7 +213,7 @@ def write_databases(module, new):
     try:
         for path in FILES:
             temps[path] = _temp_copy(path, texts[path])
-        why = validate_files(module, temps)
+        why = validate_files(module, temps, created)
         if why:
             module.fail_json(msg=why + " (nothing was changed)")
         for path in FILES:
@@ -361,7 +364,7 @@ def run(module):
             if problems:
                 module.fail_json(msg="nothing was changed: the new account files would be invalid: "
                                      + "; ".join(problems[:5]))
-            write_databases(module, new)
+            write_databases(module, new, created)
         if shutil.which("nscd"):
             module.run_command(["nscd", "-i", "passwd", "-i", "group"])
         for login, (uid, gid, home) in sorted(created.items()):
