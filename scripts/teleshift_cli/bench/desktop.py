@@ -1,0 +1,137 @@
+"""desktop: accounts and placement of 5,000 people on the lab session host (first, re-run, one change).
+
+Runs `playbooks/desktop.yml --tags desktop_accounts` (the one accounts task per host) against the live
+lab with a private copy of the lab inventory: its roster is the lab's people plus generated people who
+all need a desktop, its state and kits are in a temporary directory (the lab's kits are copied so the
+lab's own people keep their passwords). During the one-person change a real RDP session of a lab
+person (dnguyen, through the VPN tunnel) is open: its X server must survive. The generated accounts
+are removed from the host afterwards (files and homes); the lab's accounts are left as they were.
+Targets: first < 60 s, re-run < 10 s, one change < 5 s.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import load_roster, write_csv
+from ansible_collections.teleshift.toolkit.plugins.module_utils.rostergen import generate_people, merge_people
+
+ROOT = Path(__file__).resolve().parents[3]
+LAB = ROOT / "inventories" / "lab"
+HOST = "ts-desk1"
+TARGETS = {"first_s": 60, "rerun_s": 10, "one_change_s": 5}
+CLEANUP = r"""
+import sys
+logins = set(sys.stdin.read().split())
+for path, width in (("/etc/passwd", 7), ("/etc/shadow", 9), ("/etc/group", 4), ("/etc/gshadow", 4)):
+    rows = [l.split(":") for l in open(path).read().splitlines() if l]
+    out = []
+    for r in rows:
+        if r[0] in logins:
+            continue
+        r[-1] = ",".join(m for m in r[-1].split(",") if m and m not in logins) if path in ("/etc/group", "/etc/gshadow") else r[-1]
+        out.append(":".join(r))
+    open(path + ".bench", "w").write("\n".join(out) + "\n")
+import os, shutil
+for path in ("/etc/passwd", "/etc/shadow", "/etc/group", "/etc/gshadow"):
+    shutil.copymode(path, path + ".bench"); st = os.stat(path); os.chown(path + ".bench", st.st_uid, st.st_gid)
+    os.replace(path + ".bench", path)
+for login in logins:
+    shutil.rmtree("/home/" + login, ignore_errors=True)
+print(len(logins))
+"""
+
+
+def add_arguments(parser):
+    parser.add_argument("--people", type=int, default=5000, help="generated people (default 5000)")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--keep", action="store_true", help="leave the generated accounts on the host")
+
+
+def _podman_env():
+    from teleshift_cli import lab
+
+    return lab.podman_env() if hasattr(lab, "podman_env") else None
+
+
+def _exec(*argv, input=None, timeout=120):
+    return subprocess.run(["podman", "exec", *(["-i"] if input is not None else []), HOST, *argv], input=input,
+                          capture_output=True, text=True, timeout=timeout, env=_podman_env())
+
+
+def _converge(hosts, kits, *extra):
+    cmd = [str(ROOT / ".venv" / "bin" / "ansible-playbook"), str(ROOT / "playbooks" / "desktop.yml"),
+           "-i", str(hosts), "--tags", "desktop_accounts", "-l", HOST,
+           "-e", json.dumps({"teleshift_kits_dir": str(kits), "xrdp_host_max_sessions": 6000}), *extra]
+    env = {**(_podman_env() or {}), "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"converge failed:\n{proc.stdout[-3000:]}")
+    return elapsed, proc.stdout
+
+
+def _x_server_pid(login):
+    out = _exec("ps", "-u", login, "-o", "pid=,comm=").stdout
+    return next((line.split()[0] for line in out.splitlines() if line.split()[1:] == ["Xorg"]), None)
+
+
+def run(args):
+    tmp = Path(tempfile.mkdtemp(prefix="bench-desktop-"))
+    inv = tmp / "inventory"
+    shutil.copytree(LAB, inv, ignore=shutil.ignore_patterns("state", "*.retry"))
+    (inv / "state").mkdir()
+    if (LAB / "state" / "desktop.yml").exists():
+        shutil.copy(LAB / "state" / "desktop.yml", inv / "state" / "desktop.yml")
+    kits = tmp / "kits"
+    if (ROOT / "kits" / "lab").exists():
+        shutil.copytree(ROOT / "kits" / "lab", kits, ignore=shutil.ignore_patterns("notice"))
+    lab_people = load_roster(LAB / "roster.csv").people
+    generated = [dataclasses.replace(p, needs=frozenset(p.needs | {"desktop"}))
+                 for p in generate_people(args.people, seed=args.seed)]
+    people = merge_people(generated, lab_people)
+    bench_logins = sorted({p.id for p in people} - {p.id for p in lab_people})
+    with open(inv / "roster.csv", "w", encoding="utf-8", newline="") as stream:
+        write_csv(people, stream)
+    figures = {"people": len(people), "generated": len(bench_logins), "host": HOST}
+    session_before = _x_server_pid("dnguyen")
+    try:
+        figures["first_s"], out = _converge(inv / "hosts.yml", kits)
+        print(f"first converge: {figures['first_s']:.1f} s", flush=True)
+        figures["rerun_s"], out = _converge(inv / "hosts.yml", kits)
+        print(f"re-run: {figures['rerun_s']:.1f} s", flush=True)
+        figures["rerun_changed"] = "changed: [" in out
+        # one person changes service: their groups change, nothing else
+        victim = bench_logins[len(bench_logins) // 2]
+        rows = (inv / "roster.csv").read_text(encoding="utf-8").splitlines(keepends=True)
+        for i, row in enumerate(rows):
+            if row.startswith(victim + ","):
+                cells = row.split(",")
+                cells[3] = "dsi" if cells[3] != "dsi" else "rh"
+                rows[i] = ",".join(cells)
+        (inv / "roster.csv").write_text("".join(rows), encoding="utf-8")
+        figures["one_change_s"], out = _converge(inv / "hosts.yml", kits, "--diff")
+        print(f"one-person change: {figures['one_change_s']:.1f} s", flush=True)
+        figures["one_change_diff_names_person"] = victim in out
+        session_after = _x_server_pid("dnguyen")
+        figures["open_session_checked"] = session_before is not None
+        figures["open_session_kept"] = session_before is None or session_before == session_after
+        accounts = _exec("getent", "group", "teleshift").stdout.count(",") + 1
+        figures["managed_accounts_on_host"] = accounts
+    finally:
+        if not args.keep:
+            proc = _exec("python3", "-c", CLEANUP, input="\n".join(bench_logins), timeout=600)
+            figures["cleaned_up"] = proc.stdout.strip() == str(len(bench_logins))
+        shutil.rmtree(tmp, ignore_errors=True)
+    for name, target in TARGETS.items():
+        if name in figures:
+            figures[name.replace("_s", "_ratio_to_target")] = round(figures[name] / target, 3)
+            figures[name] = round(figures[name], 2)
+    figures["targets_met"] = all(figures.get(k, 1e9) < v for k, v in TARGETS.items())
+    return figures
