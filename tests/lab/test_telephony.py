@@ -245,6 +245,34 @@ def test_attendant_without_transfer_takes_a_voicemail_that_lands_in_the_box():
     assert voicemails("8901") == before + 1
 
 
+def test_attendant_menu_key_2_leaves_a_message_instead_of_transferring():
+    before = voicemails("8900")
+    since = operator_log_size()
+    proc = sipp(PSTN, f"{PBX_OUTSIDE}:5060 -sf caller-menu2-uac.xml -s 8000 -i {PSTN_IP} -p 5078 -m 1", 60)
+    rc, err = finish(proc)
+    assert rc == 0, err
+    assert operator_invites(since, wait=2) == [], "key 2 must not transfer to the on-duty number"
+    deadline = time.monotonic() + 10
+    while voicemails("8900") <= before and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert voicemails("8900") == before + 1
+
+
+def test_conference_room_admits_a_caller_with_the_pin():
+    proc = sipp(PSTN, f"{PBX_OUTSIDE}:5060 -sf caller-pin-uac.xml -s 8500 -i {PSTN_IP} -p 5079 -m 1", 60)
+    try:
+        deadline = time.monotonic() + 25
+        listed = ""
+        while time.monotonic() < deadline and proc.poll() is None:
+            listed = sh(PBX, 'asterisk -rx "confbridge list"').stdout
+            if re.search(r"^crise\s+1\b", listed, re.M):
+                break
+            time.sleep(1)
+        assert re.search(r"^crise\s+1\b", listed, re.M), f"nobody joined room crise: {listed}"
+    finally:
+        finish(proc, 60)
+
+
 def test_closed_on_a_holiday_plays_the_closed_path_without_transfer(tmp_path):
     today = datetime.datetime.now(ZoneInfo("Europe/Paris")).date().isoformat()
     extra = tmp_path / "holiday.json"
