@@ -344,3 +344,18 @@ def test_parse_conf_accepts_includes_and_rejects_garbage():
         T.parse_conf("[a]\nthis is not a setting\n")
     with pytest.raises(ValueError):
         T.parse_conf("key=value before any section\n")
+
+
+def test_inventory_problems_join_policy_people_and_pbx_settings():
+    rows = ROWS + ["eroux,Eve Roux,e@x.example,rsa,phone,1005,+44 20 7946 0958,always,20,no"]
+    all_vars = {"teleshift_phone_policy": {"allow_premium": "no"}}
+    pbx = {"pbx1": dict(PBX, asterisk_pbx_conferences=[{"name": "crise", "extension": "8500", "pin": "12"}],
+                        unrelated_var=1)}
+    problems = T.inventory_problems(all_vars, pbx, roster(rows), "FR")
+    where = {(p.line, p.field) for p in problems}
+    assert (0, "teleshift_phone_policy.allow_premium") in where
+    assert (6, "forward_to") in where
+    assert (0, "asterisk_pbx_conferences[0].pin") in where
+    assert len(problems) == 3
+    allowed = T.inventory_problems({"teleshift_phone_policy": {"allow_international": True}}, {}, roster(rows), "FR")
+    assert allowed == []
