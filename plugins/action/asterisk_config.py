@@ -10,7 +10,7 @@ import base64
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.teleshift.toolkit.plugins.action.preflight import inventory_dir
+from ansible_collections.teleshift.toolkit.plugins.module_utils.controller import inventory_dir
 from ansible_collections.teleshift.toolkit.plugins.module_utils import telephony as T
 from ansible_collections.teleshift.toolkit.plugins.module_utils.kits import read_kit_file, resolve_path
 from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import format_problems, load_roster

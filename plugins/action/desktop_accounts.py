@@ -17,12 +17,12 @@ applies in check mode.
 """
 from __future__ import annotations
 
-import os
 
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.teleshift.toolkit.plugins.module_utils import desktop
+from ansible_collections.teleshift.toolkit.plugins.module_utils.controller import inventory_dir
 from ansible_collections.teleshift.toolkit.plugins.module_utils.kits import (
     kept_secret, read_kit_file, resolve_path, write_kit_file)
 from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import format_problems, load_roster
@@ -31,10 +31,6 @@ from ansible_collections.teleshift.toolkit.plugins.module_utils.state import loa
 
 CHECK_MODE_HASH = "$6$checkmode$placeholder"
 PASSTHROUGH = ("managed_group", "allowed_group", "group_prefix", "home_base", "end_sessions")
-
-
-def _inventory_dir(task_vars):
-    return task_vars.get("inventory_dir") or os.path.dirname(task_vars.get("inventory_file") or ".")
 
 
 class ActionModule(ActionBase):
@@ -48,7 +44,7 @@ class ActionModule(ActionBase):
 
     def load_plan(self, task_vars):
         args = self._task.args
-        inv_dir = _inventory_dir(task_vars)
+        inv_dir = inventory_dir(task_vars)
         settings = load_settings({k: self._var(task_vars, k) for k in ("teleshift_services", "teleshift_phone_region")
                                   if k in task_vars}, source="inventory")
         roster_path = args.get("roster") or self._var(task_vars, "teleshift_roster_file")

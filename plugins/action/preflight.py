@@ -8,19 +8,14 @@ import os
 
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.teleshift.toolkit.plugins.module_utils import desktop
+from ansible_collections.teleshift.toolkit.plugins.module_utils.controller import inventory_dir
+from ansible_collections.teleshift.toolkit.plugins.module_utils.kits import resolve_path
 from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import (
     format_problems, load_roster)
 from ansible_collections.teleshift.toolkit.plugins.module_utils.settings import load_settings
+from ansible_collections.teleshift.toolkit.plugins.module_utils.state import load_state
 from ansible_collections.teleshift.toolkit.plugins.module_utils.telephony import PBX_VARS, inventory_problems
-
-
-def inventory_dir(task_vars):
-    """The inventory's directory, also for the implicit localhost (which has no inventory_dir)."""
-    if task_vars.get("inventory_dir"):
-        return task_vars["inventory_dir"]
-    sources = task_vars.get("ansible_inventory_sources") or ["."]
-    first = os.path.abspath(sources[0])
-    return first if os.path.isdir(first) else os.path.dirname(first)
 
 
 class ActionModule(ActionBase):
@@ -44,6 +39,7 @@ class ActionModule(ActionBase):
         roster = load_roster(roster_path, services=settings.services.keys(), region=settings.region)
         problems = settings.problems + roster.problems
         problems += self._telephony_problems(task_vars, roster, settings.region)
+        problems += self._desktop_problems(task_vars, roster)
         result["roster"] = roster_path
         result["problems"] = [str(p) for p in problems]
         if problems:
@@ -67,3 +63,15 @@ class ActionModule(ActionBase):
                     for host in (task_vars.get("groups") or {}).get("pbx_hosts", [])}
         policy_vars = {k: self._templar.template(task_vars[k]) for k in ("teleshift_phone_policy",) if k in task_vars}
         return inventory_problems(policy_vars, pbx_vars, roster, region)
+
+    def _desktop_problems(self, task_vars, roster):
+        """Session-host capacity: the same plan the desktop role applies, so a shortfall stops the run here."""
+        hostvars = task_vars.get("hostvars") or {}
+        hosts = [str(h) for h in (task_vars.get("groups") or {}).get("desktop_hosts", [])]
+        if not hosts:
+            return []
+        capacity_vars = {h: {n: self._templar.template(hostvars[h][n]) for n in desktop.CAPACITY_VARS
+                             if n in hostvars[h]} for h in hosts}
+        capacities, problems = desktop.host_capacities(hosts, capacity_vars)
+        state = load_state(resolve_path("state/desktop.yml", inventory_dir(task_vars)))
+        return problems + desktop.plan_desktop(roster.people, capacities, state, source=roster.source).problems

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.teleshift.toolkit.plugins.action.vpn_plan import VpnInputs, plain
+from ansible_collections.teleshift.toolkit.plugins.action.vpn_plan import VpnInputs
+from ansible_collections.teleshift.toolkit.plugins.module_utils.controller import plain
 from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import format_problems
 from ansible_collections.teleshift.toolkit.plugins.module_utils.state import load_state, save_state
 from ansible_collections.teleshift.toolkit.plugins.module_utils.wireguard import valid_key

@@ -4,9 +4,9 @@
 is touched (see plugins/modules/vpn_plan.py for the documentation)."""
 from __future__ import annotations
 
-import os
-
 from ansible.plugins.action import ActionBase
+
+from ansible_collections.teleshift.toolkit.plugins.module_utils.controller import inventory_dir, plain
 
 from ansible_collections.teleshift.toolkit.plugins.module_utils.kits import resolve_path
 from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import format_problems, load_roster
@@ -63,32 +63,6 @@ class VpnInputs:
             problems.append(Problem("inventory", 0, "teleshift_kits_dir",
                                     "must be set: where each person's VPN profile (with its private key) is written"))
         return problems
-
-
-def plain(value):
-    """Ansible's tagged values as plain Python (they go into YAML state files and results)."""
-    if isinstance(value, dict):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    if isinstance(value, bool) or value is None:
-        return value
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return float(value)
-    return str(value)
-
-
-def inventory_dir(task_vars):
-    """The inventory's directory (localhost, implicit, has no inventory_dir of its own)."""
-    if task_vars.get("inventory_dir"):
-        return task_vars["inventory_dir"]
-    sources = task_vars.get("ansible_inventory_sources") or []
-    if sources:
-        first = str(sources[0])
-        return first if os.path.isdir(first) else os.path.dirname(first)
-    return os.getcwd()
 
 
 def rotate_list(value):

@@ -92,7 +92,6 @@ import ctypes
 import os
 import shutil
 import stat
-import subprocess
 import time
 
 from ansible.module_utils.basic import AnsibleModule

@@ -7,18 +7,18 @@ DOCUMENTATION = r"""
 module: wireguard_peers
 short_description: Give a WireGuard gateway its whole peer set, applied live without disturbing anyone
 description:
-  - Takes the complete desired peer set of one gateway (one entry per person: public key, allowed
+  - Takes the complete desired peer set of one gateway (one entry per person with its public key, allowed
     IPs, person id), reads the live interface (C(wg show <interface> dump)) and the config file, and
     applies only the difference live with C(wg set) (peers added, changed, removed). The interface is
     never restarted, so the other people's tunnels and connections are not disturbed.
   - Why it exists. Per-peer Ansible tasks cost ~0.4 s each (35 minutes for 5,000 people) and the
-    usual template + C(wg syncconf <(wg-quick strip ...)) handler has a known failure: when the
+    usual template + C(wg syncconf <(wg-quick strip ...)) handler has a known failure - when the
     pipeline breaks, C(wg syncconf) reads an empty config and wipes every peer and the private key
     of the live interface. This module never feeds the interface a whole config; it validates the
     desired set first (keys, duplicate people, keys or addresses), applies removals then additions
     in batches, checks the result and puts the previous peers back if anything failed.
   - Writes the wg-quick file atomically (mode 0600) with one C(# teleshift-person) comment per peer, so a
-    reboot (C(wg-quick@<interface>)) restores the same state. The file has no private key: its
+    reboot (C(wg-quick@<interface>)) restores the same state. The file has no private key - its
     C(PostUp) loads the gateway's key from I(private_key_path), which the role generates on the
     gateway with C(wg genkey); that key never leaves the gateway and is never returned.
   - Check mode computes the difference and changes nothing. Diff mode shows one line per person

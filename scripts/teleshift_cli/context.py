@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ansible_collections.teleshift.toolkit.plugins.module_utils.controller import plain
 from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import (
     Problem, Roster, load_roster)
 from ansible_collections.teleshift.toolkit.plugins.module_utils.settings import Settings, load_settings
@@ -41,21 +42,6 @@ def inventory_source(path):
     return path
 
 
-def _plain(value):
-    """Ansible's tagged strings, lists and dicts as plain Python values."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, bool) or value is None:
-        return value
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return float(value)
-    return str(value)
-
-
 def load_inventory(path):
     from ansible.inventory.manager import InventoryManager
     from ansible.parsing.dataloader import DataLoader
@@ -75,10 +61,10 @@ def load_inventory(path):
             "inventory_hostname", "inventory_hostname_short", "ansible_facts", "environment"}
     for host in inventory.get_hosts():
         hv = variables.get_vars(host=host, include_hostvars=False)
-        result.hostvars[host.name] = {k: _plain(v) for k, v in hv.items() if k not in skip and not k.startswith("ansible_")}
+        result.hostvars[host.name] = {k: plain(v) for k, v in hv.items() if k not in skip and not k.startswith("ansible_")}
     local = inventory.localhost or inventory.get_host("localhost")
     av = variables.get_vars(host=local, include_hostvars=False) if local else {}
-    result.all_vars = {k: _plain(v) for k, v in av.items() if k not in skip and not k.startswith("ansible_")}
+    result.all_vars = {k: plain(v) for k, v in av.items() if k not in skip and not k.startswith("ansible_")}
     return result
 
 

@@ -8,7 +8,6 @@ ts-gw1 carries the lab's peers, and the laptop (ts-client1) its usual tunnel.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import tempfile
