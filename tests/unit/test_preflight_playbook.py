@@ -54,3 +54,21 @@ def test_relative_roster_setting_is_read_from_the_inventory_directory(tmp_path):
                             capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-2000:]
     assert f"8 people valid in {inv / 'roster.csv'}" in result.stdout
+
+
+def test_desktop_session_shortfall_fails_in_preflight(tmp_path):
+    inv = tmp_path / "inv"
+    (inv / "group_vars" / "all").mkdir(parents=True)
+    (inv / "hosts.yml").write_text(
+        "all:\n  children:\n    desktop_hosts:\n      hosts:\n        nowhere.invalid:\n"
+        "          ansible_connection: ssh\n          xrdp_host_max_sessions: 1\n", encoding="utf-8")
+    (inv / "group_vars" / "all" / "teleshift.yml").write_text(
+        (ROOT / "inventories/lab/group_vars/all/teleshift.yml").read_text(encoding="utf-8"), encoding="utf-8")
+    (inv / "roster.csv").write_text((ROOT / "inventories/lab/roster.csv").read_text(encoding="utf-8"), encoding="utf-8")
+    result = subprocess.run([*PLAYBOOK, "-i", str(inv / "hosts.yml"), str(ROOT / "playbooks/site.yml")],
+                            capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    out = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "Preflight failed, no host was changed" in out
+    assert "3 more needed" in out  # 4 active people need a desktop, 1 session
+    assert "nowhere.invalid" not in out.split("Preflight failed")[1].split("PLAY RECAP")[0]
