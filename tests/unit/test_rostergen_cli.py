@@ -62,3 +62,9 @@ def test_validate_reports_a_broken_inventory_policy(tmp_path):
     assert "teleshift_services.rsa.networks[0]" in result.stderr
     assert "teleshift_services.rsa.colour" in result.stderr
     assert "unknown service 'paie-prestations'" in result.stderr
+
+
+def test_the_sample_inventory_stays_valid():
+    result = run("validate", "--inventory", str(ROOT / "inventories" / "sample"))
+    assert result.returncode == 0, result.stderr
+    assert "3 people valid" in result.stdout
