@@ -23,11 +23,17 @@ def plain(value):
 
 
 def inventory_dir(task_vars):
-    """The inventory's directory, also for the implicit localhost (which has no inventory_dir)."""
+    """The inventory's directory, also for the implicit localhost (which has no inventory_dir).
+
+    With several inventory sources (molecule adds an ephemeral one of its own first), the first source
+    whose directory holds group_vars/ is the organisation's inventory."""
     if task_vars.get("inventory_dir"):
         return str(task_vars["inventory_dir"])
-    sources = task_vars.get("ansible_inventory_sources") or []
-    if not sources:
-        return os.getcwd()
-    first = os.path.abspath(str(sources[0]))
-    return first if os.path.isdir(first) else os.path.dirname(first)
+    dirs = []
+    for source in task_vars.get("ansible_inventory_sources") or []:
+        path = os.path.abspath(str(source))
+        dirs.append(path if os.path.isdir(path) else os.path.dirname(path))
+    for path in dirs:
+        if os.path.isdir(os.path.join(path, "group_vars")):
+            return path
+    return dirs[0] if dirs else os.getcwd()

@@ -32,3 +32,16 @@ def test_state_round_trip_is_sorted_and_idempotent(tmp_path):
     assert save_state(path, {"peers": {"anais": "10.0.0.2", "zoe": "10.0.0.3"}}) is False
     assert load_state(path)["peers"]["zoe"] == "10.0.0.3"
     assert load_state(tmp_path / "missing.yml") == {}
+
+
+def test_inventory_dir_prefers_the_source_with_group_vars(tmp_path):
+    from ansible_collections.teleshift.toolkit.plugins.module_utils.controller import inventory_dir
+
+    ephemeral = tmp_path / "molecule" / "inventory"
+    ephemeral.mkdir(parents=True)
+    ours = tmp_path / "inv"
+    (ours / "group_vars" / "all").mkdir(parents=True)
+    sources = [str(ephemeral), str(ours / "hosts.yml")]
+    assert inventory_dir({"ansible_inventory_sources": sources}) == str(ours)
+    assert inventory_dir({"inventory_dir": "/x", "ansible_inventory_sources": sources}) == "/x"
+    assert inventory_dir({"ansible_inventory_sources": [str(ephemeral)]}) == str(ephemeral)
