@@ -7,11 +7,11 @@ where possible, a header saying what the file is. Never put a secret in one.
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import yaml
+
+from ansible_collections.teleshift.toolkit.plugins.module_utils.atomic import atomic_write  # noqa: F401 (re-exported)
 
 # libyaml's C loader and dumper when PyYAML has them: 10x faster on a 5,000-person state file.
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -43,22 +43,3 @@ def save_state(path, data):
         return False
     atomic_write(path, text.encode("utf-8"), mode=0o644, durable=True)
     return True
-
-
-def atomic_write(path, content, mode=0o644, dir_mode=0o755, durable=False):
-    """Write bytes to ``path`` through a temporary file and a rename (readers never see half a file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True, mode=dir_mode)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as stream:
-            stream.write(content)
-            if durable:  # survive a power cut too (slower: one disk flush per file)
-                stream.flush()
-                os.fsync(stream.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise

@@ -103,6 +103,7 @@ import tempfile
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.teleshift.toolkit.plugins.module_utils.asterisk import wait_for
+from ansible_collections.teleshift.toolkit.plugins.module_utils.atomic import atomic_write
 from ansible_collections.teleshift.toolkit.plugins.module_utils.telephony import (
     RELOADS, check_pjsip, diff_blocks, parse_conf)
 
@@ -115,20 +116,9 @@ def read(path):
         return None
 
 
-def atomic_write(path, data, gid, mode=0o640):
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=f".{os.path.basename(path)}.")
-    try:
-        os.fchown(fd, 0, gid)
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+def write_config(path, data, gid, mode=0o640):
+    """root:asterisk, durable: the PBX reads these at reload and at boot."""
+    atomic_write(path, data, mode=mode, owner=0, group=gid, durable=True)
 
 
 def label(block, labels):
@@ -160,7 +150,7 @@ def make_prompt(module, prompt, sounds_dir, gid):
         if rc != 0:
             module.fail_json(msg=f"sox could not convert prompt {prompt['name']}: {err}")
         with open(converted, "rb") as stream:
-            atomic_write(target, stream.read(), gid, 0o644)
+            write_config(target, stream.read(), gid, 0o644)
 
 
 def cli(module, command):
@@ -175,7 +165,7 @@ def ensure_ami_user(path, gid, check_mode):
     if not check_mode:
         secret = "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(32))
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        atomic_write(path, (f"[teleshift]\nsecret = {secret}\ndeny = 0.0.0.0/0.0.0.0\n"
+        write_config(path, (f"[teleshift]\nsecret = {secret}\ndeny = 0.0.0.0/0.0.0.0\n"
                             "permit = 127.0.0.1/255.255.255.255\nread = system\nwrite = system\n").encode(), gid)
     return True
 
@@ -296,11 +286,11 @@ def main():
             module.fail_json(msg="espeak-ng is not installed")
         for prompt, stamp_path, stamp in todo_prompts:
             make_prompt(module, prompt, p["sounds_dir"], gid)
-            atomic_write(stamp_path, stamp.encode(), gid, 0o644)
+            write_config(stamp_path, stamp.encode(), gid, 0o644)
 
     # 4. go live, reload what changed, verify; roll back on failure
     for name, data in new_bytes.items():
-        atomic_write(os.path.join(p["directory"], name), data, gid)
+        write_config(os.path.join(p["directory"], name), data, gid)
     if p["reload"]:
         failed = []
         for name in new_bytes:
@@ -317,7 +307,7 @@ def main():
                 if old is None:
                     os.unlink(path)
                 else:
-                    atomic_write(path, old, gid)
+                    write_config(path, old, gid)
             for name in old_bytes:
                 if RELOADS.get(name):
                     cli(module, RELOADS[name])

@@ -152,6 +152,7 @@ import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.teleshift.toolkit.plugins.module_utils.atomic import atomic_write
 from ansible_collections.teleshift.toolkit.plugins.module_utils.wireguard import (
     WireGuardError, diff_peers, diff_text, inverse_batches, make_peers, parse_config, parse_dump,
     render_gateway_config, valid_interface, wg_set_batches)
@@ -163,22 +164,6 @@ def _read(path):
             return stream.read()
     except FileNotFoundError:
         return None
-
-
-def _atomic_write(path, text):
-    directory = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.")
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def main():
@@ -278,7 +263,7 @@ def main():
         _apply_live(module, wg, iface, diff, actual, desired, p["batch_size"], result)
     if config_changed:
         os.makedirs(os.path.dirname(config_path) or ".", mode=0o700, exist_ok=True)
-        _atomic_write(config_path, new_text)
+        atomic_write(config_path, new_text, mode=0o600, durable=True)
     if start:
         rc, _out, err = module.run_command(["systemctl", "start", p["service"]])
         if rc != 0:
@@ -290,7 +275,7 @@ def main():
         rc, _out, err = module.run_command(["nft", "-f", p["firewall_path"]])
         if rc != 0:  # put the previous rules back (file and kernel)
             if previous is not None:
-                _atomic_write(p["firewall_path"], previous)
+                atomic_write(p["firewall_path"], previous, mode=0o600, durable=True)
                 module.run_command(["nft", "-f", p["firewall_path"]])
             module.fail_json(msg=f"loading the firewall rules failed, previous rules restored: {err.strip()}",
                              **result)
