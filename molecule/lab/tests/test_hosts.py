@@ -16,14 +16,28 @@ def lab_addresses():
     return {addr: (h.name, net) for h in LAB.hosts for net, addr in h.networks}
 
 
-def probe(host, addresses, port=None):
-    """{address: reachable?} probed in parallel from inside a host (1 s per probe)."""
-    if port is None:
-        check = "ping -c1 -W1 -q {a} >/dev/null 2>&1"
-    else:
-        check = (f"timeout 3 python3 -c \"import socket; socket.create_connection(('{{a}}', {port}), 1)\""
-                 " >/dev/null 2>&1")
-    script = " ".join(f"( {check.format(a=a)} && echo '{a} up' || echo '{a} down' ) &"
+def lab_devices(spec, host):
+    """The host's interfaces on its lab networks (not a VPN tunnel a capability may have added)."""
+    ifaces = json.loads(host.check_output("ip -j -4 addr show"))
+    mine = {addr for _, addr in spec.networks}
+    return [i["ifname"] for i in ifaces if any(a["local"] in mine for a in i.get("addr_info", []))]
+
+
+def probe(host, addresses, port=None, devices=None):
+    """{address: reachable?} probed in parallel from inside a host (1 s per probe).
+
+    devices: send only through these interfaces (the lab networks' own), so a VPN tunnel the host
+    may have up does not count as the network reaching the address."""
+    devices = devices or [None]
+    checks = []
+    for dev in devices:
+        if port is None:
+            checks.append("ping -c1 -W1 -q " + (f"-I {dev} " if dev else "") + "{a} >/dev/null 2>&1")
+        else:
+            bind = f"s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b'{dev}'); " if dev else ""
+            checks.append("timeout 3 python3 -c \"import socket; s = socket.socket(); s.settimeout(1); "
+                          + bind + f"s.connect(('{{a}}', {port}))\" >/dev/null 2>&1")
+    script = " ".join("( (" + " || ".join(c.format(a=a) for c in checks) + f") && echo '{a} up' || echo '{a} down' ) &"
                       for a in addresses) + " wait"
     out = host.check_output(f"sh -c {json.dumps(script)}")
     return {line.split()[0]: line.split()[1] == "up" for line in out.splitlines()}
@@ -102,19 +116,25 @@ def test_gateway_reaches_both_networks():
 @pytest.mark.parametrize("name", [h.name for h in LAB.hosts if len(h.networks) < len(LAB.networks)])
 def test_networks_are_isolated(name):
     """A host reaches no address on a network it is not attached to (ICMP and TCP)."""
-    attached = {n for n, _ in LAB.host(name).networks}
+    spec, host = LAB.host(name), connect(name)
+    attached = {n for n, _ in spec.networks}
     foreign = [a for a, (_, net) in lab_addresses().items() if net not in attached]
-    assert foreign
-    assert not any(probe(connect(name), foreign).values()), f"{name} reaches {foreign}"
-    assert not any(probe(connect(name), foreign, port=22).values())
+    devices = lab_devices(spec, host)
+    assert foreign and devices
+    assert not any(probe(host, foreign, devices=devices).values()), f"{name} reaches {foreign}"
+    assert not any(probe(host, foreign, port=22, devices=devices).values())
 
 
 def test_tcp_probe_sees_an_open_port_on_the_same_network():
-    """The control for the TCP isolation test: sshd answers within a network."""
+    """The control for the TCP isolation test: sshd answers within a network, through the same
+    interface-bound probe (the peer is a stand-in with no firewall: the gateway's drops port 22)."""
     client = next(h for h in LAB.hosts if "lab_clients" in h.groups)
-    gw = next(h for h in LAB.hosts if "vpn_gateways" in h.groups)
-    target = gw.address(client.networks[0][0])
-    assert probe(connect(client.name), [target], port=22) == {target: True}
+    network = client.networks[0][0]
+    peer = next(h for h in LAB.hosts if h.name != client.name and h.address(network)
+                and not set(h.groups) & {"vpn_gateways", "pbx_hosts", "desktop_hosts"})
+    target = peer.address(network)
+    host = connect(client.name)
+    assert probe(host, [target], port=22, devices=lab_devices(client, host)) == {target: True}
 
 
 @pytest.mark.parametrize("name", [h.name for h in LAB.hosts if h.routes])
