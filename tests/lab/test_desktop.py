@@ -25,6 +25,7 @@ _helpers = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_helpers)
 ROOT, lab_exec, lab_inventory_copy, recap, run_playbook = (
     _helpers.ROOT, _helpers.lab_exec, _helpers.lab_inventory_copy, _helpers.recap, _helpers.run_playbook)
+client_tunnel_up = _helpers.client_tunnel_up
 
 DESK = "10.89.251.20"
 KITS = ROOT / "kits" / "lab"
@@ -92,8 +93,7 @@ def lab(lab_up):
         proc = run_playbook(play, timeout=900)
         assert proc.returncode == 0, proc.stdout[-4000:]
     profile = (KITS / TUNNEL_PERSON / "vpn" / "teleshift.conf").read_text()
-    lab_exec("ts-client1", "sh", "-c", "umask 077; cat > /etc/wireguard/teleshift.conf", input=profile, check=True)
-    assert lab_exec("ts-client1", "systemctl", "restart", "wg-quick@teleshift", timeout=60).returncode == 0
+    client_tunnel_up(profile)
     reach = ("import socket,sys\nfor _ in range(15):\n try:\n  socket.create_connection(('%s',3389),2).close();"
              " print('OK'); sys.exit()\n except OSError: pass\nprint('FAIL')" % DESK)
     assert lab_exec("ts-client1", "python3", "-c", reach, timeout=60).stdout.strip() == "OK"

@@ -54,27 +54,7 @@ class Lab:
 
     def use_profile(self, pid):
         """The laptop imports ``pid``'s profile from the kit and (re)starts its tunnel."""
-        text = (self.kits / pid / "vpn" / f"{PROFILE}.conf").read_text()
-        lab_exec("ts-client1", "sh", "-c", f"umask 077; cat > /etc/wireguard/{PROFILE}.conf", input=text, check=True)
-        # The stand-in laptop's userspace wireguard-go can be slow to stop on a loaded machine: stop it
-        # (bounded), clear what is left of the old tunnel, start the new one; a second try if needed.
-        for attempt in (1, 2):
-            try:
-                lab_exec("ts-client1", "systemctl", "stop", f"wg-quick@{PROFILE}", timeout=90)
-            except subprocess.TimeoutExpired:
-                pass
-            lab_exec("ts-client1", "sh", "-c", f"ip link delete {PROFILE} 2>/dev/null; "
-                     f"pkill -f 'wireguard-go {PROFILE}'; systemctl reset-failed wg-quick@{PROFILE}; true",
-                     timeout=30)
-            try:
-                proc = lab_exec("ts-client1", "systemctl", "start", f"wg-quick@{PROFILE}", timeout=90)
-            except subprocess.TimeoutExpired:
-                if attempt == 2:
-                    raise
-                continue
-            if proc.returncode == 0:
-                break
-        assert proc.returncode == 0, proc.stderr
+        _helpers.client_tunnel_up((self.kits / pid / "vpn" / f"{PROFILE}.conf").read_text(), PROFILE)
 
     def gateway_dump(self):
         proc = lab_exec("ts-gw1", "wg", "show", "wg0", "dump", check=True)
