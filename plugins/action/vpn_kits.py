@@ -17,17 +17,14 @@ from ansible_collections.teleshift.toolkit.plugins.module_utils.wireguard_plan i
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("gateway_keys", "state_file", "kits_dir", "qr", "recorded_keys", "recorded_setup",
-                             "pending"))
+    _VALID_ARGS = frozenset(("gateway_keys", "state_file", "kits_dir", "qr", "recorded_keys", "pending"))
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         task_vars = task_vars or {}
         args = plain(dict(self._task.args))
-        setup = self._setup_done(task_vars)
         given = {k: v for k, v in (args.get("gateway_keys") or {}).items() if v}
-        if ("recorded_keys" in args and not args.get("pending") and given == (args.get("recorded_keys") or {})
-                and setup == (args.get("recorded_setup") or {})):
+        if ("recorded_keys" in args and not args.get("pending") and given == (args.get("recorded_keys") or {})):
             # the plan already wrote every profile with these gateway keys: nothing to do
             result.update(changed=False, written=0, skipped=[], msg="VPN profiles up to date")
             return result
@@ -60,13 +57,11 @@ class ActionModule(ActionBase):
             if key and isinstance(gw, dict) and gw.get("public_key") != key:
                 gw["public_key"] = key
                 state_changed = True
-        if setup != (state.get("setup") or {}):
-            state["setup"] = setup
-            state_changed = True
         if state_changed:
             save_state(inputs.state_file, state)
         qr = args.get("qr", inputs.vars.get("teleshift_vpn_qr", True)) is not False
-        changed, skipped = write_client_kits(plan, inputs.vpn, inputs.kits_dir, keys, qr=qr)
+        public_keys = {str(pid): (entry or {}).get("public_key") for pid, entry in (state.get("people") or {}).items()}
+        changed, skipped = write_client_kits(plan, inputs.vpn, inputs.kits_dir, keys, qr=qr, public_keys=public_keys)
         result.update(
             changed=bool(changed or state_changed), written=len(changed), skipped=skipped,
             kits_dir=inputs.kits_dir, profile=f"{inputs.vpn.profile_name}.conf",
@@ -74,17 +69,3 @@ class ActionModule(ActionBase):
                 + (f"; {len(skipped)} skipped (gateway key unknown)" if skipped else ""),
         )
         return result
-
-    def _setup_done(self, task_vars):
-        """Each host's setup fingerprint, so the next run skips setups that are done (hosts that did
-        not report, e.g. failed, lose theirs and are set up again)."""
-        hostvars = task_vars.get("hostvars", {})
-        groups = task_vars.get("groups", {})
-        setup = {}
-        for group, var in (("vpn_gateways", "wireguard_gateway_setup_done"), ("desktop_hosts", "vpn_route_setup_done"),
-                           ("pbx_hosts", "vpn_route_setup_done")):
-            for host in groups.get(group, []):
-                done = hostvars.get(host, {}).get(var)
-                if done and str(host) not in setup:
-                    setup[str(host)] = str(self._templar.template(done))
-        return setup

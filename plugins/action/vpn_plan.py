@@ -102,13 +102,12 @@ class ActionModule(ActionBase):
             return result
         write = not self._task.check_mode
         privates = {}
+        known = {str(pid): (entry or {}).get("public_key") for pid, entry in (previous.get("people") or {}).items()}
         public_keys, new_keys = client_keys(sorted(plan.people), inputs.kits_dir, rotate, write=write,
-                                            privates=privates)
+                                            privates=privates, known=known)
         gateway_keys = {str(name): (entry or {}).get("public_key")
                         for name, entry in (previous.get("gateways") or {}).items()}
         state = state_of(plan, public_keys, gateway_keys, inputs.vpn)
-        if previous.get("setup"):  # recorded by vpn_kits after the hosts' setup (see there)
-            state["setup"] = previous["setup"]
         state_changed = state != previous
         if write and state_changed:
             save_state(inputs.state_file, state)
@@ -117,7 +116,7 @@ class ActionModule(ActionBase):
         if write:
             written, pending = write_client_kits(plan, inputs.vpn, inputs.kits_dir, gateway_keys,
                                                  qr=inputs.vars.get("teleshift_vpn_qr", True) is not False,
-                                                 privates=privates)
+                                                 privates=privates, public_keys=public_keys)
         privates.clear()
         before = previous.get("people") or {}
         after = state["people"]
@@ -134,7 +133,6 @@ class ActionModule(ActionBase):
             gateways={name: gateway_slice(plan, g, inputs.settings.services, inputs.vpn, public_keys)
                       for name, g in sorted(inputs.vpn.gateways.items())},
             routes=routes(inputs.vpn),
-            setup={str(k): str(v) for k, v in (previous.get("setup") or {}).items()},
             people={"vpn": len(plan.people), "retired": len(plan.retired)},
             added=sorted(set(after) - set(before)),
             removed=sorted(set(before) - set(after)),

@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ansible_collections.teleshift.toolkit.plugins.module_utils.cache import parsed as cached_parse
+
 PRIORITIES = ("critical", "high", "normal", "low")
 DEVICES = ("laptop", "thin_client", "own_device")
 NEEDS = ("vpn", "desktop", "phone")
@@ -377,6 +379,23 @@ def parse_roster(text, fmt, source="roster", services=None, region="FR"):
     return Roster(people=people, problems=problems, source=source)
 
 
+def _parser_version():
+    """What a cached roster depends on besides the file: this parser and the phone metadata."""
+    import hashlib
+
+    try:
+        import phonenumbers
+        phones = phonenumbers.__version__
+    except ImportError:
+        phones = None
+    try:
+        with open(__file__, "rb") as stream:
+            source = stream.read()
+    except OSError:  # inside a module's zip payload on a managed host
+        source = __loader__.get_data(__file__) if hasattr(__loader__, "get_data") else b""
+    return hashlib.sha256(source).hexdigest()[:16], phones
+
+
 def load_roster(path, services=None, region="FR"):
     """Load a roster file; the format follows the extension (.csv, .yml/.yaml)."""
     path = Path(path)
@@ -394,7 +413,9 @@ def load_roster(path, services=None, region="FR"):
         line = raw[: exc.start].count(b"\n") + 1
         return Roster(problems=[Problem(source, line, "", "not UTF-8 text (export the file as UTF-8)")],
                       source=source)
-    return parse_roster(text, "csv" if suffix == ".csv" else "yaml", source, services, region)
+    fmt = "csv" if suffix == ".csv" else "yaml"
+    options = (source, fmt, tuple(sorted(services)) if services is not None else None, region, _parser_version())
+    return cached_parse("roster", raw, options, lambda: parse_roster(text, fmt, source, services, region))
 
 
 def require_valid(roster):

@@ -21,10 +21,14 @@ HEADER = "# Written by teleshift; public data only. Review changes in git; edit 
 
 
 def load_state(path):
+    from ansible_collections.teleshift.toolkit.plugins.module_utils.cache import parsed
+
     path = Path(path)
     if not path.exists():
         return {}
-    data = yaml.load(path.read_text(encoding="utf-8"), Loader=_LOADER) or {}  # noqa: S506 - a safe loader
+    raw = path.read_bytes()
+    data = parsed("state", raw, (yaml.__version__,),
+                  lambda: yaml.load(raw.decode("utf-8"), Loader=_LOADER) or {})  # noqa: S506 - a safe loader
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping")
     return data

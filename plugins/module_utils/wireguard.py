@@ -87,20 +87,51 @@ def valid_interface(name):
     return bool(isinstance(name, str) and _IFACE_RE.match(name))
 
 
+_HOST32 = re.compile(r"(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)/32")
+
+
 def normalise_ips(ips):
     """Allowed IPs as sorted canonical CIDR text (a bare address becomes /32 or /128)."""
-    nets = {ipaddress.ip_network(str(ip).strip(), strict=False) for ip in ips if str(ip).strip()}
+    texts = [str(ip).strip() for ip in ips if str(ip).strip()]
+    if len(texts) == 1 and _HOST32.fullmatch(texts[0]):
+        return (texts[0],)  # the usual peer, already canonical: 5,000 of them per gateway
+    nets = {ipaddress.ip_network(text, strict=False) for text in texts}
     return tuple(str(n) for n in sorted(nets, key=lambda n: (n.version, n)))
 
 
+def peer_lines(peers):
+    """The compact text form of a peer set: one ``<id> <public key> <allowed IP>[,<allowed IP>...]``
+    line per peer. Ansible templates a 5,000-item list of dicts in seconds, one string in
+    microseconds: the plan hands gateways their peers in this form."""
+    return "".join(f"{p['id']} {p['public_key']} {','.join(p['allowed_ips'])}\n" for p in peers)
+
+
+def parse_peer_lines(text):
+    """Items (dicts) from ``peer_lines`` text; a malformed line raises WireGuardError."""
+    items = []
+    for number, line in enumerate(str(text).splitlines(), 1):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) != 3:
+            raise WireGuardError(f"peer line {number}: expected '<id> <public key> <allowed IPs>'")
+        items.append({"id": fields[0], "public_key": fields[1], "allowed_ips": fields[2].split(",")})
+    return items
+
+
 def make_peers(items):
-    """Validate and normalise the desired peers (list of dicts {id|person, public_key, allowed_ips}).
+    """Validate and normalise the desired peers (list of dicts {id|person, public_key, allowed_ips},
+    or the text of ``peer_lines``).
 
     Raises WireGuardError on a malformed key, a duplicate person, key or allowed IP: WireGuard
     silently moves an allowed IP to the last peer that claims it, so a duplicate would cut someone off.
     """
+    if isinstance(items, str):
+        items = parse_peer_lines(items)
     peers, seen_person, seen_key, seen_ip = [], set(), set(), {}
     for item in items:
+        if not isinstance(item, dict):
+            raise WireGuardError("each peer must be a mapping {id, public_key, allowed_ips}")
         person = str(item.get("id") or item.get("person") or "")
         key = item.get("public_key", "")
         if not person:

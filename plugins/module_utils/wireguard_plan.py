@@ -419,10 +419,14 @@ def render_client_config(person, private_key, gateway, gateway_public_key, setti
 # ------------------------------------------------------------------------------- gateway slices
 
 def gateway_slice(plan, gateway, services, settings, public_keys):
-    """Everything one gateway needs (public data): peers for wireguard_peers, access per service
-    for the firewall, its addresses. public_keys: person id -> public key."""
-    peers = [{"id": p.id, "public_key": public_keys[p.id], "allowed_ips": p.allowed_ips()}
-             for p in plan.on(gateway.name)]
+    """Everything one gateway needs (public data): peers for wireguard_peers (compact text, see
+    wireguard.peer_lines), access per service for the firewall (client addresses as one
+    comma-separated string each: nftables set elements), its addresses. public_keys: person id ->
+    public key. Big collections are strings: Ansible templates a string in microseconds."""
+    from ansible_collections.teleshift.toolkit.plugins.module_utils.wireguard import peer_lines
+
+    peers = peer_lines({"id": p.id, "public_key": public_keys[p.id], "allowed_ips": p.allowed_ips()}
+                       for p in plan.on(gateway.name))
     access = {}
     for p in plan.on(gateway.name):
         entry = access.setdefault(p.service, {"service": p.service, "addresses": [], "addresses6": []})
@@ -430,6 +434,8 @@ def gateway_slice(plan, gateway, services, settings, public_keys):
         if p.address6:
             entry["addresses6"].append(p.address6)
     for svc, entry in access.items():
+        entry["addresses"] = ", ".join(entry["addresses"])
+        entry["addresses6"] = ", ".join(entry["addresses6"])
         nets = service_networks(svc, services, settings)
         entry["networks"] = [str(n) for n in nets if n.version == 4]
         entry["networks6"] = [str(n) for n in nets if n.version == 6]
@@ -490,19 +496,29 @@ def state_of(plan, public_keys, gateway_keys=None, settings=None):
 
 # ------------------------------------------------------------------------------------------ kits
 
-def client_keys(ids, kits_root, rotate=(), write=True, privates=None):
+def client_keys(ids, kits_root, rotate=(), write=True, privates=None, known=None):
     """Person id -> public key, reading each private key back from the kit (so re-runs never rotate)
     and making a new pair when there is none or the person is in ``rotate``.
 
+    known: id -> public key recorded in the state file. When the person's private key file is there,
+    the recorded key is taken as is (no read, no curve operation: 5,000 people in milliseconds);
+    rotation or a missing key file makes a new pair.
     Returns (public_keys, new_ids). With write=False (check mode) new keys are made in memory only and
     thrown away: the plan shows those people as added/changed, nothing is written.
-    privates: an optional dict filled with id -> private key (kept in memory for the profiles only).
+    privates: an optional dict filled with id -> private key of the keys read or made here (kept in
+    memory for the profiles only).
     """
+    import os
+
     from ansible_collections.teleshift.toolkit.plugins.module_utils.kits import read_kit_file, write_kit_file
 
     rotate = set(rotate or ())
+    known = known or {}
     public, new = {}, []
     for pid in ids:
+        if pid not in rotate and known.get(pid) and os.path.exists(os.path.join(kits_root, pid, KIT, PRIVATE_KEY_FILE)):
+            public[pid] = known[pid]
+            continue
         private = None if pid in rotate else (read_kit_file(kits_root, pid, KIT, PRIVATE_KEY_FILE) or "").strip()
         if private:
             try:
@@ -521,59 +537,79 @@ def client_keys(ids, kits_root, rotate=(), write=True, privates=None):
     return public, new
 
 
-def qr_images(text):
-    """(PNG bytes, SVG bytes) of a QR code carrying ``text`` (a WireGuard profile: the mobile app
-    scans it). The mask is fixed: segno's automatic mask choice is 3x slower, and any mask scans."""
-    import io
-
-    import segno
-
-    code = segno.make(text, error="m", micro=False, mask=3)
-    png, svg = io.BytesIO(), io.BytesIO()
-    code.save(png, kind="png", scale=4, border=4)
-    code.save(svg, kind="svg", scale=4, border=4)
-    return png.getvalue(), svg.getvalue()
-
-
 def _qr_job(args):
     root, pid, name, text = args
     from ansible_collections.teleshift.toolkit.plugins.module_utils.kits import write_kit_file
 
-    png, svg = qr_images(text)
+    from ansible_collections.teleshift.toolkit.plugins.module_utils.qr import images
+
+    png, svg = images(text)
     write_kit_file(root, pid, KIT, f"{name}.png", png)
     write_kit_file(root, pid, KIT, f"{name}.svg", svg)
     return pid
 
 
-def write_client_kits(plan, settings, kits_root, gateway_keys, qr=True, workers=None, privates=None):
+PROFILE_INDEX = ".vpn-profiles.json"
+
+
+def write_client_kits(plan, settings, kits_root, gateway_keys, qr=True, workers=None, privates=None,
+                      public_keys=None):
     """Each person's ``<kits>/<id>/vpn/``: ``<profile>.conf`` (0600) and its QR code as PNG and SVG.
 
-    Only what changed is rewritten (QR codes are the slow part: they are redrawn only when the
-    profile changed or is missing one). Returns the sorted ids whose profile changed. People on a
-    gateway whose public key is not known yet are skipped (they are listed in ``skipped``).
+    Only what changed is rewritten; QR codes are redrawn only for changed profiles. With
+    ``public_keys`` (id -> public key), ``<kits>/.vpn-profiles.json`` keeps a digest of each profile's
+    public inputs (everything but the private key, plus the person's public key, which changes with
+    the private one): a person whose digest is unchanged and whose files are there is skipped
+    without reading anything. Returns (sorted ids whose profile changed, ids skipped because their
+    gateway's public key is not known yet).
     """
+    import hashlib
+    import json
     import os
-    from pathlib import Path
 
+    from ansible_collections.teleshift.toolkit.plugins.module_utils.atomic import atomic_write
     from ansible_collections.teleshift.toolkit.plugins.module_utils.kits import read_kit_file, write_kit_file
 
     name = settings.profile_name
+    wanted = [f"{name}.conf"] + ([f"{name}.png", f"{name}.svg"] if qr else [])
+    index_path = os.path.join(kits_root, PROFILE_INDEX)
+    index = {}
+    if public_keys is not None:
+        try:
+            with open(index_path, encoding="utf-8") as stream:
+                index = json.load(stream)
+        except (OSError, ValueError):
+            index = {}
+    new_index = {}
     changed, skipped, jobs = [], [], []
     for pid, person in sorted(plan.people.items()):
         gw_key = (gateway_keys or {}).get(person.gateway)
-        private = (privates or {}).get(pid) or (read_kit_file(kits_root, pid, KIT, PRIVATE_KEY_FILE) or "").strip()
-        if not gw_key or not private:
+        if not gw_key:
             skipped.append(pid)
             continue
-        text = render_client_config(person, private, settings.gateways[person.gateway], gw_key, settings)
+        gateway = settings.gateways[person.gateway]
+        digest = None
+        if public_keys is not None and public_keys.get(pid):
+            public_text = render_client_config(person, "-", gateway, gw_key, settings) + public_keys[pid]
+            digest = hashlib.sha256(public_text.encode("utf-8")).hexdigest()[:24]
+            folder = os.path.join(kits_root, pid, KIT)
+            if index.get(pid) == digest and all(os.path.exists(os.path.join(folder, f)) for f in wanted):
+                new_index[pid] = digest
+                continue
+        private = (privates or {}).get(pid) or (read_kit_file(kits_root, pid, KIT, PRIVATE_KEY_FILE) or "").strip()
+        if not private:
+            skipped.append(pid)
+            continue
+        text = render_client_config(person, private, gateway, gw_key, settings)
+        folder = os.path.join(kits_root, pid, KIT)
         if write_kit_file(kits_root, pid, KIT, f"{name}.conf", text):
             changed.append(pid)
             if qr:
                 jobs.append((str(kits_root), pid, name, text))
-        elif qr:
-            folder = Path(kits_root) / pid / KIT
-            if not ((folder / f"{name}.png").exists() and (folder / f"{name}.svg").exists()):
-                jobs.append((str(kits_root), pid, name, text))
+        elif qr and not all(os.path.exists(os.path.join(folder, f)) for f in wanted[1:]):
+            jobs.append((str(kits_root), pid, name, text))
+        if digest:
+            new_index[pid] = digest
     if len(jobs) > 40 and (workers or os.cpu_count() or 1) > 1:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
@@ -584,4 +620,6 @@ def write_client_kits(plan, settings, kits_root, gateway_keys, qr=True, workers=
     else:
         for job in jobs:
             _qr_job(job)
+    if public_keys is not None and new_index != index:
+        atomic_write(index_path, json.dumps(new_index, sort_keys=True), mode=0o600, dir_mode=0o700)
     return changed, skipped

@@ -10,7 +10,7 @@ description:
   - Why it exists. A profile needs the gateway's public key, known only once the gateway has made its
     key; this runs on the controller after the gateways and writes every kit in one task. (The plan
     already writes the profiles with the keys recorded in the state file; this task finishes the job
-    on a first run or when a gateway's key changed, and records each host's setup fingerprint.)
+    on a first run or when a gateway's key changed.)
   - For each person of C(state/vpn.yml) writes C(<teleshift_kits_dir>/<id>/vpn/<teleshift_vpn_profile_name>.conf)
     and its QR code as PNG and SVG (for the mobile app), files 0600 in 0700 directories. Only changed
     profiles are rewritten; QR codes are redrawn only for them.
@@ -34,11 +34,8 @@ options:
     type: bool
   recorded_keys:
     description: Gateway keys the plan used for the profiles it wrote (C(teleshift_vpn_plan.gateway_keys)).
-      When they equal I(gateway_keys), nothing is pending and the setups are as recorded, the task
-      has nothing to do and does not read the state file.
-    type: dict
-  recorded_setup:
-    description: Setup fingerprints recorded in the state file (C(teleshift_vpn_plan.setup)).
+      When they equal I(gateway_keys) and nothing is pending, the task has nothing to do and does not
+      read the state file.
     type: dict
   pending:
     description: People the plan could not write a profile for (C(teleshift_vpn_plan.kits_pending)).

@@ -91,10 +91,6 @@ kits_pending:
   returned: success
   type: list
   elements: str
-setup:
-  description: Setup fingerprints recorded per host (the roles skip a setup that is done).
-  returned: success
-  type: dict
 problems:
   description: Every problem found (capacity, pool, settings, roster), nothing applied.
   returned: failure

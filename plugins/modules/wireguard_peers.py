@@ -25,6 +25,9 @@ description:
     (person id, allowed IPs, public key); C(added), C(updated) and C(removed) name the people.
   - When the live interface lost its private key or listen port, they are restored from the key
     file and I(listen_port) (reported as C(interface_repaired)).
+  - With I(setup_fingerprint), the host's setup marker (written by the role's setup) must hold that
+    fingerprint; otherwise nothing is applied and C(setup_needed) is returned, so the role sets the
+    host up first. The marker lives on the host, so a rebuilt host is set up again.
 version_added: 0.1.0
 options:
   interface:
@@ -54,9 +57,18 @@ options:
     description:
       - The complete desired peer set. A live peer that is not listed is removed.
       - Each item is C({id, public_key, allowed_ips}); C(id) is the person id.
-    type: list
-    elements: dict
+      - Or the same as text, one C(<id> <public key> <allowed IP>[,<allowed IP>]) line per peer. This is
+        what C(teleshift.toolkit.vpn_plan) hands each gateway (one string templates in microseconds, a
+        5,000-item list of mappings in seconds).
+    type: raw
     required: true
+  setup_fingerprint:
+    description: The setup the peers need (see C(setup_needed)); omitted, no marker is read.
+    type: str
+  setup_marker:
+    description: File on the host holding the fingerprint of the setup done.
+    type: path
+    default: /var/lib/teleshift/setup/wireguard_gateway
   batch_size:
     description: Peers changed per C(wg set) call.
     type: int
@@ -145,6 +157,10 @@ started:
   description: The interface was down and was started with I(service).
   returned: always
   type: bool
+setup_needed:
+  description: The host's setup marker does not hold I(setup_fingerprint); nothing was applied.
+  returned: when the setup is needed
+  type: bool
 """
 
 import os
@@ -153,6 +169,7 @@ import tempfile
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.teleshift.toolkit.plugins.module_utils.atomic import atomic_write
+from ansible_collections.teleshift.toolkit.plugins.module_utils.results import brief_invocation
 from ansible_collections.teleshift.toolkit.plugins.module_utils.wireguard import (
     WireGuardError, diff_peers, diff_text, inverse_batches, make_peers, parse_config, parse_dump,
     render_gateway_config, valid_interface, wg_set_batches)
@@ -175,12 +192,14 @@ def main():
             "addresses": {"type": "list", "elements": "str", "required": True},
             "listen_port": {"type": "int", "default": 51820},
             "mtu": {"type": "int"},
-            "peers": {"type": "list", "elements": "dict", "required": True},
+            "peers": {"type": "raw", "required": True},
             "batch_size": {"type": "int", "default": 500},
             "service": {"type": "str"},
             "firewall": {"type": "str"},
             "firewall_path": {"type": "path", "default": "/etc/teleshift/vpn-firewall.nft"},
             "firewall_table": {"type": "str", "default": "inet teleshift_vpn"},
+            "setup_fingerprint": {"type": "str"},
+            "setup_marker": {"type": "path", "default": "/var/lib/teleshift/setup/wireguard_gateway"},
         },
         supports_check_mode=True,
     )
@@ -188,6 +207,9 @@ def main():
     iface = p["interface"]
     if not valid_interface(iface):
         module.fail_json(msg=f"{iface!r} is not a valid interface name")
+    if p["setup_fingerprint"] and (_read(p["setup_marker"]) or "").strip() != p["setup_fingerprint"]:
+        module.exit_json(changed=False, setup_needed=True, public_key="",
+                         msg=f"{p['setup_marker']} does not match: the host setup runs first, nothing applied")
     config_path = p["config_path"] or f"/etc/wireguard/{iface}.conf"
     key_path = p["private_key_path"] or f"/etc/wireguard/{iface}.key"
     try:
@@ -220,7 +242,8 @@ def main():
     else:  # interface down: the file is what the next start loads
         actual = {peer.public_key: peer.allowed_ips for peer in old_peers}
     diff = diff_peers(desired, actual, known)
-    before_peers = [_named(key, ips, desired, known) for key, ips in actual.items()]
+    by_key = {peer.public_key: peer.person for peer in desired}
+    before_peers = [_named(key, ips, by_key, known) for key, ips in actual.items()]
 
     repair = []
     if live and public_key and (not dump.has_private_key or dump.public_key != public_key):
@@ -240,6 +263,7 @@ def main():
         "config_changed": config_changed, "interface_changed": interface_changed,
         "interface_repaired": bool(repair), "firewall_changed": fw_changed, "started": False,
         **diff.summary(),
+        "invocation": brief_invocation(p, ("peers", "firewall")),
     }
     if module._diff:
         result["diff"] = {"before": diff_text(before_peers), "after": diff_text(desired),
@@ -301,13 +325,11 @@ def _table_loaded(module, table):
     return rc == 0
 
 
-def _named(key, ips, desired, known):
+def _named(key, ips, by_key, known):
     from ansible_collections.teleshift.toolkit.plugins.module_utils.wireguard import Peer
 
-    for peer in desired:
-        if peer.public_key == key:
-            return Peer(peer.person, key, tuple(ips))
-    return Peer(known.get(key, f"unknown peer {key[:8]}..."), key, tuple(ips))
+    person = by_key.get(key) or known.get(key, f"unknown peer {key[:8]}...")
+    return Peer(person, key, tuple(ips))
 
 
 def _apply_live(module, wg, iface, diff, actual, desired, batch, result):

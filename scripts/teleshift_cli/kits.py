@@ -77,10 +77,10 @@ def _ini_values(text, keys):
 
 
 def qr_svg(text):
-    """Inline SVG QR code of ``text`` (mask fixed: 4x faster, every mask is valid QR)."""
-    import segno
+    """Inline SVG QR code of ``text`` (when the VPN kit has no QR image of its own)."""
+    from ansible_collections.teleshift.toolkit.plugins.module_utils import qr
 
-    return segno.make(text, error="m", mask=2, boost_error=False).svg_inline(scale=3, border=2)
+    return qr.svg(*qr.matrix(text), scale=3, inline=True)
 
 
 def collect(root, person_id):
@@ -115,8 +115,9 @@ def collect(root, person_id):
                     info["config"] = text
                     info.update(_ini_values(text, {"address", "endpoint", "dns"}))
                     break
-            for path in files:
-                if "qr" in path.name.lower() and path.suffix in (".svg", ".png"):
+            stem = Path(info.get("config_file", "")).stem
+            for path in sorted(files, key=lambda f: (f.stem != stem, f.suffix != ".svg")):
+                if (path.stem == stem or "qr" in path.name.lower()) and path.suffix in (".svg", ".png"):
                     data = path.read_bytes()
                     mime = "image/svg+xml" if path.suffix == ".svg" else "image/png"
                     info["qr_uri"] = f"data:{mime};base64,{base64.b64encode(data).decode()}"

@@ -173,9 +173,11 @@ def test_service_access_uses_policy_default_and_common_networks():
     access = {a["service"]: a for a in sl["access"]}
     assert access["rsa"]["networks"] == ["10.89.251.30/32", "10.89.251.53/32"]
     assert access["culture"]["networks"] == ["10.89.251.20/32", "10.89.251.53/32"]
-    assert access["rsa"]["addresses"] == [plan.people["a"].address]
-    assert sl["peers"] == [{"id": "a", "public_key": key(1), "allowed_ips": [f"{plan.people['a'].address}/32"]},
-                           {"id": "b", "public_key": key(2), "allowed_ips": [f"{plan.people['b'].address}/32"]}]
+    assert access["rsa"]["addresses"] == plan.people["a"].address  # nftables set elements, as text
+    expected = [{"id": "a", "public_key": key(1), "allowed_ips": [f"{plan.people['a'].address}/32"]},
+                {"id": "b", "public_key": key(2), "allowed_ips": [f"{plan.people['b'].address}/32"]}]
+    assert wgm.parse_peer_lines(sl["peers"]) == expected
+    assert wgm.make_peers(sl["peers"]) == wgm.make_peers(expected)
 
 
 def test_ipv6_addresses_when_a_v6_pool_is_set():
@@ -241,6 +243,43 @@ def test_kits_profile_and_qr_written_once(tmp_path):
     assert changed == ["a"] and key(8) in conf.read_text()
 
 
+def test_known_public_keys_are_trusted_only_while_the_private_key_file_is_there(tmp_path):
+    first, _ = wp.client_keys(["a", "b"], tmp_path)
+    known = {"a": "recorded-a", "b": "recorded-b"}
+    (tmp_path / "b" / "vpn" / "private.key").unlink()
+    public, new = wp.client_keys(["a", "b"], tmp_path, known=known)
+    assert public["a"] == "recorded-a"  # taken from the state file, the kit was not read
+    assert new == ["b"] and public["b"] not in (first["b"], "recorded-b")
+    rotated, new = wp.client_keys(["a"], tmp_path, rotate=["a"], known=known)
+    assert new == ["a"] and rotated["a"] not in ("recorded-a", first["a"])
+
+
+def test_profile_index_skips_unchanged_people_without_reading_their_kit(tmp_path, monkeypatch):
+    from ansible_collections.teleshift.toolkit.plugins.module_utils import kits
+
+    s = vpn_settings()
+    plan = wp.plan_vpn([person("a"), person("b")], s)
+    public, _ = wp.client_keys(["a", "b"], tmp_path)
+    changed, _ = wp.write_client_kits(plan, s, tmp_path, {"gw1": key(7)}, public_keys=public)
+    assert changed == ["a", "b"] and (tmp_path / wp.PROFILE_INDEX).exists()
+    assert stat.S_IMODE((tmp_path / wp.PROFILE_INDEX).stat().st_mode) == 0o600
+
+    def no_read(*args):
+        raise AssertionError("an unchanged person's kit was read")
+    monkeypatch.setattr(kits, "read_kit_file", no_read)
+    changed, _ = wp.write_client_kits(plan, s, tmp_path, {"gw1": key(7)}, public_keys=public)
+    assert changed == []
+    monkeypatch.undo()
+    (tmp_path / "b" / "vpn" / "teleshift.svg").unlink()  # a lost file is redrawn
+    rotated, _ = wp.client_keys(["a"], tmp_path, rotate=["a"])  # a new key pair for a
+    changed, _ = wp.write_client_kits(plan, s, tmp_path, {"gw1": key(7)}, public_keys={**public, **rotated})
+    assert changed == ["a"] and (tmp_path / "b" / "vpn" / "teleshift.svg").exists()
+    private = (tmp_path / "a" / "vpn" / "private.key").read_text().strip()
+    assert f"PrivateKey = {private}" in (tmp_path / "a" / "vpn" / "teleshift.conf").read_text()
+    changed, _ = wp.write_client_kits(plan, s, tmp_path, {"gw1": key(8)}, public_keys={**public, **rotated})
+    assert changed == ["a", "b"]  # the gateway was re-keyed: everyone's profile changes
+
+
 # --------------------------------------------------------------------------- gateway data & diff
 
 def test_gateway_config_round_trip_has_no_private_key():
@@ -251,6 +290,13 @@ def test_gateway_config_round_trip_has_no_private_key():
     iface, parsed = wgm.parse_config(text)
     assert parsed == peers and [p.person for p in parsed] == ["a", "b"]
     assert iface["listenport"] == "51820"
+
+
+def test_bad_peer_lines_are_refused():
+    with pytest.raises(wgm.WireGuardError, match="peer line 2"):
+        wgm.make_peers(f"a {key(1)} 10.100.0.2/32\nb {key(2)}\n")
+    with pytest.raises(wgm.WireGuardError, match="mapping"):
+        wgm.make_peers(["a"])
 
 
 @pytest.mark.parametrize("items,message", [
@@ -360,7 +406,7 @@ def emulated_wg(tmp_path, monkeypatch):
     return tmp_path
 
 
-def run_module(tmp, peers, check=False, diff=True):
+def run_module(tmp, peers, check=False, diff=True, **extra):
     from ansible.module_utils import basic
     from ansible.module_utils.common.text.converters import to_bytes
     from ansible_collections.teleshift.toolkit.plugins.modules import wireguard_peers
@@ -368,7 +414,7 @@ def run_module(tmp, peers, check=False, diff=True):
     args = {"interface": "wg0", "config_path": str(tmp / "wg0.conf"), "private_key_path": str(tmp / "wg0.key"),
             "addresses": ["10.100.0.1/24"], "listen_port": 51820, "peers": peers,
             "_ansible_check_mode": check, "_ansible_diff": diff, "_ansible_remote_tmp": str(tmp),
-            "_ansible_keep_remote_files": False}
+            "_ansible_keep_remote_files": False, **extra}
     basic._ANSIBLE_ARGS = to_bytes(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
     basic._ANSIBLE_PROFILE = "legacy"
     import contextlib
@@ -451,3 +497,22 @@ def test_module_with_interface_down_writes_only_the_file(emulated_wg):
     assert result["changed"] and not result["live"] and result["added"] == ["a"]
     _, peers = wgm.parse_config((tmp / "wg0.conf").read_text())
     assert [p.person for p in peers] == ["a"]
+
+
+def test_module_applies_nothing_until_the_hosts_marker_holds_the_setup(emulated_wg):
+    """The setup record lives on the host: a rebuilt host (no marker) or changed settings (another
+    fingerprint) make the role set the host up before any peer is applied."""
+    tmp = emulated_wg
+    bring_up(tmp)
+    marker = tmp / "setup" / "wireguard_gateway"
+    peers = [{"id": "a", "public_key": key(1), "allowed_ips": ["10.100.0.2/32"]}]
+    result, _ = run_module(tmp, peers, setup_fingerprint="abc", setup_marker=str(marker))
+    assert result["setup_needed"] and not result["changed"] and live_state(tmp)["peers"] == {}
+    marker.parent.mkdir()
+    marker.write_text("old\n")
+    result, _ = run_module(tmp, peers, setup_fingerprint="abc", setup_marker=str(marker))
+    assert result["setup_needed"] and not (tmp / "wg0.conf").exists()
+    marker.write_text("abc\n")
+    result, _ = run_module(tmp, peers, setup_fingerprint="abc", setup_marker=str(marker))
+    assert not result.get("setup_needed") and result["added"] == ["a"]
+    assert live_state(tmp)["peers"] == {key(1): ["10.100.0.2/32"]}

@@ -68,10 +68,13 @@ def _converge(hosts, kits, *extra):
     cmd = [str(ROOT / ".venv" / "bin" / "ansible-playbook"), str(ROOT / "playbooks" / "desktop.yml"),
            "-i", str(hosts), "--tags", "desktop_accounts", "-l", HOST,
            "-e", json.dumps({"teleshift_kits_dir": str(kits), "xrdp_host_max_sessions": 6000}), *extra]
-    env = {**(_podman_env() or {}), "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
+    from teleshift_cli.bench import PROFILE_ENV, save_log
+
+    env = {**(_podman_env() or {}), "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1", **PROFILE_ENV}
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     elapsed = time.perf_counter() - start
+    save_log("desktop", "accounts", proc.stdout + proc.stderr)
     if proc.returncode != 0:
         raise SystemExit(f"converge failed:\n{proc.stdout[-3000:]}")
     return elapsed, proc.stdout

@@ -33,7 +33,9 @@ def add_arguments(parser):
 def _env():
     from teleshift_cli import lab
 
-    return {**lab.podman_env(), "ANSIBLE_CONFIG": str(paths.ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
+    from teleshift_cli.bench import PROFILE_ENV
+
+    return {**lab.podman_env(), "ANSIBLE_CONFIG": str(paths.ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1", **PROFILE_ENV}
 
 
 def _playbook(playbook, inventory=None, extra=None, timeout=900):
@@ -45,6 +47,9 @@ def _playbook(playbook, inventory=None, extra=None, timeout=900):
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=paths.ROOT, env=_env(), capture_output=True, text=True, timeout=timeout)
     elapsed = time.perf_counter() - start
+    from teleshift_cli.bench import save_log
+
+    save_log("vpn", Path(playbook).stem, proc.stdout + proc.stderr)
     if proc.returncode != 0:
         raise RuntimeError(f"{playbook} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}")
     return elapsed, proc.stdout
