@@ -11,12 +11,15 @@ Controller side, per desktop host:
 - for the people on this host: the kit password read back (or made once), its SHA-512 crypt hash from
   the kit's hidden cache (or made now, in one batch), the .rdp file, the FreeRDP command and a summary;
 - the module applies the accounts; the hash cache is written only after it succeeded, so a failed run
-  sets the password again next time (``reset_passwords`` = the hashes made in this run).
+  sets the password again next time (``reset_passwords`` = the hashes made in this run). Only the
+  hashes the host needs travel (new ones; on a rebuilt host, those of the accounts it lacks), in a
+  0600 file in Ansible's remote temporary directory, never as module arguments.
 Check mode writes nothing on the controller either: new people get a placeholder hash the module never
 applies in check mode.
 """
 from __future__ import annotations
 
+import json
 
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
@@ -113,12 +116,16 @@ class ActionModule(ActionBase):
         module_args = {
             "accounts": [{"login": a.login, "name": a.name, "groups": list(a.groups), "shell": a.shell}
                          for a in accounts],
-            "password_hashes": hashes,
             "reset_passwords": sorted(fresh) if not check else [],
         }
         module_args.update({k: args[k] for k in PASSTHROUGH if k in args})
-        module_result = self._execute_module(module_name="teleshift.toolkit.desktop_accounts",
-                                             module_args=module_args, task_vars=task_vars)
+        # Hashes go to the host only when needed: the new ones first; when the host lacks accounts
+        # it should have (a rebuilt host), the module names them and gets theirs in a second call.
+        module_result = self._run_with_hashes(module_args, {pid: hashes[pid] for pid in fresh}, task_vars)
+        missing = module_result.get("missing_hash") or []
+        if module_result.get("failed") and missing and all(pid in hashes for pid in missing):
+            needed = {pid: hashes[pid] for pid in set(missing) | set(fresh)}
+            module_result = self._run_with_hashes(module_args, needed, task_vars)
         if not module_result.get("failed") and not check:
             for pid in fresh:
                 write_kit_file(kits, pid, desktop.CAPABILITY, desktop.HASH_FILE,
@@ -130,5 +137,18 @@ class ActionModule(ActionBase):
         result["state_file"] = str(state_path)
         result["state_changed"] = state_changed
         result["unplaced"] = len(plan.unplaced)
-        result.pop("invocation", None)  # the module's arguments hold the hashes
+        result.pop("invocation", None)
         return result
+
+    def _run_with_hashes(self, module_args, hashes, task_vars):
+        """One module call; the hashes travel in a 0600 file in Ansible's private temporary directory
+        on the host (read and deleted by the module), never as arguments: no log, no no_log masking
+        of thousands of values."""
+        args = dict(module_args)
+        if hashes:
+            tmp = self._connection._shell.tmpdir or self._make_tmp_path()
+            path = self._connection._shell.join_path(tmp, "teleshift-hashes.json")
+            self._transfer_data(path, json.dumps(hashes))
+            args["password_hashes_file"] = path
+        return self._execute_module(module_name="teleshift.toolkit.desktop_accounts", module_args=args,
+                                    task_vars=task_vars)

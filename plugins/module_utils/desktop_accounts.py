@@ -83,8 +83,10 @@ def render(rows):
     return "".join(":".join(r) + "\n" for r in rows)
 
 
-def check_databases(db):
-    """Problems that would make the files unusable (run on the new files before they go live)."""
+def check_databases(db, before=None):
+    """Problems that would make the files unusable (run on the new files before they go live).
+    With ``before`` (the current files), group problems they already had are not reported: they are
+    not ours to fix and must not block everyone's accounts."""
     problems = []
     for what, rows, width in (("passwd", db.passwd, 7), ("shadow", db.shadow, 9), ("group", db.group, 4),
                               ("gshadow", db.gshadow, 4)):
@@ -107,6 +109,18 @@ def check_databases(db):
         problems.append("passwd and shadow do not list the same users")
     if {r[0] for r in db.group} != {r[0] for r in db.gshadow}:
         problems.append("group and gshadow do not list the same groups")
+    users = {r[0] for r in db.passwd}
+    members = {r[0]: r[3] for r in db.group}
+    for row in db.group:
+        unknown = sorted(_split(row[3]) - users)
+        if unknown:
+            problems.append(f"group {row[0]}: unknown member(s) {', '.join(unknown[:5])}")
+    for row in db.gshadow:
+        if row[0] in members and _split(row[3]) != _split(members[row[0]]):
+            problems.append(f"gshadow {row[0]}: members differ from group")
+    if before is not None:
+        old = set(check_databases(before))
+        problems = [p for p in problems if not (p.startswith(("group ", "gshadow ")) and p in old)]
     return problems
 
 

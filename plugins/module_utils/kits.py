@@ -34,18 +34,22 @@ def kit_dir(root, person_id, capability):
 
 def write_kit_file(root, person_id, capability, name, content):
     """Write one kit file 0600 atomically; returns True when its content changed."""
-    path = kit_dir(root, person_id, capability) / name
+    path = os.path.join(root, person_id, capability, name)
     data = content.encode("utf-8") if isinstance(content, str) else content
-    if path.exists() and path.read_bytes() == data:
-        return False
-    atomic_write(path, data, mode=0o600, dir_mode=0o700)
+    try:
+        with open(path, "rb") as stream:
+            if stream.read() == data:
+                return False  # unchanged: nothing touched (re-runs for 5,000 people stay fast)
+    except OSError:
+        pass
+    atomic_write(kit_dir(root, person_id, capability) / name, data, mode=0o600, dir_mode=0o700)
     return True
 
 
 def read_kit_file(root, person_id, capability, name):
-    path = Path(root) / person_id / capability / name
     try:
-        return path.read_text(encoding="utf-8")
+        with open(os.path.join(root, person_id, capability, name), encoding="utf-8") as stream:
+            return stream.read()
     except FileNotFoundError:
         return None
 

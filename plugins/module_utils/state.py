@@ -42,8 +42,8 @@ def dump_state(data):
 def save_state(path, data):
     """Write ``data`` atomically; returns True when the file changed."""
     path = Path(path)
-    text = dump_state(data)
-    if path.exists() and path.read_text(encoding="utf-8") == text:
+    if path.exists() and load_state(path) == data:  # same data (parsed form cached): nothing to write
         return False
+    text = dump_state(data)
     atomic_write(path, text.encode("utf-8"), mode=0o644, durable=True)
     return True

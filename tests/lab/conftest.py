@@ -47,30 +47,10 @@ def lab_exec(name, *argv, input=None, timeout=60, check=False):
 
 
 def client_tunnel_up(profile_text, profile="teleshift"):
-    """The laptop stand-in (ts-client1) imports a WireGuard profile and (re)starts its tunnel.
+    """The laptop stand-in (ts-client1) imports a WireGuard profile and (re)starts its tunnel."""
+    from teleshift_cli import labclient
 
-    Its userspace wireguard-go can be slow to stop on a loaded machine, and `systemctl restart` then
-    hangs: stop (bounded), clear what is left of the old tunnel, start; a second try if needed."""
-    lab_exec("ts-client1", "sh", "-c", f"umask 077; cat > /etc/wireguard/{profile}.conf", input=profile_text,
-             check=True)
-    proc = None
-    for attempt in (1, 2):
-        try:
-            lab_exec("ts-client1", "systemctl", "stop", f"wg-quick@{profile}", timeout=90)
-        except subprocess.TimeoutExpired:
-            pass
-        lab_exec("ts-client1", "sh", "-c", f"ip link delete {profile} 2>/dev/null; pkill -f 'wireguard-go {profile}'; "
-                 f"systemctl reset-failed wg-quick@{profile}; true", timeout=30)
-        try:
-            proc = lab_exec("ts-client1", "systemctl", "start", f"wg-quick@{profile}", timeout=90)
-        except subprocess.TimeoutExpired:
-            if attempt == 2:
-                raise
-            continue
-        if proc.returncode == 0:
-            break
-    assert proc is not None and proc.returncode == 0, proc.stderr if proc else "no start"
-    return proc
+    return labclient.tunnel_up(profile_text, profile)
 
 
 def lab_missing(reason):

@@ -26,6 +26,7 @@ _spec.loader.exec_module(_helpers)
 ROOT, lab_exec, lab_inventory_copy, recap, run_playbook = (
     _helpers.ROOT, _helpers.lab_exec, _helpers.lab_inventory_copy, _helpers.recap, _helpers.run_playbook)
 client_tunnel_up = _helpers.client_tunnel_up
+from teleshift_cli import labclient  # noqa: E402  (scripts/ is on sys.path through the helpers)
 
 DESK = "10.89.251.20"
 KITS = ROOT / "kits" / "lab"
@@ -39,8 +40,7 @@ def kit_password(pid):
 
 def session_processes(login):
     """(pid, command) of the processes ``login`` runs on the session host."""
-    proc = lab_exec("ts-desk1", "ps", "-u", login, "-o", "pid=,comm=", timeout=20)
-    return [tuple(line.split(None, 1)) for line in proc.stdout.splitlines() if line.strip()]
+    return labclient.session_processes("ts-desk1", login)
 
 
 def has_session(login):
@@ -58,27 +58,10 @@ def wait_for(predicate, seconds=30, step=1.0):
 
 
 def start_rdp(login, password, seconds=120, tag="rdp"):
-    """A FreeRDP client on its own Xvfb display of the laptop, in the background, ended after ``seconds``
-    (the password goes through a 0600 file of the laptop, never this test's output)."""
-    display = _display(tag)
-    lab_exec("ts-client1", "sh", "-c", f"umask 077; cat > /tmp/{tag}.pw", input=password, check=True)
-    script = (f"#!/bin/sh\nexport DISPLAY=:{display}\n"
-              f"timeout {seconds + 10} Xvfb :{display} -screen 0 1280x800x24 -nolisten tcp >/dev/null 2>&1 &\n"
-              f"sleep 1\necho $$ > /tmp/{tag}.pid\n"
-              f"exec timeout {seconds} xfreerdp /v:{DESK} /u:{login} /p:\"$(cat /tmp/{tag}.pw)\" /cert:ignore "
-              f"/size:1024x768 /log-level:ERROR\n")
-    lab_exec("ts-client1", "sh", "-c", f"umask 077; cat > /tmp/{tag}.sh", input=script, check=True)
-    lab_exec("ts-client1", "sh", "-c", f"nohup sh /tmp/{tag}.sh >/tmp/{tag}.log 2>&1 &", timeout=30)
+    labclient.start_rdp(DESK, login, password, seconds=seconds, tag=tag)
 
 
-def _display(tag):
-    return 90 + sum(map(ord, tag)) % 9
-
-
-def stop_rdp(tag):
-    lab_exec("ts-client1", "sh", "-c", f"test -f /tmp/{tag}.pid && kill $(cat /tmp/{tag}.pid); "
-                                       f"pkill -f 'Xvfb :{_display(tag)} '; rm -f /tmp/{tag}.pw /tmp/{tag}.pid; true",
-             timeout=20)
+stop_rdp = labclient.stop_rdp
 
 
 def end_session(login):
@@ -118,7 +101,7 @@ def test_kit_credentials_open_a_real_session_through_the_tunnel(lab):
                                          "-geometry 90x20+60+60 -e 'echo teleshift: bureau de dnguyen; sleep 60' "
                                          ">/dev/null 2>&1 &", timeout=20)
         time.sleep(4)
-        shot = lab_exec("ts-client1", "sh", "-c", f"xwd -root -display :{_display('main')} -silent | xwdtopnm 2>/dev/null"
+        shot = lab_exec("ts-client1", "sh", "-c", f"xwd -root -display :{labclient.display('main')} -silent | xwdtopnm 2>/dev/null"
                                                   " | pnmtopng > /tmp/desktop-session.png && base64 -w0 /tmp/desktop-session.png",
                         timeout=60)
         import base64

@@ -232,6 +232,22 @@ def test_check_databases_finds_broken_files():
         da.parse_databases("a:x:1:1:g:/h:/bin/sh:extra:more\n", "", "", "")
 
 
+def test_check_databases_finds_group_members_that_are_not_users_only_when_new():
+    import copy
+
+    good = db()
+    assert not da.check_databases(good)
+    bad = copy.deepcopy(good)
+    group = next(r for r in bad.group if r[0] != "")
+    group[3] = ",".join(filter(None, [group[3], "ghost"]))
+    problems = da.check_databases(bad)
+    assert any("unknown member(s) ghost" in p for p in problems)
+    assert any(p.startswith(f"gshadow {group[0]}: members differ") for p in problems)
+    # a problem the host already had is not ours to block on; a new one is
+    assert not da.check_databases(bad, before=bad)
+    assert da.check_databases(bad, before=good)
+
+
 def test_diff_of_5000_new_accounts_is_fast():
     desired = [acc(f"u{i:05d}") for i in range(5000)]
     hashes = {a.login: "$6$s$h" for a in desired}

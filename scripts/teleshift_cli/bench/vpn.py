@@ -91,9 +91,9 @@ def _plan_seconds(people, inventory):
 
 
 def _use_profile(kits, pid):
-    text = (Path(kits) / pid / "vpn" / "teleshift.conf").read_text()
-    _exec("ts-client1", "sh", "-c", "umask 077; cat > /etc/wireguard/teleshift.conf", input=text)
-    _exec("ts-client1", "systemctl", "restart", "wg-quick@teleshift")
+    from teleshift_cli import labclient
+
+    labclient.tunnel_up((Path(kits) / pid / "vpn" / "teleshift.conf").read_text())
 
 
 def _naive(sample, timeout=1800):
