@@ -220,7 +220,9 @@ def forwarding_problems(roster, policy):
 PBX_VARS = ("asterisk_pbx_trunk", "asterisk_pbx_attendants", "asterisk_pbx_queues", "asterisk_pbx_conferences",
             "asterisk_pbx_mailboxes", "asterisk_pbx_office_hours", "asterisk_pbx_holidays",
             "asterisk_pbx_timezone", "asterisk_pbx_feature_codes", "asterisk_pbx_voicemail",
-            "asterisk_pbx_ring_timeout", "asterisk_pbx_sip_port", "asterisk_pbx_codecs")
+            "asterisk_pbx_ring_timeout", "asterisk_pbx_sip_port", "asterisk_pbx_codecs",
+            "asterisk_pbx_mail_command")
+DEFAULT_MAIL_COMMAND = "/usr/sbin/sendmail -t"
 
 
 @dataclass
@@ -306,6 +308,7 @@ class PbxConfig:
     ring_timeout: int = 25
     sip_port: int = 5060
     codecs: tuple = ("alaw", "ulaw", "g722")
+    mail_command: str = DEFAULT_MAIL_COMMAND  # voicemail notifications: a sendmail-compatible command
 
 
 class _Checker:
@@ -475,6 +478,10 @@ def load_pbx_config(variables, policy, people_ext=None, source="inventory"):
     cfg.ring_timeout = chk.integer(variables.get("asterisk_pbx_ring_timeout"), "asterisk_pbx_ring_timeout",
                                    25, 5, 300)
     cfg.sip_port = chk.integer(variables.get("asterisk_pbx_sip_port"), "asterisk_pbx_sip_port", 5060, 1, 65535)
+    cfg.mail_command = chk.text(variables.get("asterisk_pbx_mail_command", DEFAULT_MAIL_COMMAND),
+                                "asterisk_pbx_mail_command", True, re.compile(r"^/[^\n;]+\Z"),
+                                "an absolute command that reads the message on stdin, e.g. /usr/sbin/sendmail -t"
+                                ) or DEFAULT_MAIL_COMMAND
     codecs = variables.get("asterisk_pbx_codecs")
     if codecs is not None:
         cfg.codecs = tuple(str(c) for c in chk.items(codecs, "asterisk_pbx_codecs"))
@@ -1030,7 +1037,7 @@ def render_voicemail(people, cfg, secret_of):
                f"maxmsg={int(vm.get('max_messages', 100))}",
                f"maxsecs={int(vm.get('max_seconds', 180))}",
                "maxlogins=3",
-               "mailcmd=/usr/sbin/sendmail -t",
+               f"mailcmd={cfg.mail_command}",
                "emailsubject=[PBX] ${VM_CALLERID}: message ${VM_MSGNUM} in box ${VM_MAILBOX}",
                "emailbody=${VM_NAME},\\n\\n${VM_CALLERID} left a message (${VM_DUR}) on ${VM_DATE}.\\n",
                "", "[zonemessages]", f"local={cfg.timezone}|'vm-received' q 'digits/at' R", ""]

@@ -260,6 +260,21 @@ def test_voicemail_queues_and_conferences():
     assert conf["ts-user-crise"]["pin"] == "4711" and conf["ts-bridge-crise"]["type"] == "bridge"
 
 
+def test_voicemail_notifications_use_the_configured_mail_command():
+    general = lambda plan: dict(dict(T.parse_conf(plan.files["voicemail.conf"]))["general"])  # noqa: E731
+    assert general(compile_()[0])["mailcmd"] == "/usr/sbin/sendmail -t"  # default: the host's sendmail
+    plan = compile_(pbx={**PBX, "asterisk_pbx_mail_command": "/usr/bin/msmtp -t --read-envelope-from"})[0]
+    assert general(plan)["mailcmd"] == "/usr/bin/msmtp -t --read-envelope-from"
+
+
+@pytest.mark.parametrize("command", ["sendmail -t", "/usr/sbin/sendmail -t\nexternnotify=/bin/sh", ""])
+def test_a_mail_command_that_is_not_one_absolute_command_line_is_refused(command):
+    people = T.phone_people(roster())
+    _, problems = T.load_pbx_config({**PBX, "asterisk_pbx_mail_command": command}, T.NumberPolicy(),
+                                    {p.id: p.extension for p in people})
+    assert [p.field for p in problems] == ["asterisk_pbx_mail_command"]
+
+
 def test_attendant_hours_holidays_and_closure_switch():
     plan, _, _, _ = compile_()
     body = plan.files["extensions.conf"].split("[ts-att-accueil]")[1].split(";; teleshift:")[0]
