@@ -1,8 +1,11 @@
 """Telephony against the live lab: real calls through Asterisk on ts-pbx1.
 
 Emulated components (SIPp): the operator network on ts-pstn1 (a UAS answering every forwarded call,
-plus callers from the outside), and desk phones / agent softphones on ts-desk1 (register, then answer,
-ring without answer, or answer busy). Every SIPp run is bounded (-m, -timeout, and a process timeout).
+plus callers from the outside), desk phones / agent softphones on ts-desk1 (register, then answer,
+ring without answer, or answer busy), and a teleworker's softphone on the laptop stand-in ts-client1,
+through that person's real WireGuard tunnel. Voicemail notifications go over real SMTP to a stand-in mail
+server on ts-pstn1 (playbooks/lab_mail.yml). Every SIPp run is bounded (-m, -timeout, and a process
+timeout); every wait is bounded in time.
 
 Run after converging the lab: ``scripts/teleshift lab up && ansible-playbook playbooks/telephony.yml``,
 then ``.venv/bin/pytest tests/lab/test_telephony.py``.
@@ -11,7 +14,12 @@ from __future__ import annotations
 
 import csv
 import datetime
+import email
+import email.policy
+import email.utils
+import importlib.util
 import io
+import ipaddress
 import json
 import os
 import re
@@ -22,14 +30,22 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+import yaml
+
+_spec = importlib.util.spec_from_file_location("teleshift_lab_helpers", Path(__file__).with_name("conftest.py"))
+_helpers = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_helpers)
 
 ROOT = Path(__file__).resolve().parents[2]
 INVENTORY = ROOT / "inventories" / "lab"
 KITS = ROOT / "kits" / "lab"
 SIPP_DIR = ROOT / "tests" / "lab" / "sipp"
-PBX, PSTN, DESK = "ts-pbx1", "ts-pstn1", "ts-desk1"
+PBX, PSTN, DESK, CLIENT = "ts-pbx1", "ts-pstn1", "ts-desk1", "ts-client1"
 PBX_OUTSIDE, PBX_INSIDE, PSTN_IP, DESK_IP = "10.89.250.30", "10.89.251.30", "10.89.250.60", "10.89.251.20"
 OPERATOR_LOG = "/var/log/teleshift-lab/operator-messages.log"
+MAIL_SPOOL = "/var/spool/teleshift-lab-mail/new"  # the stand-in mail server's messages (playbooks/lab_mail.yml)
+VPN_POOL = ipaddress.ip_network("10.100.0.0/16")
+SOFTPHONE_PERSON = "dnguyen"  # phone + VPN, service dsi (the tunnel reaches the internal network, PBX included)
 ENV = dict(os.environ, CONTAINERS_CONF=str(ROOT / ".cache" / "lab" / "containers.conf"),
            ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"))
 
@@ -82,12 +98,12 @@ def register(person, extension, port, expires=600):
     assert rc == 0, f"registration of {extension} failed: {err}"
 
 
-def desk(scenario, port, timeout=40):
-    """A desk phone on ts-desk1 waiting for one call with ``scenario`` (desk-busy, desk-noanswer...)."""
-    proc = sipp(DESK, f"-sf {scenario}.xml -i {DESK_IP} -p {port} -m 1 -trace_msg "
+def desk(scenario, port, timeout=40, host=DESK, address=DESK_IP):
+    """A desk phone on ts-desk1 (or a softphone on ``host``) waiting for one call with ``scenario``."""
+    proc = sipp(host, f"-sf {scenario}.xml -i {address} -p {port} -m 1 -trace_msg "
                       f"-message_file /tmp/ts-sipp/{scenario}-{port}.log", timeout)
     deadline = time.monotonic() + 15  # the PBX must not call before SIPp listens
-    while f":{port} " not in sh(DESK, "ss -Hlun").stdout:
+    while f"{address}:{port} " not in sh(host, "ss -Hlun").stdout:
         assert time.monotonic() < deadline and proc.poll() is None, f"{scenario} did not start listening"
         time.sleep(0.3)
     return proc
@@ -413,14 +429,161 @@ def test_second_converge_changes_nothing():
     assert {host: s["changed"] for host, s in stats.items()} == {host: 0 for host in stats}
 
 
+# ------------------------------------------------------------------------------------------------ voicemail e-mail
+
+def roster_person(pid):
+    rows = csv.DictReader(io.StringIO((INVENTORY / "roster.csv").read_text(encoding="utf-8")))
+    return next(row for row in rows if row["id"] == pid)
+
+
+def mail_files():
+    return set(sh(PSTN, f"ls {MAIL_SPOOL} 2>/dev/null").stdout.split())
+
+
+def contacts(extension):
+    """The contacts Asterisk lists for ``extension`` (``pjsip show contacts``), as 'ext/sip:...' strings."""
+    out = sh(PBX, 'asterisk -rx "pjsip show contacts"', check=True).stdout
+    return re.findall(rf"^\s*Contact:\s+({re.escape(extension)}/sip:\S+)", out, re.M)
+
+
+def test_voicemail_is_emailed_over_smtp_to_the_persons_address():
+    if sh(PSTN, "systemctl is-active teleshift-lab-mail-sink").stdout.strip() != "active":
+        _helpers.lab_missing("the stand-in mail server is not running on ts-pstn1: run playbooks/lab_mail.yml")
+    person = roster_person(SOFTPHONE_PERSON)  # voicemail yes, no forwarding: an unanswered desk goes to voicemail
+    extension, address = person["extension"], person["email"]
+    assert contacts(extension) == [], f"{extension} is registered somewhere: the call would ring it first"
+    before_mail, before_box = mail_files(), voicemails(extension)
+    rc, err = finish(call_and_talk(extension, port=5080))
+    assert rc == 0, err
+    deadline = time.monotonic() + 10
+    while voicemails(extension) <= before_box and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert voicemails(extension) == before_box + 1, "no message landed in the box"
+    found, deadline = [], time.monotonic() + 30
+    while time.monotonic() < deadline:
+        for name in sorted(mail_files() - before_mail):
+            raw = sh(PSTN, f"cat {MAIL_SPOOL}/{name}", check=True).stdout
+            message = email.message_from_string(raw, policy=email.policy.default)
+            if address in message["X-Lab-Envelope-To"]:
+                found.append((name, message))
+        if found:
+            break
+        time.sleep(1)
+    try:
+        assert len(found) == 1, f"no notification for {address} reached the stand-in mail server within 30 s"
+        message = found[0][1]
+        assert message["X-Lab-Peer"] == PBX_OUTSIDE  # handed over SMTP by the PBX itself
+        assert [a for _, a in email.utils.getaddresses(message.get_all("To", []))] == [address]
+        assert f"box {extension}" in message["Subject"]
+        assert email.utils.parseaddr(message["From"])[1] == "pbx@departement.example"
+        assert any(part.get_content_maintype() == "audio" for part in message.iter_attachments()), \
+            "the recording is not attached"
+    finally:
+        for name, _ in found:
+            sh(PSTN, f"rm -f {MAIL_SPOOL}/{name}")
+
+
+# ------------------------------------------------------------------------------------------------ softphone via VPN
+
+def kit_account(person):
+    """The softphone account from the person's kit (phone/account.txt: 'key: value' lines)."""
+    text = (KITS / person / "phone" / "account.txt").read_text(encoding="utf-8")
+    return dict(re.findall(r"^(\w+): (.*)$", text, re.M))
+
+
+@pytest.fixture(scope="module")
+def softphone():
+    """ts-client1 with the person's WireGuard tunnel up (their kit's profile) and the SIPp scenarios;
+    yields (tunnel address, kit account)."""
+    if not _helpers.lab_running(CLIENT):
+        _helpers.lab_missing(f"{CLIENT} is not running (scripts/teleshift lab up)")
+    if sh(CLIENT, "command -v sipp").returncode != 0:
+        _helpers.lab_missing(f"no SIPp on {CLIENT}: run playbooks/lab.yml (lab_client_phone.yml)")
+    profile = (KITS / SOFTPHONE_PERSON / "vpn" / "teleshift.conf").read_text()
+    installed = sh(CLIENT, "cat /etc/wireguard/teleshift.conf 2>/dev/null").stdout
+    if installed.strip() != profile.strip() or sh(CLIENT, "ip link show teleshift").returncode != 0:
+        _helpers.client_tunnel_up(profile)  # another suite left someone else's tunnel
+    found = re.search(r"inet ([\d.]+)/", sh(CLIENT, "ip -4 -o addr show dev teleshift").stdout)
+    assert found, "the tunnel has no address"
+    tunnel = found.group(1)
+    assert ipaddress.ip_address(tunnel) in VPN_POOL
+    sh(CLIENT, "rm -rf /tmp/ts-sipp && mkdir -p /tmp/ts-sipp", check=True)
+    subprocess.run(["podman", "cp", f"{SIPP_DIR}/.", f"{CLIENT}:/tmp/ts-sipp/"], check=True, env=ENV, timeout=30)
+    return tunnel, kit_account(SOFTPHONE_PERSON)
+
+
+def softphone_register(tunnel, account, port, password=None, scenario="softphone-register", expires=600):
+    extra = f"-key expires {expires} " if scenario == "softphone-register" else ""
+    proc = sipp(CLIENT, f"{account['server']}:{account['port']} -sf {scenario}.xml -s {account['extension']} "
+                        f"-au {account['username']} -ap {password or account['password']} {extra}"
+                        f"-i {tunnel} -p {port} -m 1", 15)
+    return finish(proc, 20)
+
+
+def test_softphone_registers_through_the_vpn_with_the_kit_credentials(softphone):
+    tunnel, account = softphone
+    assert account["server"] == PBX_INSIDE and account["transport"] == "udp"
+    assert sip_options_answered(CLIENT, tunnel, PBX_INSIDE), "SIP must answer the VPN pool"
+    try:
+        rc, err = softphone_register(tunnel, account, 5090)
+        assert rc == 0, f"REGISTER with the kit's credentials did not get 200 OK: {err}"
+        assert contacts(account["extension"]) == [f"{account['extension']}/sip:{account['extension']}@{tunnel}:5090"]
+    finally:
+        softphone_register(tunnel, account, 5090, expires=0)
+    assert contacts(account["extension"]) == []
+
+
+def test_call_to_the_extension_rings_the_softphone_at_home(softphone):
+    tunnel, account = softphone
+    phone = None
+    try:
+        rc, err = softphone_register(tunnel, account, 5091)
+        assert rc == 0, err
+        phone = desk("desk-answer", 5091, timeout=40, host=CLIENT, address=tunnel)
+        since = operator_log_size()
+        rc, err = finish(call(account["extension"], hold_ms=3000, port=5081, timeout=40))
+        assert rc == 0, f"the caller's call was not answered: {err}"
+        rc, err = finish(phone)
+        assert rc == 0, f"the softphone on the laptop did not get and answer the call: {err}"
+        assert operator_invites(since, wait=1) == [], "the call was forwarded instead of ringing the softphone"
+    finally:
+        if phone is not None and phone.poll() is None:
+            finish(phone, 60)
+        softphone_register(tunnel, account, 5091, expires=0)
+
+
+def test_softphone_with_a_wrong_password_is_refused_and_not_listed(softphone):
+    tunnel, account = softphone
+    try:
+        rc, err = softphone_register(tunnel, account, 5092, password="not-" + account["password"],
+                                     scenario="softphone-register-refused")
+        assert rc == 0, f"the authenticated REGISTER was not answered 401/403: {err}"
+        assert not [c for c in contacts(account["extension"]) if f"@{tunnel}:" in c]
+    finally:
+        # one failure counts towards fail2ban's limit; never leave the laptop's tunnel address banned
+        if firewall_expected():
+            sh(PBX, f"fail2ban-client set asterisk unbanip {tunnel}")
+
+
 # ------------------------------------------------------------------------------------------------ protection
 
+def firewall_expected():
+    """Whether the lab gives ts-pbx1 CAP_NET_ADMIN (then the role loads nftables and fail2ban there)."""
+    hosts = yaml.safe_load((INVENTORY / "hosts.yml").read_text())
+    pbx = hosts["all"]["children"]["teleshift_lab"]["children"]["pbx_hosts"]["hosts"][PBX]
+    return "NET_ADMIN" in (pbx.get("teleshift_lab_capabilities") or [])
+
+
 def firewall_or_skip():
-    if sh(PBX, "nft list table inet teleshift_pbx").returncode != 0:
-        pytest.skip("the PBX firewall is not active (asterisk_pbx_firewall needs CAP_NET_ADMIN in ts-pbx1)")
+    if not firewall_expected():
+        pytest.skip("ts-pbx1 has no CAP_NET_ADMIN in the lab definition: the role leaves the firewall out")
+    table = sh(PBX, "nft list table inet teleshift_pbx")
+    assert table.returncode == 0, f"the PBX firewall is not loaded: {table.stderr}"
+    jail = sh(PBX, "fail2ban-client status asterisk")
+    assert jail.returncode == 0, f"fail2ban's asterisk jail is not running: {jail.stdout}{jail.stderr}"
 
 
-def sip_options_answered(host, source_ip):
+def sip_options_answered(host, source_ip, target=PBX_OUTSIDE):
     """Send one SIP OPTIONS from ``host`` to the PBX and say whether anything answered within 3 s."""
     probe = (
         "import socket,sys\n"
@@ -430,29 +593,40 @@ def sip_options_answered(host, source_ip):
         "   'From: <sip:probe@%s>;tag=1\\r\\nTo: <sip:probe@%s>\\r\\nCall-ID: probe%d\\r\\nCSeq: 1 OPTIONS\\r\\n'\n"
         "   'Max-Forwards: 70\\r\\nContent-Length: 0\\r\\n\\r\\n')%(sys.argv[2],sys.argv[1],p,p,sys.argv[1],sys.argv[2],p)\n"
         "s.sendto(m.encode(),(sys.argv[2],5060))\n"
-        "try:\n  s.recvfrom(4096);print('answered')\nexcept socket.timeout:\n  print('silent')\n")
-    out = sh(host, f"python3 - {source_ip} {PBX_OUTSIDE} <<'PY'\n{probe}PY", timeout=20)
+        "try:\n  s.recvfrom(4096);print('answered')\nexcept OSError:\n  print('silent')\n")
+    out = sh(host, f"python3 - {source_ip} {target} <<'PY'\n{probe}PY", timeout=20)
     return out.stdout.strip() == "answered"
 
 
 def test_sip_answers_the_trunk_but_not_other_outside_hosts():
     firewall_or_skip()
     assert sip_options_answered(PSTN, PSTN_IP)
-    assert not sip_options_answered("ts-client1", "10.89.250.50")
+    assert not sip_options_answered(CLIENT, "10.89.250.50"), "SIP answered an address outside the VPN pool"
+
+
+def banned():
+    out = sh(PBX, "fail2ban-client status asterisk", check=True).stdout
+    found = re.search(r"Banned IP list:\s*(.*)$", out, re.M)
+    return found.group(1).split() if found else []
 
 
 def test_failed_registrations_get_banned():
     firewall_or_skip()
-    if sh(PBX, "fail2ban-client status asterisk").returncode != 0:
-        pytest.skip("fail2ban's asterisk jail is not running")
+    assert DESK_IP not in banned()
+    assert sip_options_answered(DESK, DESK_IP, PBX_INSIDE), "the desk phones' host must reach SIP to begin with"
     try:
         for _ in range(6):
-            proc = sipp(DESK, f"{PBX_INSIDE}:5060 -sf softphone-register.xml -s 1004 -au 1004 -ap wrong-password "
-                              f"-key expires 60 -i {DESK_IP} -p 5069 -m 1", 10)
+            proc = sipp(DESK, f"{PBX_INSIDE}:5060 -sf softphone-register-refused.xml -s 1004 -au 1004 "
+                              f"-ap wrong-password -i {DESK_IP} -p 5069 -m 1", 10)
             finish(proc, 15)
+            if DESK_IP in banned():
+                break
         deadline = time.monotonic() + 20
-        while DESK_IP not in sh(PBX, "fail2ban-client status asterisk").stdout and time.monotonic() < deadline:
+        while DESK_IP not in banned() and time.monotonic() < deadline:
             time.sleep(1)
-        assert DESK_IP in sh(PBX, "fail2ban-client status asterisk").stdout
+        assert DESK_IP in banned()
+        assert not sip_options_answered(DESK, DESK_IP, PBX_INSIDE), "a banned address still reaches SIP"
     finally:
         sh(PBX, f"fail2ban-client set asterisk unbanip {DESK_IP}")
+    assert DESK_IP not in banned()
+    assert sip_options_answered(DESK, DESK_IP, PBX_INSIDE), "the address still cannot reach SIP after the unban"
