@@ -19,13 +19,17 @@ applies in check mode.
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.teleshift.toolkit.plugins.module_utils import desktop
+from ansible_collections.teleshift.toolkit.plugins.module_utils.atomic import atomic_write
 from ansible_collections.teleshift.toolkit.plugins.module_utils.controller import inventory_dir
+from ansible_collections.teleshift.toolkit.plugins.module_utils.desktop_accounts import account_lines
 from ansible_collections.teleshift.toolkit.plugins.module_utils.kits import (
     kept_secret, read_kit_file, resolve_path, write_kit_file)
 from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import format_problems, load_roster
@@ -33,6 +37,9 @@ from ansible_collections.teleshift.toolkit.plugins.module_utils.settings import 
 from ansible_collections.teleshift.toolkit.plugins.module_utils.state import load_state, save_state
 
 CHECK_MODE_HASH = "$6$checkmode$placeholder"
+# <kits>/.desktop-kits.json: person -> digest of their desktop kit files, written after a successful
+# run; a person whose digest and files are unchanged is skipped without reading their kit.
+KITS_INDEX = ".desktop-kits.json"
 PASSTHROUGH = ("managed_group", "allowed_group", "group_prefix", "home_base", "end_sessions")
 
 
@@ -92,9 +99,18 @@ class ActionModule(ActionBase):
         shell = args.get("shell") or "/bin/bash"
         group_prefix = args.get("group_prefix", "ts-")
         accounts = plan.accounts_for(host, group_prefix=group_prefix, shell=shell)
-        hashes, fresh, kits_changed = {}, {}, 0
+        index_path = os.path.join(str(kits), KITS_INDEX)
+        index = {} if check else _load_index(index_path)
+        new_index, hashes, fresh, kits_changed = {}, {}, {}, 0
         for account in accounts:
             pid = account.login
+            files = desktop.kit_files(plan.people[pid], host, address, port)
+            digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:24]
+            folder = os.path.join(str(kits), pid, desktop.CAPABILITY)
+            if index.get(pid) == digest and all(os.path.exists(os.path.join(folder, name)) for name in
+                                                (desktop.PASSWORD_FILE, desktop.HASH_FILE, *files)):
+                new_index[pid] = digest  # kit as the last successful run left it: nothing to read
+                continue
             if check:
                 password = (read_kit_file(kits, pid, desktop.CAPABILITY, desktop.PASSWORD_FILE) or "").strip()
             else:
@@ -108,14 +124,14 @@ class ActionModule(ActionBase):
             else:
                 fresh[pid] = password
             if not check:
-                for name, content in desktop.kit_files(plan.people[pid], host, address, port).items():
+                for name, content in files.items():
                     kits_changed += write_kit_file(kits, pid, desktop.CAPABILITY, name, content)
+                new_index[pid] = digest
         if fresh:
             made = desktop.hash_passwords(list(fresh.values()))
             hashes.update(zip(fresh.keys(), made))
         module_args = {
-            "accounts": [{"login": a.login, "name": a.name, "groups": list(a.groups), "shell": a.shell}
-                         for a in accounts],
+            "accounts": account_lines(accounts),
             "reset_passwords": sorted(fresh) if not check else [],
         }
         module_args.update({k: args[k] for k in PASSTHROUGH if k in args})
@@ -123,13 +139,21 @@ class ActionModule(ActionBase):
         # it should have (a rebuilt host), the module names them and gets theirs in a second call.
         module_result = self._run_with_hashes(module_args, {pid: hashes[pid] for pid in fresh}, task_vars)
         missing = module_result.get("missing_hash") or []
-        if module_result.get("failed") and missing and all(pid in hashes for pid in missing):
-            needed = {pid: hashes[pid] for pid in set(missing) | set(fresh)}
-            module_result = self._run_with_hashes(module_args, needed, task_vars)
+        if module_result.get("failed") and missing:
+            for pid in missing:
+                if pid not in hashes:  # skipped above thanks to the index: its hash is in the kit
+                    password = (read_kit_file(kits, pid, desktop.CAPABILITY, desktop.PASSWORD_FILE) or "").strip()
+                    hashes[pid] = desktop.cached_hash(
+                        read_kit_file(kits, pid, desktop.CAPABILITY, desktop.HASH_FILE), password) or ""
+            if all(hashes.get(pid) for pid in missing):
+                needed = {pid: hashes[pid] for pid in set(missing) | set(fresh)}
+                module_result = self._run_with_hashes(module_args, needed, task_vars)
         if not module_result.get("failed") and not check:
             for pid in fresh:
                 write_kit_file(kits, pid, desktop.CAPABILITY, desktop.HASH_FILE,
                                desktop.hash_file_text(fresh[pid], hashes[pid]))
+            if new_index != index:
+                atomic_write(index_path, json.dumps(new_index, sort_keys=True), mode=0o600, dir_mode=0o700)
         result.update(module_result)
         result["changed"] = bool(module_result.get("changed") or kits_changed or state_changed)
         result["people"] = len(accounts)
@@ -152,3 +176,12 @@ class ActionModule(ActionBase):
             args["password_hashes_file"] = path
         return self._execute_module(module_name="teleshift.toolkit.desktop_accounts", module_args=args,
                                     task_vars=task_vars)
+
+
+def _load_index(path):
+    try:
+        with open(path, encoding="utf-8") as stream:
+            data = json.load(stream)
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}

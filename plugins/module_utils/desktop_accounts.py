@@ -33,6 +33,37 @@ class Account:
     home: str = ""
 
 
+def account_lines(accounts):
+    """The compact text form of accounts: one ``login:name:group,group:shell`` line each."""
+    return "".join(f"{a.login}:{a.name}:{','.join(a.groups)}:{a.shell}\n" for a in accounts)
+
+
+def parse_accounts(value):
+    """Accounts from ``account_lines`` text or a list of mappings; ValueError names a bad entry."""
+    if isinstance(value, str):
+        items = []
+        for number, line in enumerate(value.splitlines(), 1):
+            if not line.strip():
+                continue
+            fields = line.split(":")
+            if len(fields) != 4:
+                raise ValueError(f"line {number}: expected login:name:groups:shell")
+            items.append({"login": fields[0], "name": fields[1], "groups": [g for g in fields[2].split(",") if g],
+                          "shell": fields[3]})
+    elif isinstance(value, list):
+        items = value
+    else:
+        raise ValueError("expected a list of mappings or account lines")
+    accounts = []
+    for number, item in enumerate(items, 1):
+        if not isinstance(item, dict) or not item.get("login"):
+            raise ValueError(f"entry {number}: a mapping with a login is needed")
+        accounts.append(Account(login=str(item["login"]), name=str(item.get("name") or ""),
+                                groups=tuple(str(g) for g in item.get("groups") or ()),
+                                shell=str(item.get("shell") or "/bin/bash")))
+    return accounts
+
+
 @dataclass
 class Databases:
     """The four account files as ordered lists of fields (the order is kept when writing back)."""
@@ -111,6 +142,10 @@ def check_databases(db, before=None):
         problems.append("group and gshadow do not list the same groups")
     users = {r[0] for r in db.passwd}
     members = {r[0]: r[3] for r in db.group}
+    gids = {r[2] for r in db.group}
+    for row in db.passwd:
+        if row[3] not in gids and len(row) == 7:
+            problems.append(f"passwd: {row[0]}'s primary group {row[3]} does not exist")
     for row in db.group:
         unknown = sorted(_split(row[3]) - users)
         if unknown:

@@ -97,7 +97,9 @@ def test_kit_credentials_open_a_real_session_through_the_tunnel(lab):
         log = lab_exec("ts-desk1", "tail", "-n", "200", "/var/log/xrdp.log").stdout
         assert "connection received from ::ffff:10.100." in log
         # something to see: a terminal inside the person's session, then the laptop's screen
-        lab_exec("ts-desk1", "sh", "-c", "cd /tmp && DISPLAY=:10 nohup runuser -u dnguyen -- timeout 60 xterm "
+        xorg = lab_exec("ts-desk1", "sh", "-c", "ps -u dnguyen -o args= | grep -m1 '^/usr/lib/xorg/Xorg'").stdout
+        screen = next((word for word in xorg.split() if word.startswith(":")), ":10")  # the session's display
+        lab_exec("ts-desk1", "sh", "-c", f"cd /tmp && DISPLAY={screen} nohup runuser -u dnguyen -- timeout 60 xterm "
                                          "-geometry 90x20+60+60 -e 'echo teleshift: bureau de dnguyen; sleep 60' "
                                          ">/dev/null 2>&1 &", timeout=20)
         time.sleep(4)

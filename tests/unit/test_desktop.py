@@ -322,3 +322,14 @@ def test_health_figures_from_host_texts():
 def test_account_is_frozen_public_data():
     fields = {f.name for f in dataclasses.fields(da.Account)}
     assert not any("pass" in f or "hash" in f for f in fields)
+
+
+def test_account_lines_round_trip_and_bad_entries():
+    accounts = [da.Account("alice", "Alice Martin", ("ts-dsi",), "/bin/bash"),
+                da.Account("bob", "", (), "/bin/sh"), da.Account("carol", "C", ("ts-a", "ts-b"), "/bin/bash")]
+    assert da.parse_accounts(da.account_lines(accounts)) == accounts
+    assert da.parse_accounts([{"login": "dan"}]) == [da.Account("dan", "", (), "/bin/bash")]
+    with pytest.raises(ValueError, match="line 2"):
+        da.parse_accounts("alice:A::/bin/bash\nbob:B:/bin/sh\n")
+    with pytest.raises(ValueError, match="entry 1"):
+        da.parse_accounts([{"name": "no login"}])
