@@ -207,3 +207,41 @@ def test_check_mode_reports_a_new_person_without_changing_the_host(lab, tmp_path
     assert "$6$" not in proc.stdout  # never a hash
     assert lab_exec("ts-desk1", "sha256sum", "/etc/passwd", "/etc/shadow", "/etc/group").stdout == before
     assert not (tmp_path / "kits").exists() and not (hosts.parent / "state" / "desktop.yml").exists()
+
+
+def _rdp_port_open():
+    probe = ("import socket\ntry:\n socket.create_connection(('%s', 3389), 3).close(); print('open')\n"
+             "except OSError: print('closed')" % DESK)
+    return lab_exec("ts-client1", "python3", "-c", probe, timeout=30).stdout.strip() == "open"
+
+
+def test_repeated_failed_logins_get_the_address_banned(lab):
+    """fail2ban joins xrdp's "connection received from <address>" and "login failed" lines: after
+    maxretry failures the laptop's tunnel address is banned (RDP port closed to it), until unbanned."""
+    jail = "teleshift-xrdp"
+    profile = (KITS / TUNNEL_PERSON / "vpn" / "teleshift.conf").read_text()
+    address = next(line.split("=", 1)[1].strip().split("/")[0] for line in profile.splitlines()
+                   if line.startswith("Address"))
+
+    def banned():
+        return address in lab_exec("ts-desk1", "fail2ban-client", "status", jail, timeout=20).stdout
+
+    def failures():
+        return lab_exec("ts-desk1", "grep", "-c", "login failed for user gbrun", "/var/log/xrdp.log").stdout.strip()
+
+    lab_exec("ts-desk1", "fail2ban-client", "set", jail, "unbanip", address, timeout=20)
+    assert not banned() and _rdp_port_open()
+    try:
+        for attempt in range(8):  # maxretry is 5; earlier tests may have counted some already
+            before = failures()
+            start_rdp("gbrun", kit_password("gbrun") + "x", seconds=20, tag="ban")
+            wait_for(lambda: failures() != before, seconds=25)
+            stop_rdp("ban")
+            if wait_for(banned, seconds=6, step=2):
+                break
+        assert banned(), f"{address} not banned after {attempt + 1} failed logins"
+        assert not _rdp_port_open()  # the ban is enforced by nftables, not only listed
+    finally:
+        stop_rdp("ban")
+        lab_exec("ts-desk1", "fail2ban-client", "set", jail, "unbanip", address, timeout=20)
+    assert wait_for(_rdp_port_open, seconds=15) and not banned()
