@@ -32,7 +32,14 @@ def enabled():
     return os.environ.get("TELESHIFT_CACHE", "1") not in ("0", "false", "no", "off")
 
 
-def parsed(kind, data, options, build):
+def remember(kind, data, options, value):
+    """Store ``value`` as what ``data`` parses to (a writer that has the parsed form in hand, e.g. a
+    state file just written, spares the next run the parse)."""
+    if enabled():
+        parsed(kind, data, options, lambda: value, refresh=True)
+
+
+def parsed(kind, data, options, build, refresh=False):
     """``build()`` for the bytes ``data``, from the cache when the same bytes, options and parser
     were seen before. ``options`` must be repr-stable (sorted tuples, strings)."""
     if not enabled():
@@ -41,6 +48,8 @@ def parsed(kind, data, options, build):
     base = cache_dir()
     path = os.path.join(base, f"{kind}-{key}.pickle")
     try:
+        if refresh:
+            raise OSError("refresh")
         with open(path, "rb") as stream:
             value = pickle.load(stream)  # noqa: S301 - our own 0600 file in a 0700 directory
         os.utime(path)
@@ -67,3 +76,31 @@ def _prune(base, kind):
                     os.unlink(full)
             except OSError:
                 pass
+
+
+def _memo_path(kind, options):
+    key = hashlib.sha256(repr((kind, options)).encode()).hexdigest()[:40]
+    return os.path.join(cache_dir(), f"{kind}-memo-{key}.pickle")
+
+
+def load_memo(kind, options):
+    """A dict kept between runs (e.g. each roster row -> its parsed person), {} when none."""
+    if not enabled():
+        return None
+    try:
+        with open(_memo_path(kind, options), "rb") as stream:
+            memo = pickle.load(stream)  # noqa: S301 - our own 0600 file in a 0700 directory
+        return memo if isinstance(memo, dict) else {}
+    except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError, TypeError):
+        return {}
+
+
+def save_memo(kind, options, memo):
+    if not enabled() or memo is None:
+        return
+    try:
+        os.makedirs(cache_dir(), mode=0o700, exist_ok=True)
+        atomic_write(_memo_path(kind, options), pickle.dumps(memo, protocol=pickle.HIGHEST_PROTOCOL),
+                     mode=0o600, dir_mode=0o700)
+    except OSError:
+        pass

@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ansible_collections.teleshift.toolkit.plugins.module_utils.cache import parsed as cached_parse
@@ -367,12 +367,39 @@ def _check_unique(people, source, problems):
                 first[key] = person.line
 
 
-def parse_roster(text, fmt, source="roster", services=None, region="FR"):
-    """Parse roster text in ``fmt`` ('csv' or 'yaml'). ``services``: known service names, if any."""
+def parse_roster(text, fmt, source="roster", services=None, region="FR", memo=None):
+    """Parse roster text in ``fmt`` ('csv' or 'yaml'). ``services``: known service names, if any.
+
+    memo: optional dict of row -> Person from an earlier parse with the same services and region; a
+    row found there is not parsed again (a one-line change to a 5,000-person roster parses one row).
+    It is updated in place to hold exactly this roster's valid rows."""
     problems = []
     rows = _read_csv(text, source, problems) if fmt == "csv" else _read_yaml(text, source, problems)
     known = set(services) if services is not None else None
-    built = [_build_person(line, row, source, problems, region, known) for line, row in rows]
+    if memo is None:
+        built = [_build_person(line, row, source, problems, region, known) for line, row in rows]
+    else:
+        built, kept = [], {}
+        for line, row in rows:
+            try:
+                key = tuple(row.items())
+                hash(key)
+            except TypeError:  # YAML rows can hold lists
+                key = tuple((str(k), repr(v)) for k, v in row.items())
+            person = memo.get(key)
+            if person is not None:
+                person = replace(person, line=line)
+            else:
+                count = len(problems)
+                person = _build_person(line, row, source, problems, region, known)
+                if len(problems) != count:  # rows with problems are never remembered
+                    built.append(person)
+                    continue
+            if person is not None:
+                kept[key] = person
+            built.append(person)
+        memo.clear()
+        memo.update(kept)
     people = [p for p in built if p is not None]
     _check_unique(people, source, problems)
     problems.sort(key=lambda p: (p.line, p.field))
@@ -415,7 +442,16 @@ def load_roster(path, services=None, region="FR"):
                       source=source)
     fmt = "csv" if suffix == ".csv" else "yaml"
     options = (source, fmt, tuple(sorted(services)) if services is not None else None, region, _parser_version())
-    return cached_parse("roster", raw, options, lambda: parse_roster(text, fmt, source, services, region))
+
+    def parse():
+        from ansible_collections.teleshift.toolkit.plugins.module_utils.cache import load_memo, save_memo
+
+        memo_options = options[2:]  # rows parse the same whatever the file's name and format
+        memo = load_memo("roster-rows", memo_options)
+        roster = parse_roster(text, fmt, source, services, region, memo=memo)
+        save_memo("roster-rows", memo_options, memo)
+        return roster
+    return cached_parse("roster", raw, options, parse)
 
 
 def require_valid(roster):

@@ -12,22 +12,22 @@ from pathlib import Path
 import yaml
 
 from ansible_collections.teleshift.toolkit.plugins.module_utils.atomic import atomic_write  # noqa: F401 (re-exported)
+from ansible_collections.teleshift.toolkit.plugins.module_utils.cache import parsed, remember
 
 # libyaml's C loader and dumper when PyYAML has them: 10x faster on a 5,000-person state file.
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
+_CACHE_OPTIONS = (yaml.__version__,)
 HEADER = "# Written by teleshift; public data only. Review changes in git; edit only to fix a mistake.\n"
 
 
 def load_state(path):
-    from ansible_collections.teleshift.toolkit.plugins.module_utils.cache import parsed
-
     path = Path(path)
     if not path.exists():
         return {}
     raw = path.read_bytes()
-    data = parsed("state", raw, (yaml.__version__,),
+    data = parsed("state", raw, _CACHE_OPTIONS,
                   lambda: yaml.load(raw.decode("utf-8"), Loader=_LOADER) or {})  # noqa: S506 - a safe loader
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping")
@@ -45,5 +45,7 @@ def save_state(path, data):
     if path.exists() and load_state(path) == data:  # same data (parsed form cached): nothing to write
         return False
     text = dump_state(data)
-    atomic_write(path, text.encode("utf-8"), mode=0o644, durable=True)
+    raw = text.encode("utf-8")
+    atomic_write(path, raw, mode=0o644, durable=True)
+    remember("state", raw, _CACHE_OPTIONS, data)  # the next run does not parse what we just wrote
     return True

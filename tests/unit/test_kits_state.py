@@ -45,3 +45,23 @@ def test_inventory_dir_prefers_the_source_with_group_vars(tmp_path):
     assert inventory_dir({"ansible_inventory_sources": sources}) == str(ours)
     assert inventory_dir({"inventory_dir": "/x", "ansible_inventory_sources": sources}) == "/x"
     assert inventory_dir({"ansible_inventory_sources": [str(ephemeral)]}) == str(ephemeral)
+
+
+def test_state_written_is_remembered_parsed_and_equal_to_a_fresh_parse(tmp_path, monkeypatch):
+    """save_state keeps the parsed form of what it wrote: the next load does not parse the file, and
+    what it returns is what parsing the file gives."""
+    import yaml
+
+    from ansible_collections.teleshift.toolkit.plugins.module_utils import state as st
+
+    monkeypatch.setenv("TELESHIFT_CACHE_DIR", str(tmp_path / "cache"))
+    data = {"people": {f"p{i}": {"address": f"10.100.{i // 250}.{i % 250 + 2}", "gateway": "gw1", "n": i,
+                                 "flag": i % 2 == 0, "tags": ["yes", "10", "on"]} for i in range(300)}}
+    path = tmp_path / "state.yml"
+    assert st.save_state(path, data)
+    monkeypatch.setattr(yaml, "load", lambda *a, **k: (_ for _ in ()).throw(AssertionError("parsed again")))
+    assert st.load_state(path) == data
+    monkeypatch.undo()
+    monkeypatch.setenv("TELESHIFT_CACHE", "0")
+    assert st.load_state(path) == data  # a real parse of the file gives the same
+    assert not st.save_state(path, data)

@@ -137,3 +137,25 @@ def test_unreadable_files_are_problems_not_tracebacks(tmp_path):
     broken = tmp_path / "broken.yml"
     broken.write_text("people: [\n  {id: x\n", encoding="utf-8")
     assert "invalid YAML" in load_roster(broken).problems[0].message
+
+
+def test_row_memo_parses_only_changed_rows_and_gives_the_same_roster(monkeypatch):
+    from ansible_collections.teleshift.toolkit.plugins.module_utils import roster as rmod
+
+    rows = [f"p{i},Person {i},p{i}@example.org,dsi,normal,,laptop,vpn,,,none,20,no,yes,fr" for i in range(50)]
+    header = ("id,full_name,email,service,priority,site,device,needs,extension,forward_to,forward_mode,"
+              "forward_delay,voicemail,active,language")
+    text = "\n".join([header, *rows]) + "\n"
+    memo = {}
+    first = rmod.parse_roster(text, "csv", memo=memo)
+    assert not first.problems and len(memo) == 50
+    calls = []
+    real = rmod._build_person
+    monkeypatch.setattr(rmod, "_build_person", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
+    changed = rows[:10] + [rows[10].replace("dsi", "rh")] + ["bad,,x,dsi,normal,,laptop,vpn,,,none,20,no,yes,fr"] + rows[11:]
+    second = rmod.parse_roster("\n".join([header, *changed]) + "\n", "csv", memo=memo)
+    assert calls == [12, 13]  # the changed row and the new bad one; the rest came from the memo
+    plain = rmod.parse_roster("\n".join([header, *changed]) + "\n", "csv")
+    assert second.people == plain.people and second.problems == plain.problems
+    assert [p.line for p in second.people][-1] == 52  # line numbers follow the new file
+    assert len(memo) == 50  # this roster's valid rows only: the old row 10 and the bad row are not kept
