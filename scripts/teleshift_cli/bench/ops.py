@@ -1,5 +1,12 @@
-"""ops: plan, waves, report and kits (HTML; --pdf N for N PDFs) for a synthetic roster (default 5,000)."""
+"""ops: plan, waves, report and kits (HTML; --pdf N for N PDFs) for a synthetic roster (default 5,000).
+
+Each is measured in-process (the work itself) and as the command a user runs (`cli_*_s`: process
+start, inventory and a cold roster parse included; kits then finds the notices up to date).
+"""
+import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -7,7 +14,7 @@ from pathlib import Path
 from ansible_collections.teleshift.toolkit.plugins.module_utils.capacity import plan_capacity
 from ansible_collections.teleshift.toolkit.plugins.module_utils.kits import write_kit_file
 from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import load_roster, write_csv
-from ansible_collections.teleshift.toolkit.plugins.module_utils.rostergen import generate_people
+from ansible_collections.teleshift.toolkit.plugins.module_utils.rostergen import generate_people, merge_people
 from ansible_collections.teleshift.toolkit.plugins.module_utils.settings import load_settings
 from ansible_collections.teleshift.toolkit.plugins.module_utils.waves import plan_waves, write_csv as waves_csv
 
@@ -41,7 +48,9 @@ def run(args):
     try:
         roster_path = work / "roster.csv"
         with open(roster_path, "w", encoding="utf-8", newline="") as stream:
-            write_csv(generate_people(args.count, seed=1), stream)
+            # with the lab's own people: the lab inventory's PBX queues name them as agents
+            lab_people = load_roster(paths.LAB_INVENTORY / "roster.csv").people
+            write_csv(merge_people(generate_people(args.count - len(lab_people), seed=1), lab_people), stream)
         roster = _timed(figures, "load_roster", lambda: load_roster(roster_path, settings.services, settings.region))
         assert not roster.problems, roster.problems[:3]
         people = roster.people
@@ -80,6 +89,19 @@ def run(args):
             (work / "report.html").write_text(page, encoding="utf-8")
             return len(page)
         figures["report_bytes"] = _timed(figures, "report", report)
+        # the commands as a user runs them (process start, inventory, roster from a cold parse cache)
+        cli_env = {**os.environ, "TELESHIFT_CACHE_DIR": str(work / "cache")}
+        teleshift = [sys.executable, str(paths.ROOT / "scripts" / "teleshift")]
+        common = ["--roster", str(roster_path), "--inventory", str(paths.LAB_INVENTORY)]
+        for name, argv in (("plan", ["plan", *common, "--format", "json"]),
+                           ("waves", ["waves", *common, "--laptops", str(args.count // 3), "--output", str(work / "w.csv")]),
+                           ("report", ["report", *common, "--kits-dir", str(kits), "--output", str(work / "r.html")]),
+                           ("kits", ["kits", *common, "--kits-dir", str(kits)])):
+            def command(argv=argv):
+                proc = subprocess.run(teleshift + argv, env=cli_env, capture_output=True, text=True, timeout=600)
+                if proc.returncode not in (0, 3):  # plan exits 3 when capacity falls short: still a result
+                    raise RuntimeError(f"teleshift {argv[0]} failed: {proc.stderr[-1000:]}")
+            _timed(figures, f"cli_{name}_s", command)
         if args.pdf:
             ids = [v["id"] for v in views[: args.pdf]]
             _timed(figures, "kits_pdf", lambda: write_pdfs(kits, ids, jobs=args.jobs or 2))
