@@ -7,6 +7,8 @@ where possible, a header saying what the file is. Never put a secret in one.
 """
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import yaml
@@ -35,8 +37,74 @@ def load_state(path):
 
 
 def dump_state(data):
-    return HEADER + "---\n" + yaml.dump(data, Dumper=_DUMPER, sort_keys=True, allow_unicode=True,
-                                           default_flow_style=False, width=200)
+    """The file's text: block mappings with sorted keys, one scalar per line, lists in flow style.
+
+    Written here rather than by PyYAML's representer, which builds a node per value in Python
+    (0.8 s for 5,000 people): scalars stay plain when YAML reads them back as the same string, and
+    are JSON-quoted (a valid YAML double-quoted scalar) otherwise. load_state gives ``data`` back."""
+    lines = [HEADER.rstrip("\n"), "---"]
+    if not data:
+        lines.append("{}")
+    else:
+        _emit_mapping(data, 0, lines)
+    return "\n".join(lines) + "\n"
+
+
+_RESOLVER = yaml.resolver.Resolver()
+_PLAIN = re.compile(r"[A-Za-z0-9/+][A-Za-z0-9._/+=@-]*(?::[0-9]+)?")
+_STR_TAG = "tag:yaml.org,2002:str"
+
+
+def _scalar(value):
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_scalar(v) for v in value) + "]"
+    text = str(value)
+    if _PLAIN.fullmatch(text) and _RESOLVER.resolve(yaml.ScalarNode, text, (True, False)) == _STR_TAG:
+        return text
+    return _quote(text)
+
+
+_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
+def _quote(text):
+    """A YAML double-quoted scalar: printable characters as they are, the rest escaped the YAML way
+    (\\uXXXX or \\UXXXXXXXX; JSON's surrogate pairs would not read back)."""
+    out = []
+    for char in text:
+        if char in _ESCAPES:
+            out.append(_ESCAPES[char])
+        elif char.isprintable() and char not in "\u2028\u2029\ufeff":
+            out.append(char)
+        elif ord(char) <= 0xFFFF:
+            out.append(f"\\u{ord(char):04x}")
+        else:
+            out.append(f"\\U{ord(char):08x}")
+    return '"' + "".join(out) + '"'
+
+
+def _emit_mapping(mapping, indent, lines):
+    pad = " " * indent
+    for key in sorted(mapping, key=str):
+        value = mapping[key]
+        name = _scalar(key)
+        if isinstance(value, dict) and value:
+            lines.append(f"{pad}{name}:")
+            _emit_mapping(value, indent + 2, lines)
+        elif isinstance(value, dict):
+            lines.append(f"{pad}{name}: {{}}")
+        elif isinstance(value, (list, tuple)) and any(isinstance(v, (dict, list, tuple)) for v in value):
+            lines.append(f"{pad}{name}: {json.dumps(value, sort_keys=True)}")
+        else:
+            lines.append(f"{pad}{name}: {_scalar(value)}")
 
 
 def save_state(path, data):

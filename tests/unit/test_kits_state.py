@@ -65,3 +65,27 @@ def test_state_written_is_remembered_parsed_and_equal_to_a_fresh_parse(tmp_path,
     monkeypatch.setenv("TELESHIFT_CACHE", "0")
     assert st.load_state(path) == data  # a real parse of the file gives the same
     assert not st.save_state(path, data)
+
+
+def test_state_text_reads_back_as_the_same_data_whatever_the_strings():
+    """dump_state writes YAML by hand (fast): every value must read back identical, including
+    strings YAML 1.1 would take for something else."""
+    import yaml
+    from hypothesis import given, settings, strategies as st_
+
+    from ansible_collections.teleshift.toolkit.plugins.module_utils import state as st
+
+    tricky = ["yes", "No", "on", "OFF", "null", "~", "1:20", "0x1F", "1_000", "1e5", ".5", "10.100.0.2",
+              "10.89.250.10:51820", "+Pz26/4Q=", "-x", "a: b", "#c", " lead", "trail ", "", "é ü", "[x]", "{y}",
+              "*ref", "&a", "!tag", "%p", "@at", "`b", "'q'", '"d"', "multi\nline", "tab\there", "a,b"]
+    scalars = st_.one_of(st_.sampled_from(tricky), st_.text(max_size=12), st_.integers(), st_.booleans())
+    keys = st_.one_of(st_.sampled_from(tricky), st_.text(min_size=1, max_size=8))
+    values = st_.recursive(scalars | st_.lists(scalars, max_size=3),
+                           lambda inner: st_.dictionaries(keys, inner, max_size=4), max_leaves=12)
+
+    @settings(max_examples=300, deadline=None)
+    @given(st_.dictionaries(keys, values, max_size=5))
+    def round_trip(data):
+        assert yaml.safe_load(st.dump_state(data)) == (data or {})
+
+    round_trip()
