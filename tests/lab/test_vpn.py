@@ -205,3 +205,18 @@ def test_check_diff_lists_the_change_and_alters_nothing(lab):
     assert hashlib.sha256(lab.state.read_bytes()).hexdigest() == before_state
     assert peer_set(lab.gateway_dump()) == before_peers
     assert not (lab.kits / "zzcheck").exists()
+
+
+def test_a_rebuilt_host_is_set_up_again(lab):
+    """What a host has had set up is recorded on the host: a host that lost it (rebuilt, or its route
+    gone with the marker) gets its route back, and a gateway without its marker is set up again."""
+    pool = "10.100.0.0/16"
+    lab_exec("ts-desk1", "sh", "-c", f"ip route del {pool}; rm -f /var/lib/teleshift/setup/vpn_route", check=True)
+    lab_exec("ts-gw1", "rm", "-f", "/var/lib/teleshift/setup/wireguard_gateway", check=True)
+    assert "via" not in lab_exec("ts-desk1", "ip", "route", "show", "exact", pool).stdout
+    out = lab.converge().stdout
+    assert "via 10.89.251.10 " in lab_exec("ts-desk1", "ip", "route", "show", "exact", pool).stdout + " "
+    assert lab_exec("ts-desk1", "cat", "/var/lib/teleshift/setup/vpn_route").stdout.strip()
+    assert lab_exec("ts-gw1", "cat", "/var/lib/teleshift/setup/wireguard_gateway").stdout.strip()
+    assert "Record on the host that this setup is done" in out  # a task of the setup, listed only when it runs
+    assert recap(lab.converge().stdout)["ts-desk1"]["changed"] == 0  # and then nothing more to do
