@@ -274,19 +274,29 @@ def test_attendant_menu_key_2_leaves_a_message_instead_of_transferring():
     assert voicemails("8900") == before + 1
 
 
+def conference_members(room="crise"):
+    found = re.search(rf"^{room}\s+(\d+)\b", sh(PBX, 'asterisk -rx "confbridge list"').stdout, re.M)
+    return int(found.group(1)) if found else 0
+
+
 def test_conference_room_admits_a_caller_with_the_pin():
+    before = conference_members()
     proc = sipp(PSTN, f"{PBX_OUTSIDE}:5060 -sf caller-pin-uac.xml -s 8500 -i {PSTN_IP} -p 5079 -m 1", 60)
     try:
-        deadline = time.monotonic() + 25
-        listed = ""
+        deadline, members = time.monotonic() + 25, before
         while time.monotonic() < deadline and proc.poll() is None:
-            listed = sh(PBX, 'asterisk -rx "confbridge list"').stdout
-            if re.search(r"^crise\s+1\b", listed, re.M):
+            members = conference_members()
+            if members == before + 1:
                 break
             time.sleep(1)
-        assert re.search(r"^crise\s+1\b", listed, re.M), f"nobody joined room crise: {listed}"
+        assert members == before + 1, f"nobody joined room crise ({members} member(s), {before} before)"
     finally:
-        finish(proc, 60)
+        rc, err = finish(proc, 60)
+    assert rc == 0, f"the caller's call did not end cleanly: {err}"
+    deadline = time.monotonic() + 10
+    while conference_members() != before and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert conference_members() == before, "the caller hung up but is still in the room"
 
 
 def test_closed_on_a_holiday_plays_the_closed_path_without_transfer(tmp_path):
@@ -491,6 +501,12 @@ def kit_account(person):
     return dict(re.findall(r"^(\w+): (.*)$", text, re.M))
 
 
+def tunnel_handshaken(within=180):
+    """Whether the laptop's tunnel completed a handshake in the last ``within`` seconds."""
+    out = sh(CLIENT, "date +%s; wg show teleshift latest-handshakes").stdout.split()
+    return len(out) >= 3 and out[2] != "0" and int(out[0]) - int(out[2]) < within
+
+
 @pytest.fixture(scope="module")
 def softphone():
     """ts-client1 with the person's WireGuard tunnel up (their kit's profile) and the SIPp scenarios;
@@ -503,6 +519,13 @@ def softphone():
     installed = sh(CLIENT, "cat /etc/wireguard/teleshift.conf 2>/dev/null").stdout
     if installed.strip() != profile.strip() or sh(CLIENT, "ip link show teleshift").returncode != 0:
         _helpers.client_tunnel_up(profile)  # another suite left someone else's tunnel
+    deadline = time.monotonic() + 20
+    while not tunnel_handshaken() and time.monotonic() < deadline:
+        # a datagram into the tunnel makes WireGuard handshake (to the PBX's discard port: no answer needed)
+        sh(CLIENT, f"python3 -c \"import socket; socket.socket(2, 2).sendto(b'x', ('{PBX_INSIDE}', 9))\"")
+        time.sleep(1)
+    assert tunnel_handshaken(), ("the laptop's tunnel does not handshake with the gateway: is ts-gw1 converged "
+                                 "from the lab inventory (the kits in kits/lab)?")
     found = re.search(r"inet ([\d.]+)/", sh(CLIENT, "ip -4 -o addr show dev teleshift").stdout)
     assert found, "the tunnel has no address"
     tunnel = found.group(1)
@@ -531,6 +554,26 @@ def test_softphone_registers_through_the_vpn_with_the_kit_credentials(softphone)
     finally:
         softphone_register(tunnel, account, 5090, expires=0)
     assert contacts(account["extension"]) == []
+
+
+def test_softphone_outside_the_vpn_gets_no_answer(softphone):
+    """The same kit credentials, from the laptop's own outside address to the PBX's outside address: the
+    firewall lets SIP in there only from the trunk, so the REGISTER is never answered."""
+    firewall_or_skip()
+    _, account = softphone
+    outside = "10.89.250.50"
+    proc = sipp(CLIENT, f"{PBX_OUTSIDE}:5060 -sf softphone-register.xml -s {account['extension']} "
+                        f"-au {account['username']} -ap {account['password']} -key expires 600 "
+                        f"-i {outside} -p 5093 -m 1", 10)
+    try:
+        rc, _ = finish(proc, 20)
+        assert rc != 0, "a REGISTER from outside the VPN pool was answered and accepted"
+        assert not [c for c in contacts(account["extension"]) if f"@{outside}:" in c]
+    finally:  # if it was accepted after all, take the contact back
+        if [c for c in contacts(account["extension"]) if f"@{outside}:" in c]:
+            finish(sipp(CLIENT, f"{PBX_OUTSIDE}:5060 -sf softphone-register.xml -s {account['extension']} "
+                                f"-au {account['username']} -ap {account['password']} -key expires 0 "
+                                f"-i {outside} -p 5093 -m 1", 10), 20)
 
 
 def test_call_to_the_extension_rings_the_softphone_at_home(softphone):
