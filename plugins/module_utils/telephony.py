@@ -18,6 +18,7 @@ the dialplan (a regular expression on the dialled string).
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -125,6 +126,13 @@ def load_number_policy(variables, region="FR", source="inventory"):
 
 
 def _parse(number, region):
+    """The parsed, valid number (ValueError otherwise). Memoised: every run checks each target for
+    the policy, the dial string and the preflight, 5,000 people at ~0.1 ms a parse."""
+    return _parse_cached(str(number), region)
+
+
+@functools.lru_cache(maxsize=65536)
+def _parse_cached(number, region):
     import phonenumbers
 
     try:

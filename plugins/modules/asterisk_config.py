@@ -104,6 +104,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.teleshift.toolkit.plugins.module_utils.asterisk import wait_for
 from ansible_collections.teleshift.toolkit.plugins.module_utils.atomic import atomic_write
+from ansible_collections.teleshift.toolkit.plugins.module_utils.results import brief_invocation
 from ansible_collections.teleshift.toolkit.plugins.module_utils.telephony import (
     RELOADS, check_pjsip, diff_blocks, parse_conf)
 
@@ -254,7 +255,8 @@ def main():
             todo_prompts.append((prompt, stamp_path, stamp))
 
     result = {"changed": bool(changes or todo_prompts or ami_created), "files": changes, "reloads": [],
-              "prompts": [pr["name"] for pr, _, _ in todo_prompts], "ami_user_created": ami_created}
+              "prompts": [pr["name"] for pr, _, _ in todo_prompts], "ami_user_created": ami_created,
+              "invocation": brief_invocation({k: v for k, v in p.items() if k != "files"}, ("labels", "prompts"))}
     if ami_created and "manager.conf" not in new_bytes and p["reload"] and not module.check_mode:
         result["reloads"].append(RELOADS["manager.conf"])
         cli(module, RELOADS["manager.conf"])

@@ -82,6 +82,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.teleshift.toolkit.plugins.module_utils.asterisk import (
     Ami, AsteriskError, astdb_actions, cli_commands, read_ami_credentials)
+from ansible_collections.teleshift.toolkit.plugins.module_utils.results import brief_invocation
 from ansible_collections.teleshift.toolkit.plugins.module_utils.telephony import (
     MANAGED_FAMILIES, astdb_text, describe_astdb_changes, diff_astdb, parse_database_show)
 
@@ -135,7 +136,7 @@ def main():
     puts, deletes = diff_astdb(current, desired, families)
     people = describe_astdb_changes(current, desired, labels, families)
     result = {"changed": bool(puts or deletes), "people": people, "puts": len(puts), "deletes": len(deletes),
-              "method": "none"}
+              "method": "none", "invocation": brief_invocation(module.params, ("state", "labels"))}
     if module._diff and result["changed"]:
         result["diff"] = {"before": astdb_text({f: current.get(f, {}) for f in families}, labels, families),
                           "after": astdb_text(desired, labels, families),

@@ -45,9 +45,28 @@ def _playbook(*args):
         output = json.loads(result.stdout[result.stdout.index("{"):])
     except ValueError:
         output = {}
+    from teleshift_cli.bench import save_log
+
+    save_log("telephony", "telephony", _timings(output) + "\n" + result.stdout[-20000:] + result.stderr[-5000:])
     if result.returncode != 0:
         raise SystemExit(f"ansible-playbook failed ({result.returncode}):\n{result.stdout[-3000:]}{result.stderr[-2000:]}")
     return elapsed, output
+
+
+def _timings(output):
+    """One line per task with its seconds (from the JSON callback's start/end), slowest first."""
+    from datetime import datetime
+
+    rows = []
+    for play in output.get("plays", []):
+        for task in play.get("tasks", []):
+            duration = task.get("task", {}).get("duration", {})
+            try:
+                start, end = (datetime.fromisoformat(duration[k].replace("Z", "+00:00")) for k in ("start", "end"))
+            except (KeyError, ValueError, AttributeError):
+                continue
+            rows.append(((end - start).total_seconds(), task["task"].get("name", "?")))
+    return "\n".join(f"{seconds:7.2f} s  {name}" for seconds, name in sorted(rows, reverse=True))
 
 
 def _task(output, name_part):
