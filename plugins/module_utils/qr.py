@@ -3,16 +3,15 @@
 """QR codes of WireGuard profiles as PNG and SVG, fast enough for 5,000 people per converge.
 
 The symbol is encoded by zxing-cpp (C++, ~2 ms a profile; pure-Python encoders take 7-16 ms); the
-PNG (1-bit grey, zlib) and the SVG (one path of horizontal runs) are written here from its module
+PNG (1-bit grey, zlib) and the SVG (one stroked path, a step per module) are written here from its module
 matrix, which is faster than any generic writer and keeps the files small.
 """
 from __future__ import annotations
 
-import re
 import struct
 import zlib
 
-DARK_RUN = re.compile(rb"\x00+")
+_SVG_STEPS = {0: "h1", 255: "m1 0"}  # a module of a row: dark draws one unit, light moves one
 _BITS = bytes.maketrans(b"\x00\xff", b"01")  # dark module -> 0 (black), light -> 1 (white)
 
 
@@ -47,14 +46,16 @@ def png(size, rows, scale=4):
 
 
 def svg(size, rows, scale=4, inline=False):
-    """An SVG of the matrix: one path, a rectangle per horizontal run of dark modules. ``inline``
-    leaves out the XML declaration (for embedding in HTML)."""
-    path = "".join(f"M{m.start()} {y}h{m.end() - m.start()}v1H{m.start()}z"
-                   for y, row in enumerate(rows) for m in DARK_RUN.finditer(row))
+    """An SVG of the matrix: one stroked path, a subpath per row where each module is a one-unit step
+    (``h1`` dark, ``m1 0`` light), made by ``str.translate`` in C rather than a loop over runs.
+    ``inline`` leaves out the XML declaration (for embedding in HTML)."""
+    path = "".join(f"M0 {y}.5" + row.rstrip(b"\xff").decode("latin-1").translate(_SVG_STEPS)
+                   for y, row in enumerate(rows) if b"\x00" in row)
     head = "" if inline else '<?xml version="1.0" encoding="UTF-8"?>\n'
     return (f'{head}<svg xmlns="http://www.w3.org/2000/svg" width="{size * scale}" height="{size * scale}" '
             f'viewBox="0 0 {size} {size}" shape-rendering="crispEdges" role="img" aria-label="QR code">'
-            f'<rect width="{size}" height="{size}" fill="#fff"/><path fill="#000" d="{path}"/></svg>\n')
+            f'<rect width="{size}" height="{size}" fill="#fff"/>'
+            f'<path stroke="#000" stroke-width="1" fill="none" d="{path}"/></svg>\n')
 
 
 def images(text, scale=4):

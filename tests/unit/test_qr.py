@@ -38,13 +38,18 @@ def decode_png(data):
 
 
 def svg_pixels(text, scale):
-    """Rasterise our SVG's path (rectangles of runs) into a 2D buffer."""
+    """Rasterise our SVG's path (a subpath per row: h1 draws a module, m1 0 skips one)."""
     size = int(re.search(r'viewBox="0 0 (\d+) ', text).group(1))
     grid = bytearray(b"\xff" * (size * scale) ** 2)
-    for x, y, w in re.findall(r"M(\d+) (\d+)h(\d+)v1H\d+z", text):
-        for dy in range(scale):
-            row = (int(y) * scale + dy) * size * scale
-            grid[row + int(x) * scale:row + (int(x) + int(w)) * scale] = b"\x00" * (int(w) * scale)
+    path = re.search(r' d="([^"]*)"', text).group(1)
+    for y, steps in re.findall(r"M0 (\d+)\.5((?:h1|m1 0)*)", path):
+        x = 0
+        for step in re.findall(r"h1|m1 0", steps):
+            if step == "h1":
+                for dy in range(scale):
+                    row = (int(y) * scale + dy) * size * scale
+                    grid[row + x * scale:row + (x + 1) * scale] = b"\x00" * scale
+            x += 1
     return memoryview(bytes(grid)).cast("B", (size * scale, size * scale))
 
 

@@ -111,6 +111,27 @@ def test_notice_pdf_has_the_person_and_the_steps(rendered):
     assert pages and all(png_not_blank(p) > 3 for p in pages)
 
 
+def test_qr_code_in_the_printed_notice_scans_back_to_the_profile(rendered, tmp_path):
+    """The notice's QR code, as Chromium prints it and poppler rasterises it, decodes (zxing-cpp) to the
+    person's VPN profile: what a phone's WireGuard app would import."""
+    import zxingcpp
+
+    fr = rendered["fr"]
+    pdf = rendered["kits"] / fr.id / "notice" / "notice.pdf"
+    subprocess.run(["pdftoppm", "-r", "150", "-gray", "-f", "1", "-l", "2", str(pdf), str(tmp_path / "page")],
+                   check=True, timeout=60)
+    profile = (rendered["kits"] / fr.id / "vpn" / "wg0.conf").read_text()
+    found = []
+    for page in sorted(tmp_path.glob("page*.pgm")):
+        data = page.read_bytes()
+        magic, width, height, maxval, pixels = data.split(maxsplit=4)
+        assert magic == b"P5" and maxval == b"255"
+        image = memoryview(pixels[:int(width) * int(height)]).cast("B", (int(height), int(width)))
+        found += [b.text for b in zxingcpp.read_barcodes(image, formats=zxingcpp.BarcodeFormat.QRCode,
+                                                         text_mode=zxingcpp.TextMode.Plain)]
+    assert profile in found, found
+
+
 def test_english_pdf(rendered, tmp_path):
     en = rendered["en"]
     html = rendered["kits"] / en.id / "notice" / "notice.html"
