@@ -25,7 +25,10 @@ def resolve_path(value, inventory_dir):
 
 
 def kit_dir(root, person_id, capability):
+    """The kit's capability directory, made 0700 with its parents when it does not exist yet."""
     path = Path(root) / person_id / capability
+    if path.is_dir():
+        return path
     for part in (Path(root), Path(root) / person_id, path):
         part.mkdir(mode=0o700, exist_ok=True, parents=True)
         os.chmod(part, 0o700)
