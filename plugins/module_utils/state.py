@@ -7,6 +7,7 @@ where possible, a header saying what the file is. Never put a secret in one.
 """
 from __future__ import annotations
 
+import functools
 import json
 import re
 from pathlib import Path
@@ -56,6 +57,8 @@ _STR_TAG = "tag:yaml.org,2002:str"
 
 
 def _scalar(value):
+    if type(value) is str:  # noqa: E721 - the common case first (bool is an int, str subclasses are not)
+        return _text_scalar(value)
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -66,8 +69,17 @@ def _scalar(value):
         return repr(value)
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_scalar(v) for v in value) + "]"
-    text = str(value)
-    if _PLAIN.fullmatch(text) and _RESOLVER.resolve(yaml.ScalarNode, text, (True, False)) == _STR_TAG:
+    return _text_scalar(str(value))
+
+
+# Only these first characters can make a plain scalar resolve to something else than a string.
+_IMPLICIT_FIRST = frozenset(yaml.resolver.Resolver.yaml_implicit_resolvers)
+
+
+@functools.lru_cache(maxsize=512)  # mapping keys and service names repeat 5,000 times
+def _text_scalar(text):
+    if _PLAIN.fullmatch(text) and (text[0] not in _IMPLICIT_FIRST
+                                   or _RESOLVER.resolve(yaml.ScalarNode, text, (True, False)) == _STR_TAG):
         return text
     return _quote(text)
 

@@ -187,10 +187,11 @@ def test_the_lab_inventory():
     assert all(n.isolate for n in the_lab.networks.values())
 
 
-def test_lab_inventory_uses_podman_connection_for_every_host():
+def test_lab_inventory_uses_the_pipelined_podman_connection_for_every_host():
     data = yaml.safe_load((LAB_INVENTORY / "hosts.yml").read_text())
     for name, entry in lab.resolve_inventory(data).items():
-        assert entry["vars"]["ansible_connection"] == "containers.podman.podman", name
+        assert entry["vars"]["ansible_connection"] == "teleshift.toolkit.lab_podman", name
+        assert entry["vars"]["ansible_pipelining"] is True, name
 
 
 def test_lab_subnets_do_not_overlap_podman_default_or_each_other():
