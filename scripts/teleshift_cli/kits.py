@@ -131,8 +131,16 @@ def collect(root, person_id):
                         if key.strip() in ("full address", "username"):
                             info[key.strip().replace(" ", "_")] = value.strip()
                     break
-        result[cap] = info
+        result[cap] = {**OPTIONAL_FIELDS.get(cap, {}), **info}
     return result
+
+
+# What the notice template may read of each capability (its environment is strict: a key a kit does
+# not provide is None, not an error).
+OPTIONAL_FIELDS = {
+    "vpn": dict.fromkeys(("config_file", "config", "address", "endpoint", "dns", "qr_uri", "qr_svg")),
+    "desktop": dict.fromkeys(("rdp_file", "full_address", "username")),
+}
 
 
 def _qr_cached(root, person_id, config):

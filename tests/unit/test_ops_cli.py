@@ -136,6 +136,27 @@ def test_kits_private_and_in_the_person_language(inv, tmp_path, capsys):
     assert f"0 written, {sum(p.active for p in people)} unchanged" in err
 
 
+def test_kits_embed_the_qr_images_the_vpn_capability_wrote(inv, tmp_path, capsys):
+    """The real VPN kit: <id>/vpn/teleshift.conf with teleshift.png and teleshift.svg beside it."""
+    from ansible_collections.teleshift.toolkit.plugins.module_utils.qr import images
+
+    people = with_lab_people(generate_people(6, seed=3))
+    people[0] = Person(**{**people[0].__dict__, "needs": frozenset({"vpn", "desktop"})})
+    roster = write_roster(tmp_path / "r.csv", people)
+    kits = inv / "kits"
+    profile = "[Interface]\nPrivateKey = EMULATEDKEY\nAddress = 10.100.0.7/32\n\n[Peer]\nEndpoint = 10.89.250.10:51820\n"
+    png, svg = images(profile)
+    write_kit_file(kits, people[0].id, "vpn", "teleshift.conf", profile)
+    write_kit_file(kits, people[0].id, "vpn", "teleshift.png", png)
+    write_kit_file(kits, people[0].id, "vpn", "teleshift.svg", svg)
+    write_kit_file(kits, people[0].id, "desktop", "summary.yml", "host: 10.89.251.20\n")  # no .rdp file
+    code, _, err = run(["kits", "--inventory", str(inv), "--roster", str(roster)], capsys)
+    assert code == 0, err
+    notice = (kits / people[0].id / "notice" / "notice.html").read_text()
+    assert 'src="data:image/svg+xml;base64,' in notice and "10.100.0.7/32" in notice
+    assert not list((kits / people[0].id / "notice").glob(".qr-*.svg"))  # the kit's own image, none drawn
+
+
 def test_report_says_what_the_data_says(inv, tmp_path, capsys):
     people = with_lab_people(generate_people(40, seed=9))
     roster = write_roster(tmp_path / "r.csv", people)

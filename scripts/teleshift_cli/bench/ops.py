@@ -65,11 +65,16 @@ def run(args):
         _timed(figures, "waves", waves)
         kits = work / "kits"
         vpn_people = [p for p in people if p.active and "vpn" in p.needs]
-        for i, p in enumerate(vpn_people):  # emulated VPN profiles, as the VPN capability writes them
-            write_kit_file(kits, p.id, "vpn", "wg0.conf",
-                           f"[Interface]\nPrivateKey = EMULATED{i:035d}=\nAddress = 10.100.{i // 250}.{i % 250 + 2}/32\n"
-                           f"\n[Peer]\nPublicKey = EMULATEDGATEWAY{0:028d}=\nEndpoint = 10.89.250.10:51820\n"
-                           "AllowedIPs = 10.89.251.0/24\n")
+        # Emulated VPN profiles, as the VPN capability writes them: <kits>/<id>/vpn/teleshift.conf
+        # with its QR codes (drawn here, untimed: the notices embed them, as in the real flow).
+        from ansible_collections.teleshift.toolkit.plugins.module_utils.wireguard_plan import _qr_job
+
+        for i, p in enumerate(vpn_people):
+            profile = (f"[Interface]\nPrivateKey = EMULATED{i:035d}=\nAddress = 10.100.{i // 250}.{i % 250 + 2}/32\n"
+                       f"\n[Peer]\nPublicKey = EMULATEDGATEWAY{0:028d}=\nEndpoint = 10.89.250.10:51820\n"
+                       "AllowedIPs = 10.89.251.0/24\n")
+            write_kit_file(kits, p.id, "vpn", "teleshift.conf", profile)
+            _qr_job((str(kits), p.id, "teleshift", profile))
         figures["emulated_vpn_kits"] = len(vpn_people)
         views = [person_view(p, settings.services) for p in people if p.active]
         org = {"name": "", "hotline": "+33 5 55 00 00 00"}
