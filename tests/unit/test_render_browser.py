@@ -12,6 +12,7 @@ from testlib import with_lab_people
 from ansible_collections.teleshift.toolkit.plugins.module_utils.kits import write_kit_file
 from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import Person, write_csv
 from ansible_collections.teleshift.toolkit.plugins.module_utils.rostergen import generate_people
+from ansible_collections.teleshift.toolkit.plugins.module_utils.wireguard_plan import new_keypair
 
 from teleshift_cli import main as cli
 from teleshift_cli.kits import CHROMIUM_FLAGS, chromium, html_to_pdf
@@ -70,9 +71,12 @@ def rendered(tmp_path_factory):
         write_csv(people, stream)
     kits = inv / "kits"
     # emulated capability outputs (what the VPN, desktop and phone capabilities will write)
+    # keys made for this run only: no key-shaped text in the repository
+    private, _ = new_keypair()
+    _, gateway_public = new_keypair()
     for p in (fr, en):
-        write_kit_file(kits, p.id, "vpn", "wg0.conf", "[Interface]\nPrivateKey = EMULATED0000000000000000000000000000000000=\n"
-                       "Address = 10.100.0.42/32\n\n[Peer]\nPublicKey = EMULATEDPUB000000000000000000000000000000=\n"
+        write_kit_file(kits, p.id, "vpn", "wg0.conf", f"[Interface]\nPrivateKey = {private}\n"
+                       f"Address = 10.100.0.42/32\n\n[Peer]\nPublicKey = {gateway_public}\n"
                        "Endpoint = 10.89.250.10:51820\nAllowedIPs = 10.89.251.0/24\n")
         write_kit_file(kits, p.id, "desktop", f"{p.id}.rdp", "full address:s:10.89.251.20\nusername:s:" + p.id + "\n")
     write_kit_file(kits, fr.id, "phone", "summary.yml", "Serveur SIP: 10.89.251.30\nUtilisateur SIP: '4242'\n")
