@@ -1,77 +1,46 @@
 # -*- coding: utf-8 -*-
 # Copyright: teleshift contributors. GNU General Public License v3.0+
-"""Action plugin for teleshift.toolkit.preflight: validates the roster and the inventory's settings on
-the controller, with the same code as ``scripts/teleshift validate``, before any host is touched."""
+"""Action plugin for teleshift.toolkit.preflight: the front door (plugins/module_utils/inputs.py) on the
+controller, with the same code as ``scripts/teleshift validate``, before any host is touched."""
 from __future__ import annotations
-
-import os
 
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.teleshift.toolkit.plugins.module_utils import desktop
-from ansible_collections.teleshift.toolkit.plugins.module_utils.controller import inventory_dir
-from ansible_collections.teleshift.toolkit.plugins.module_utils.kits import resolve_path
-from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import (
-    format_problems, load_roster)
-from ansible_collections.teleshift.toolkit.plugins.module_utils.settings import load_settings
-from ansible_collections.teleshift.toolkit.plugins.module_utils.state import load_state
-from ansible_collections.teleshift.toolkit.plugins.module_utils.telephony import PBX_VARS, inventory_problems
+from ansible_collections.teleshift.toolkit.plugins.module_utils import inputs as front_door
+from ansible_collections.teleshift.toolkit.plugins.module_utils import registry
+from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import format_problems
 
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("roster",))
+    _VALID_ARGS = frozenset(("roster", "capabilities"))
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         task_vars = task_vars or {}
-        settings_vars = {k: self._templar.template(task_vars[k]) for k in
-                         ("teleshift_services", "teleshift_phone_region") if k in task_vars}
-        settings = load_settings(settings_vars, source="inventory")
-        roster_path = self._task.args.get("roster") or task_vars.get("teleshift_roster_file")
-        if not roster_path:
-            result.update(failed=True, msg="no roster: set teleshift_roster_file in the inventory",
-                          problems=[str(p) for p in settings.problems])
+        selected = self._task.args.get("capabilities")
+        if selected is not None:
+            selected = [str(c) for c in selected]
+            try:
+                registry.select(selected)
+            except KeyError as exc:
+                result.update(failed=True, msg=f"unknown capability {exc} (known: {', '.join(registry.names())})")
+                return result
+        inputs = front_door.from_task_vars(self._templar, task_vars, roster=self._task.args.get("roster"))
+        found = front_door.validate(inputs, selected, capacity=True)
+        result["roster"] = inputs.roster.source
+        result["problems"] = [str(p) for p in found.problems]
+        if found.warnings:
+            result["warnings"] = [str(w) for w in found.warnings]
+        if found.problems:
+            result.update(failed=True, msg="Preflight failed, no host was changed.\n" + format_problems(found.problems))
             return result
-        roster_path = self._templar.template(roster_path)
-        if not os.path.isabs(roster_path):
-            roster_path = os.path.join(inventory_dir(task_vars), roster_path)
-        roster = load_roster(roster_path, services=settings.services.keys(), region=settings.region)
-        problems = settings.problems + roster.problems
-        problems += self._telephony_problems(task_vars, roster, settings.region)
-        problems += self._desktop_problems(task_vars, roster)
-        result["roster"] = roster_path
-        result["problems"] = [str(p) for p in problems]
-        if problems:
-            result.update(failed=True, msg="Preflight failed, no host was changed.\n" + format_problems(problems))
-            return result
-        active = roster.active()
-        result["people"] = {
-            "total": len(roster.people),
-            "active": len(active),
-            **{need: sum(1 for p in active if need in p.needs) for need in ("vpn", "desktop", "phone")},
-        }
-        result["msg"] = (f"{len(roster.people)} people valid in {roster_path}, "
+        people = inputs.roster.people
+        active = [p for p in people if p.active]
+        result["people"] = {"total": len(people), "active": len(active),
+                            **{c.name: sum(1 for p in people if c.wants(p)) for c in registry.select(selected)}}
+        result["msg"] = (f"{len(people)} people valid in {inputs.roster.source}, "
                          f"{len(active)} active across {len({p.service for p in active})} services")
         result["changed"] = False
         return result
 
-    def _telephony_problems(self, task_vars, roster, region):
-        """Forwarding/transfer targets against the number policy, and each PBX's settings."""
-        hostvars = task_vars.get("hostvars") or {}
-        pbx_vars = {host: {k: self._templar.template(hostvars[host][k]) for k in PBX_VARS if k in hostvars[host]}
-                    for host in (task_vars.get("groups") or {}).get("pbx_hosts", [])}
-        policy_vars = {k: self._templar.template(task_vars[k]) for k in ("teleshift_phone_policy",) if k in task_vars}
-        return inventory_problems(policy_vars, pbx_vars, roster, region)
-
-    def _desktop_problems(self, task_vars, roster):
-        """Session-host capacity: the same plan the desktop role applies, so a shortfall stops the run here."""
-        hostvars = task_vars.get("hostvars") or {}
-        hosts = [str(h) for h in (task_vars.get("groups") or {}).get("desktop_hosts", [])]
-        if not hosts:
-            return []
-        capacity_vars = {h: {n: self._templar.template(hostvars[h][n]) for n in desktop.CAPACITY_VARS
-                             if n in hostvars[h]} for h in hosts}
-        capacities, problems = desktop.host_capacities(hosts, capacity_vars)
-        state = load_state(resolve_path("state/desktop.yml", inventory_dir(task_vars)))
-        return problems + desktop.plan_desktop(roster.people, capacities, state, source=roster.source).problems

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from ansible_collections.teleshift.toolkit.plugins.module_utils.assign import assign_hosts
 from ansible_collections.teleshift.toolkit.plugins.module_utils.desktop_accounts import NAME_RE, Account
 from ansible_collections.teleshift.toolkit.plugins.module_utils.desktop_health import evaluate as evaluate_health
-from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import Problem
+from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import Problem, priority_order
 
 CAPACITY_VARS = ("xrdp_host_max_sessions", "teleshift_desktop_max_sessions")
 DEFAULT_MAX_SESSIONS = 50
@@ -46,7 +46,6 @@ root daemon bin sys sync games man lp mail news uucp proxy www-data backup list 
 systemd-network systemd-resolve systemd-timesync systemd-coredump messagebus sshd _ssh polkitd xrdp
 avahi colord lightdm saned pulse rtkit usbmux dnsmasq tss geoclue nm-openvpn fail2ban nslcd sssd
 """.split())
-_RANK = {"critical": 0, "high": 1, "normal": 2, "low": 3}
 _ASCII = {"đ": "d", "Đ": "D", "ø": "o", "Ø": "O", "ß": "ss", "æ": "ae", "Æ": "AE", "œ": "oe", "Œ": "OE",
           "ł": "l", "Ł": "L", "þ": "th", "ð": "d"}
 
@@ -62,10 +61,6 @@ def service_group(prefix, service):
     """The Unix group of a service (``ts-rsa``): lower case, [a-z0-9_-], at most 32 characters."""
     name = prefix + re.sub(r"[^a-z0-9_-]+", "-", service.lower())
     return name[:32].rstrip("-")
-
-
-def priority_order(people):
-    return sorted(people, key=lambda p: (_RANK.get(p.priority, 9), p.line))
 
 
 def host_capacities(hosts, hostvars, source="inventory"):
@@ -126,18 +121,23 @@ def previous_hosts(state):
     return result
 
 
+def unusable_login(person):
+    return person.id in RESERVED_LOGINS or not NAME_RE.match(person.id)
+
+
+def reserved_login_problems(people, source="roster"):
+    """Problems for people whose id cannot be a login on desktop hosts (a system account has it)."""
+    return [Problem(source, p.line, "id", f"{p.id!r} cannot be a login name on desktop hosts (a system account "
+                                          "has it); give this person another id")
+            for p in people if unusable_login(p)]
+
+
 def plan_desktop(people, capacities, state=None, source="roster"):
     """Place the active people who need a desktop on hosts; see the module docstring."""
     plan = DesktopPlan(capacities=dict(capacities))
-    users = []
-    for person in people:
-        if not person.needs_(CAPABILITY):
-            continue
-        if person.id in RESERVED_LOGINS or not NAME_RE.match(person.id):
-            plan.problems.append(Problem(source, person.line, "id", f"{person.id!r} cannot be a login name on "
-                                         "desktop hosts (a system account has it); give this person another id"))
-            continue
-        users.append(person)
+    wanted = [p for p in people if p.needs_(CAPABILITY)]
+    plan.problems += reserved_login_problems(wanted, source)
+    users = [p for p in wanted if not unusable_login(p)]
     if users and not capacities:
         plan.problems.append(Problem("inventory", 0, "desktop_hosts",
                                      f"{len(users)} people need a remote desktop but the group has no host"))

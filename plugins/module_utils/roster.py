@@ -18,7 +18,18 @@ from ansible_collections.teleshift.toolkit.plugins.module_utils.cache import par
 
 PRIORITIES = ("critical", "high", "normal", "low")
 DEVICES = ("laptop", "thin_client", "own_device")
-NEEDS = ("vpn", "desktop", "phone")
+
+
+def known_needs():
+    """The needs a roster may name: those of the registered capabilities (plugins/module_utils/registry.py).
+    None inside a module's payload, where the capabilities do not travel: needs are not checked there
+    (the controller's front door checked them before the module ran)."""
+    try:
+        from ansible_collections.teleshift.toolkit.plugins.module_utils import registry
+
+        return registry.needs()
+    except ImportError:
+        return None
 FORWARD_MODES = ("none", "always", "busy", "no_answer")
 LANGUAGES = ("fr", "en")
 
@@ -246,14 +257,14 @@ def _parse_choice(raw, choices, default):
     return text
 
 
-def _parse_needs(value):
+def _parse_needs(value, known):
     if isinstance(value, list):
         items = [_text(v).lower() for v in value]
     else:
         items = [v.strip().lower() for v in re.split(r"[;,|\s]+", _text(value)) if v.strip()]
-    bad = [i for i in items if i not in NEEDS]
+    bad = [i for i in items if known is not None and i not in known]
     if bad:
-        raise ValueError(f"unknown need(s) {', '.join(map(repr, bad))} (known: {', '.join(NEEDS)})")
+        raise ValueError(f"unknown need(s) {', '.join(map(repr, bad))} (known: {', '.join(known)})")
     return frozenset(items)
 
 
@@ -270,7 +281,7 @@ def parse_phone(raw, region="FR"):
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
-def _build_person(line, row, source, problems, region, services):
+def _build_person(line, row, source, problems, region, services, needs=None):
     """Turn one raw row into a Person; on any problem record it and return None."""
     errors = []
     values = {"line": line}
@@ -306,7 +317,7 @@ def _build_person(line, row, source, problems, region, services):
     take("device", lambda v: _parse_choice(_text(v), DEVICES, "laptop"))
     take("forward_mode", lambda v: _parse_choice(_text(v), FORWARD_MODES, "none"))
     take("language", lambda v: _parse_choice(_text(v), LANGUAGES, "fr"))
-    take("needs", _parse_needs)
+    take("needs", lambda v: _parse_needs(v, needs))
     take("site", _text)
     take("voicemail", lambda v: _parse_bool(_text(v)))
     take("active", lambda v: True if _text(v) == "" else _parse_bool(_text(v)))
@@ -377,8 +388,9 @@ def parse_roster(text, fmt, source="roster", services=None, region="FR", memo=No
     problems = []
     rows = _read_csv(text, source, problems) if fmt == "csv" else _read_yaml(text, source, problems)
     known = set(services) if services is not None else None
+    needs = known_needs()
     if memo is None:
-        built = [_build_person(line, row, source, problems, region, known) for line, row in rows]
+        built = [_build_person(line, row, source, problems, region, known, needs) for line, row in rows]
     else:
         built, kept, columns = [], {}, {}
         for line, row in rows:
@@ -395,7 +407,7 @@ def parse_roster(text, fmt, source="roster", services=None, region="FR", memo=No
                     person = _moved(person, line)
             else:
                 count = len(problems)
-                person = _build_person(line, row, source, problems, region, known)
+                person = _build_person(line, row, source, problems, region, known, needs)
                 if len(problems) != count:  # rows with problems are never remembered
                     built.append(person)
                     continue
@@ -454,7 +466,8 @@ def load_roster(path, services=None, region="FR"):
         return Roster(problems=[Problem(source, line, "", "not UTF-8 text (export the file as UTF-8)")],
                       source=source)
     fmt = "csv" if suffix == ".csv" else "yaml"
-    options = (source, fmt, tuple(sorted(services)) if services is not None else None, region, _parser_version())
+    options = (source, fmt, tuple(sorted(services)) if services is not None else None, region, _parser_version(),
+               known_needs())
 
     def parse():
         from ansible_collections.teleshift.toolkit.plugins.module_utils.cache import load_memo, save_memo
@@ -465,6 +478,18 @@ def load_roster(path, services=None, region="FR"):
         save_memo("roster-rows", memo_options, memo)
         return roster
     return cached_parse("roster", raw, options, parse)
+
+
+PRIORITY_RANK = {p: i for i, p in enumerate(PRIORITIES)}
+
+
+def priority_key(person):
+    """The one order every planner uses: priority (critical first), then roster line, then id."""
+    return (PRIORITY_RANK.get(person.priority, len(PRIORITY_RANK)), person.line, person.id)
+
+
+def priority_order(people):
+    return sorted(people, key=priority_key)
 
 
 def require_valid(roster):
@@ -483,7 +508,7 @@ def to_row(person):
         "priority": person.priority,
         "site": person.site,
         "device": person.device,
-        "needs": ";".join(n for n in NEEDS if n in person.needs),
+        "needs": ";".join(sorted(person.needs, key=lambda n: (_need_rank(n), n))),
         "extension": person.extension,
         "forward_to": person.forward_to,
         "forward_mode": person.forward_mode,
@@ -492,6 +517,11 @@ def to_row(person):
         "active": "yes" if person.active else "no",
         "language": person.language,
     }
+
+
+def _need_rank(need):
+    known = known_needs() or ()
+    return known.index(need) if need in known else len(known)
 
 
 def write_csv(people, stream):

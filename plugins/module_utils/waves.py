@@ -21,7 +21,8 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass, field
 
-PRIORITY_RANK = {"critical": 0, "high": 1, "normal": 2, "low": 3}
+from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import PRIORITY_RANK
+
 MAX_WAVES = 10_000  # bound on the wave loop
 
 CSV_COLUMNS = ("wave", "order", "id", "full_name", "service", "continuity", "priority", "site",

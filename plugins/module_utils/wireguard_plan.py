@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 
 from ansible_collections.teleshift.toolkit.plugins.module_utils.assign import (
     PoolExhausted, allocate_addresses, assign_hosts)
-from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import PRIORITIES, Problem
+from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import Problem, priority_order
 
 DEFAULT_PORT = 51820
-DEFAULT_MAX_PEERS = 1000  # same default as capacity.py (teleshift_capacity_vpn_max_peers)
+DEFAULT_MAX_PEERS = 1000  # the role's wireguard_gateway_max_peers default documents the same number
 DEFAULT_KEEPALIVE = 25
 DEFAULT_PROFILE = "teleshift"
 KIT = "vpn"  # the kit subdirectory this capability owns
@@ -275,14 +275,25 @@ def service_networks(service, services, settings):
     return result
 
 
+def assign_gateways(people, settings, previous=None):
+    """The sticky placement of ``people`` (active, with the vpn need) on the gateways, within each
+    gateway's capacity (its peer limit and its pool): what the plan and the capacity check share."""
+    previous = previous or {}
+    entries = {**(previous.get("retired") or {}), **(previous.get("people") or {})}
+    users = priority_order(people)
+    caps = {n: g.capacity() for n, g in settings.gateways.items() if g.pool is not None}
+    prev_gw = {pid: e.get("gateway") for pid, e in entries.items() if isinstance(e, dict)}
+    service_of = {p.id: p.service for p in users}
+    return assign_hosts([p.id for p in users], caps, prev_gw, group_of=service_of.get)
+
+
 def plan_vpn(people, settings, services=None, previous=None, source="inventory"):
     """people: active Person objects with the vpn need (any order); previous: the state file."""
     plan = Plan(problems=[])
     previous = previous or {}
     prev_people = previous.get("people") or {}
     prev_retired = previous.get("retired") or {}
-    order = {p: i for i, p in enumerate(PRIORITIES)}
-    users = sorted(people, key=lambda p: (order.get(p.priority, len(order)), p.line, p.id))
+    users = people
     if settings.licences is not None and len(users) > settings.licences:
         plan.problems.append(Problem(source, 0, "teleshift_vpn_licences",
                                      f"{len(users)} people need the VPN but only {settings.licences} "
@@ -291,10 +302,8 @@ def plan_vpn(people, settings, services=None, previous=None, source="inventory")
     if not gateways:
         return plan
     caps = {n: g.capacity() for n, g in gateways.items()}
-    prev_gw = {pid: (e or {}).get("gateway") for pid, e in {**prev_retired, **prev_people}.items()
-               if isinstance(e, dict)}
     service_of = {p.id: p.service for p in users}
-    assignment = assign_hosts([p.id for p in users], caps, prev_gw, group_of=service_of.get)
+    assignment = assign_gateways(users, settings, previous)
     if assignment.unplaced:
         total = sum(caps.values())
         detail = ", ".join(f"{n} {caps[n]}" + (f" (its pool {gateways[n].pool} has room for {caps[n]})"

@@ -1,19 +1,17 @@
-"""Load what every subcommand starts from: the inventory (through Ansible's own API, so the CLI and
-the playbooks read the same variables), the organisation's settings and the roster."""
+"""What every subcommand starts from: the front door's Inputs (plugins/module_utils/inputs.py: the
+inventory read with Ansible's own API, the organisation's settings and the roster, the same code the
+playbooks' action plugins use), with the shapes the subcommands read."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ansible_collections.teleshift.toolkit.plugins.module_utils.controller import plain
-from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import (
-    Problem, Roster, load_roster)
-from ansible_collections.teleshift.toolkit.plugins.module_utils.settings import Settings, load_settings
+from ansible_collections.teleshift.toolkit.plugins.module_utils import inputs as front_door
 
 
 @dataclass
 class Inventory:
-    source: str
+    source: str  # the hosts file
     groups: dict = field(default_factory=dict)  # group -> [host]
     hostvars: dict = field(default_factory=dict)  # host -> vars
     all_vars: dict = field(default_factory=dict)  # what group_vars/all gives
@@ -21,68 +19,43 @@ class Inventory:
 
 @dataclass
 class Context:
+    inputs: object
     inventory: Inventory
-    settings: Settings
-    roster: Roster
+    selected: object = None  # capability names validated (None: all)
+    allow_mass_removal: bool = False
+    _findings: object = None
+
+    @property
+    def settings(self):
+        return self.inputs.settings
+
+    @property
+    def roster(self):
+        return self.inputs.roster
+
+    def findings(self):
+        if self._findings is None:
+            self._findings = front_door.validate(self.inputs, self.selected,
+                                                 allow_mass_removal=self.allow_mass_removal or None)
+        return self._findings
 
     @property
     def problems(self):
-        from ansible_collections.teleshift.toolkit.plugins.module_utils.telephony import inventory_problems
+        return self.findings().problems
 
-        pbx = {h: self.inventory.hostvars.get(h, {}) for h in self.inventory.groups.get("pbx_hosts", [])}
-        return (self.settings.problems + self.roster.problems
-                + inventory_problems(self.inventory.all_vars, pbx, self.roster, self.settings.region,
-                                     source=f"{self.inventory.source} (group_vars)"))
-
-
-def inventory_source(path):
-    path = Path(path)
-    if path.is_dir() and (path / "hosts.yml").exists():
-        return path / "hosts.yml"
-    return path
+    @property
+    def warnings(self):
+        return self.findings().warnings
 
 
-def load_inventory(path):
-    from ansible.inventory.manager import InventoryManager
-    from ansible.parsing.dataloader import DataLoader
-    from ansible.vars.manager import VariableManager
-
-    source = inventory_source(path)
-    if not source.exists():
-        raise FileNotFoundError(f"inventory {source} does not exist")
-    loader = DataLoader()
-    inventory = InventoryManager(loader=loader, sources=[str(source)])
-    variables = VariableManager(loader=loader, inventory=inventory)
-    result = Inventory(source=str(source))
-    for name, group in inventory.groups.items():
-        result.groups[name] = sorted(h.name for h in group.get_hosts())
-    skip = {"groups", "hostvars", "omit", "playbook_dir", "inventory_dir", "inventory_file",
-            "ansible_playbook_python", "ansible_config_file", "ansible_version", "group_names",
-            "inventory_hostname", "inventory_hostname_short", "ansible_facts", "environment"}
-    for host in inventory.get_hosts():
-        hv = variables.get_vars(host=host, include_hostvars=False)
-        result.hostvars[host.name] = {k: plain(v) for k, v in hv.items() if k not in skip and not k.startswith("ansible_")}
-    local = inventory.localhost or inventory.get_host("localhost")
-    av = variables.get_vars(host=local, include_hostvars=False) if local else {}
-    result.all_vars = {k: plain(v) for k, v in av.items() if k not in skip and not k.startswith("ansible_")}
-    return result
+def absolute(path):
+    """A path given on the command line, relative to the current directory."""
+    return str(Path(path).expanduser().resolve()) if path else None
 
 
-def default_roster(inventory):
-    roster = inventory.all_vars.get("teleshift_roster_file")
-    if roster and not Path(roster).is_absolute():
-        base = Path(inventory.source)
-        roster = str((base if base.is_dir() else base.parent) / roster)
-    return roster
-
-
-def load_context(roster_path, inventory_path):
-    inventory = load_inventory(inventory_path)
-    settings = load_settings(inventory.all_vars, source=f"{inventory.source} (group_vars)")
-    roster_path = roster_path or default_roster(inventory)
-    if not roster_path:
-        roster = Roster(problems=[Problem(str(inventory.source), 0, "teleshift_roster_file",
-                                          "no roster given (--roster) and none set in the inventory")])
-    else:
-        roster = load_roster(roster_path, services=settings.services.keys(), region=settings.region)
-    return Context(inventory=inventory, settings=settings, roster=roster)
+def load_context(roster_path, inventory_path, kits_dir=None, selected=None, allow_mass_removal=False):
+    """The Context of a subcommand; raises FileNotFoundError when the inventory does not exist."""
+    inputs = front_door.from_inventory(inventory_path, roster=absolute(roster_path), kits_dir=absolute(kits_dir))
+    inventory = Inventory(source=inputs.inventory_source, groups=inputs.groups, hostvars=inputs.hostvars,
+                          all_vars=inputs.all_vars)
+    return Context(inputs=inputs, inventory=inventory, selected=selected, allow_mass_removal=allow_mass_removal)

@@ -1,25 +1,15 @@
-"""Onboarding notices: for each person, one page (HTML, and PDF on request) in their language with
-everything the capabilities left in their kit, step-by-step instructions for home wifi, a wired
-connection and 4G tethering, and the hotline's number.
+"""Onboarding notices: for each person, one page (HTML, and PDF on request) in their language with a
+section per capability they get (the registry: each capability reads its own kit subdirectory and says
+what to show, plugins/module_utils/registry.py), step-by-step instructions for home wifi, a wired
+connection and 4G tethering, and the hotline's number. A section is rendered by the capability's own
+``templates/notice_<name>.html.j2`` when it exists, else by the generic ``notice_section.html.j2``.
 
-What the notice reads (each capability writes only its own subdirectory of ``<kits>/<person id>/``;
-the notice only reads them and writes ``notice/``):
-- ``vpn/``: the first ``*.conf`` with an ``[Interface]`` section (WireGuard profile: its Address and
-  Endpoint are shown, and a QR code of it for the mobile app, unless ``vpn/`` already has a
-  ``*qr*.svg`` or ``*qr*.png``); ``desktop/``: ``*.rdp`` (host and user read from it);
-  ``phone/`` and any of them: ``summary.yml`` (a mapping shown as label: value), files named
-  ``password``, ``secret`` or ``*.password`` (shown: the notice is in the kit, 0600). Every file
-  of the subdirectory is listed. A capability with nothing in the kit shows as "being prepared".
-- public state files are not needed: everything comes from the kit and the roster.
-
-Secrets: the notice is a kit file (0600 in a 0700 directory); nothing is printed or logged.
+The notice only reads the kits and writes ``<kits>/<id>/notice/``. Secrets: the notice is a kit file
+(0600 in a 0700 directory); nothing is printed or logged.
 """
 from __future__ import annotations
 
-import base64
-import hashlib
 import os
-import re
 import shutil
 import subprocess
 import tempfile
@@ -28,12 +18,11 @@ from pathlib import Path
 
 import yaml
 
+from ansible_collections.teleshift.toolkit.plugins.module_utils import registry
 from ansible_collections.teleshift.toolkit.plugins.module_utils.kits import kit_dir, write_kit_file
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 NOTICE = "notice"  # this command's own kit subdirectory
-SECRET_NAMES = re.compile(r"^(password|secret|sip_password|pin)(\.txt)?$|\.password$")
-MAX_FILE = 256 * 1024  # kit files larger than this are listed, never read
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--no-first-run", "--disable-extensions",
                   "--disable-sync", "--no-default-browser-check")
@@ -51,132 +40,42 @@ _TEXT = None
 
 
 def texts():
-    """The notice's words in every language (templates/notice_text.yml)."""
+    """The notice's own words in every language (templates/notice_text.yml); each capability brings its own."""
     global _TEXT
     if _TEXT is None:
         _TEXT = yaml.safe_load((TEMPLATES / "notice_text.yml").read_text(encoding="utf-8"))
     return _TEXT
 
 
-def _read(path):
-    try:
-        if path.stat().st_size > MAX_FILE:
-            return None
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return None
-
-
-def _ini_values(text, keys):
-    found = {}
-    for line in text.splitlines():
-        name, sep, value = line.partition("=")
-        if sep and name.strip().lower() in keys and name.strip().lower() not in found:
-            found[name.strip().lower()] = value.strip()
+def sections(person, root, lang):
+    """The notice sections of ``person`` (a roster Person), one per capability they get, in order."""
+    found = []
+    for cap in registry.capabilities():
+        section = cap.notice(person, Path(root) / person.id / cap.name, lang)
+        if section is not None:
+            found.append(section)
     return found
-
-
-def qr_svg(text):
-    """Inline SVG QR code of ``text`` (when the VPN kit has no QR image of its own)."""
-    from ansible_collections.teleshift.toolkit.plugins.module_utils import qr
-
-    return qr.svg(*qr.matrix(text), scale=3, inline=True)
-
-
-def collect(root, person_id):
-    """What the capabilities left in ``<root>/<person id>/``: capability -> details (absent = nothing)."""
-    base = Path(root) / person_id
-    result = {}
-    for cap in ("vpn", "desktop", "phone"):
-        folder = base / cap
-        if not folder.is_dir():
-            continue
-        files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
-        if not files:
-            continue
-        info = {"files": [f"{cap}/{p.name}" for p in files], "fields": [], "secrets": []}
-        for path in files:
-            if path.name == "summary.yml":
-                try:
-                    data = yaml.safe_load(_read(path) or "") or {}
-                except yaml.YAMLError:
-                    data = {}
-                if isinstance(data, dict):
-                    info["fields"] += [(str(k), str(v)) for k, v in data.items()]
-            elif SECRET_NAMES.search(path.name):
-                value = (_read(path) or "").strip()
-                if value:
-                    info["secrets"].append((path.name.replace(".txt", ""), value))
-        if cap == "vpn":
-            for path in files:
-                text = _read(path) if path.suffix == ".conf" else None
-                if text and "[Interface]" in text:
-                    info["config_file"] = f"vpn/{path.name}"
-                    info["config"] = text
-                    info.update(_ini_values(text, {"address", "endpoint", "dns"}))
-                    break
-            stem = Path(info.get("config_file", "")).stem
-            for path in sorted(files, key=lambda f: (f.stem != stem, f.suffix != ".svg")):
-                if (path.stem == stem or "qr" in path.name.lower()) and path.suffix in (".svg", ".png"):
-                    data = path.read_bytes()
-                    mime = "image/svg+xml" if path.suffix == ".svg" else "image/png"
-                    info["qr_uri"] = f"data:{mime};base64,{base64.b64encode(data).decode()}"
-                    break
-        if cap == "desktop":
-            for path in files:
-                if path.suffix == ".rdp":
-                    info["rdp_file"] = f"desktop/{path.name}"
-                    for line in (_read(path) or "").splitlines():
-                        key, _, value = line.partition(":s:")
-                        if key.strip() in ("full address", "username"):
-                            info[key.strip().replace(" ", "_")] = value.strip()
-                    break
-        result[cap] = {**OPTIONAL_FIELDS.get(cap, {}), **info}
-    return result
-
-
-# What the notice template may read of each capability (its environment is strict: a key a kit does
-# not provide is None, not an error).
-OPTIONAL_FIELDS = {
-    "vpn": dict.fromkeys(("config_file", "config", "address", "endpoint", "dns", "qr_uri", "qr_svg")),
-    "desktop": dict.fromkeys(("rdp_file", "full_address", "username")),
-}
-
-
-def _qr_cached(root, person_id, config):
-    """QR for the VPN config, kept in the notice directory and rebuilt only when the config changes."""
-    digest = hashlib.sha256(config.encode()).hexdigest()[:16]
-    folder = Path(root) / person_id / NOTICE
-    cached = folder / f".qr-{digest}.svg"
-    try:
-        return cached.read_text(encoding="utf-8")
-    except OSError:
-        pass
-    svg = qr_svg(config)
-    for old in folder.glob(".qr-*.svg") if folder.is_dir() else ():
-        old.unlink()
-    write_kit_file(root, person_id, NOTICE, cached.name, svg)
-    return svg
 
 
 def person_view(person, services):
     policy = services.get(person.service) or {}
     return {"id": person.id, "full_name": person.full_name, "email": person.email, "service": person.service,
             "service_label": policy.get("label") or person.service, "device": person.device,
-            "needs": [n for n in ("vpn", "desktop", "phone") if n in person.needs], "extension": person.extension,
+            "needs": sorted(person.needs), "extension": person.extension,
             "forward_to": person.forward_to, "forward_mode": person.forward_mode,
             "forward_delay": person.forward_delay, "voicemail": person.voicemail, "language": person.language,
-            "site": person.site, "priority": person.priority}
+            "site": person.site, "priority": person.priority, "person": person}
 
 
 def render_notice(template, person, root, org):
     """The notice HTML of one person (a dict from person_view); org: {"name", "hotline"}."""
-    caps = collect(root, person["id"])
-    vpn = caps.get("vpn")
-    if vpn and vpn.get("config") and not vpn.get("qr_uri"):
-        vpn["qr_svg"] = _qr_cached(root, person["id"], vpn["config"])
     lang = person["language"] if person["language"] in texts() else "fr"
-    return template.render(p=person, caps=caps, t=texts()[lang], lang=lang, org=org.get("name", ""),
+    found = sections(person["person"], root, lang)
+    available = set(template.environment.list_templates())
+    for section in found:
+        own = f"notice_{section.name}.html.j2"
+        section.template = own if own in available else "notice_section.html.j2"
+    return template.render(p=person, sections=found, t=texts()[lang], lang=lang, org=org.get("name", ""),
                            hotline=org.get("hotline", ""))
 
 
@@ -267,4 +166,4 @@ def write_pdfs(root, person_ids, jobs=2, force=False, progress=None):
     return len(todo) - len(failures), failures
 
 
-__all__ = ["collect", "write_notices", "write_pdfs", "html_to_pdf", "person_view", "kit_dir"]
+__all__ = ["sections", "write_notices", "write_pdfs", "html_to_pdf", "person_view", "kit_dir"]

@@ -6,18 +6,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from ansible_collections.teleshift.toolkit.plugins.module_utils import registry
 from ansible_collections.teleshift.toolkit.plugins.module_utils.capacity import parse_override, plan_capacity
-from ansible_collections.teleshift.toolkit.plugins.module_utils.kits import resolve_path
-from ansible_collections.teleshift.toolkit.plugins.module_utils.state import load_state
+from ansible_collections.teleshift.toolkit.plugins.module_utils.inputs import StateError
 
 from teleshift_cli import paths
-from teleshift_cli.context import load_context
+from teleshift_cli.context import absolute, load_context
 
-CAPABILITIES = ("vpn", "desktop", "phone")
-# state file name in <inventory>/state/ for each capability (several names accepted: the
-# capability's own issue chooses; the first that exists wins)
-STATE_FILES = {"vpn": ("vpn.yml", "wireguard.yml"), "desktop": ("desktop.yml", "xrdp.yml"),
-               "phone": ("phone.yml", "telephony.yml", "asterisk.yml")}
 EXIT_INPUT = 1  # bad roster/inventory (same as `teleshift validate`)
 EXIT_USAGE = 2
 
@@ -26,6 +21,8 @@ def add_input_arguments(parser):
     parser.add_argument("--roster", help="roster file (.csv or .yml); default: teleshift_roster_file of the inventory")
     parser.add_argument("--inventory", default=str(paths.LAB_INVENTORY),
                         help="inventory directory or hosts file (default: the lab)")
+    parser.add_argument("--allow-mass-removal", action="store_true",
+                        help="confirm a roster that removes or deactivates many of the people served today")
 
 
 def add_capacity_arguments(parser):
@@ -42,17 +39,25 @@ class InputError(Exception):
         self.code = code
 
 
-def load(args, need_valid=True):
-    """The Context for args.roster/args.inventory; prints every problem and raises InputError."""
+def load(args, need_valid=True, selected=None):
+    """The Context for args.roster/args.inventory (the front door), validated for the ``selected``
+    capabilities (None: all); prints every problem and raises InputError, prints the warnings."""
     try:
-        ctx = load_context(args.roster, args.inventory)
+        ctx = load_context(args.roster, args.inventory, kits_dir=getattr(args, "kits_dir", None), selected=selected,
+                           allow_mass_removal=getattr(args, "allow_mass_removal", False))
     except FileNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise InputError(EXIT_USAGE) from None
     if need_valid and ctx.problems:
         print_problems(ctx.problems)
         raise InputError(EXIT_INPUT)
+    print_warnings(ctx.warnings)
     return ctx
+
+
+def print_warnings(warnings):
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
 
 
 def print_problems(problems):
@@ -73,31 +78,26 @@ def guarded(func):
 
 
 def inventory_dir(ctx):
-    source = Path(ctx.inventory.source)
-    return source if source.is_dir() else source.parent
+    return Path(ctx.inputs.inventory_dir)
 
 
 def kits_root(ctx, override=None):
-    value = override or ctx.inventory.all_vars.get("teleshift_kits_dir")
-    if not value:
-        return None
-    return resolve_path(value, inventory_dir(ctx))
+    """The kits root: ``override`` (a command-line path, relative to the current directory), else the
+    inventory's teleshift_kits_dir (relative to the inventory)."""
+    if override:
+        return Path(absolute(override))
+    return ctx.inputs.kits_root()
 
 
 def load_states(ctx):
-    """capability -> its public state mapping ({} when the capability has not written one)."""
+    """capability name -> its public state mapping ({} when it has none or it cannot be read)."""
     result = {}
-    state_dir = inventory_dir(ctx) / "state"
-    for cap, names in STATE_FILES.items():
-        result[cap] = {}
-        for name in names:
-            path = state_dir / name
-            if path.exists():
-                try:
-                    result[cap] = load_state(path)
-                except (ValueError, OSError) as exc:
-                    print(f"warning: {path}: {exc}", file=sys.stderr)
-                break
+    for cap in registry.capabilities():
+        try:
+            result[cap.name] = ctx.inputs.state(cap)
+        except StateError as exc:
+            print(f"warning: {exc}", file=sys.stderr)
+            result[cap.name] = {}
     return result
 
 
@@ -114,9 +114,7 @@ def overrides(args):
 
 
 def capacity(ctx, args):
-    plan = plan_capacity(ctx.roster.people, ctx.inventory.groups, ctx.inventory.hostvars,
-                         ctx.inventory.all_vars, overrides(args), load_states(ctx),
-                         source=f"{ctx.inventory.source} (group_vars)")
+    plan = plan_capacity(ctx.inputs, overrides(args))
     if plan.problems:
         print_problems(plan.problems)
         raise InputError(EXIT_INPUT)

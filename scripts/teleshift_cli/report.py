@@ -25,11 +25,11 @@ import json
 import os
 from pathlib import Path
 
+from ansible_collections.teleshift.toolkit.plugins.module_utils import registry
 from ansible_collections.teleshift.toolkit.plugins.module_utils.state import atomic_write
 
 from teleshift_cli.kits import TEMPLATES
 
-CAPS = ("vpn", "desktop", "phone")
 COLORS = {"needed": "#9fb3c8", "enabled": "#3d7ab8", "verified": "#2e8540", "waiting": "#b3261e",
           "ok": "#2e8540", "short": "#b3261e", "warn": "#d08a00"}
 
@@ -71,10 +71,12 @@ def record_verification(path, host=None, check=None, person=None, capability=Non
         atomic_write(path, (json.dumps(data, indent=1, sort_keys=True) + "\n").encode(), mode=0o600)
 
 
-def enabled_people(people, kits_root, states):
-    """capability -> set of person ids the capability has done something for."""
-    result = {cap: set() for cap in CAPS}
-    for cap in CAPS:
+def enabled_people(people, kits_root, states, caps=None):
+    """capability name -> set of person ids the capability has done something for (listed in its
+    state file, or something in their kit). caps: the registry's capabilities shown."""
+    caps = [c.name for c in caps] if caps is not None else registry.names()
+    result = {cap: set() for cap in caps}
+    for cap in caps:
         listed = (states.get(cap) or {}).get("people")
         if isinstance(listed, dict):
             result[cap].update(str(k) for k in listed)
@@ -83,7 +85,7 @@ def enabled_people(people, kits_root, states):
             base = Path(kits_root) / p.id
             if not base.is_dir():
                 continue
-            for cap in CAPS:
+            for cap in caps:
                 try:
                     if any(os.scandir(base / cap)):
                         result[cap].add(p.id)
@@ -92,16 +94,18 @@ def enabled_people(people, kits_root, states):
     return result
 
 
-def readiness(people, enabled, verification, services):
+def readiness(people, enabled, verification, services, caps=None):
     """Counts per service and capability: needed, enabled, verified."""
+    caps = caps if caps is not None else registry.capabilities()
     verified = verification.get("people", {})
-    per_service, per_cap = {}, {cap: {"needed": 0, "enabled": 0, "verified": 0} for cap in CAPS}
+    per_service, per_cap = {}, {c.name: {"needed": 0, "enabled": 0, "verified": 0} for c in caps}
     for p in people:
         row = per_service.setdefault(p.service, {"label": (services.get(p.service) or {}).get("label", p.service),
                                                  "people": 0, "needed": 0, "enabled": 0, "verified": 0})
         row["people"] += 1
-        for cap in CAPS:
-            if cap not in p.needs:
+        for c in caps:
+            cap = c.name
+            if not c.wants(p):
                 continue
             on = p.id in enabled[cap]
             ok = on and verified.get(p.id, {}).get(cap) is True

@@ -3,8 +3,10 @@ import math
 
 import pytest
 
+from testlib import make_inputs, vpn_vars
+
 from ansible_collections.teleshift.toolkit.plugins.module_utils.capacity import (
-    ASSUMPTIONS, channels_needed, erlang_b, parse_override, plan_capacity, traffic_capacity, trunk_erlangs)
+    channels_needed, erlang_b, known_assumptions, parse_override, plan_capacity, traffic_capacity, trunk_erlangs)
 from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import Person
 
 
@@ -75,17 +77,21 @@ def test_forwarded_call_holds_two_channels():
     assert trunk_erlangs(people, 0.1, 0.3) == pytest.approx(0.1 * 2 + 0.1 + 0.1 * 1.3)
 
 
-def groups_vars(gw_peers=3, desk_mib=2048, desk_cpus=1):
+def inventory(people, gw_peers=3, desk_sessions=None, desk_mib=2048, desk_cpus=1, **all_vars):
+    """Front-door inputs for two gateways (gw_peers each), one desktop host, one PBX."""
     groups = {"vpn_gateways": ["gw1", "gw2"], "desktop_hosts": ["d1"], "pbx_hosts": ["pbx1"]}
-    hostvars = {"gw1": {"teleshift_vpn_max_peers": gw_peers}, "gw2": {"wireguard_gateway_max_peers": gw_peers},
-                "d1": {"teleshift_desktop_memory_mib": desk_mib, "teleshift_desktop_cpus": desk_cpus}, "pbx1": {}}
-    return groups, hostvars
+    vpn_all, hostvars = vpn_vars(gateways=("gw1", "gw2"), max_peers=gw_peers,
+                                 gateway_pools=("10.100.0.0/24", "10.100.1.0/24"))
+    hostvars["d1"] = {"teleshift_desktop_memory_mib": desk_mib, "teleshift_desktop_cpus": desk_cpus}
+    if desk_sessions is not None:
+        hostvars["d1"]["xrdp_host_max_sessions"] = desk_sessions
+    hostvars["pbx1"] = {}
+    return make_inputs(people, groups, hostvars, {**vpn_all, **all_vars})
 
 
 def test_vpn_peers_spread_and_shortfall_named():
     people = [person(f"p{i}", i + 2) for i in range(7)]
-    groups, hostvars = groups_vars(gw_peers=3)
-    plan = plan_capacity(people, groups, hostvars, {"teleshift_trunk_channels": 10})
+    plan = plan_capacity(inventory(people, gw_peers=3, teleshift_trunk_channels=10))
     assert sum(plan.placements["vpn"].values()) == 6
     assert len(plan.unplaced["vpn"]) == 1
     total = [c for c in plan.checks if c.capability == "vpn" and c.resource == "peers" and not c.host][0]
@@ -95,79 +101,86 @@ def test_vpn_peers_spread_and_shortfall_named():
 
 def test_lowest_priority_is_the_one_left_out():
     people = [person("boss", 9, priority="critical")] + [person(f"p{i}", i + 2, priority="low") for i in range(6)]
-    groups, hostvars = groups_vars(gw_peers=3)
-    plan = plan_capacity(people, groups, hostvars, {})
+    plan = plan_capacity(inventory(people, gw_peers=3))
     assert "boss" not in plan.unplaced["vpn"] and len(plan.unplaced["vpn"]) == 1
+
+
+def test_vpn_capacity_is_the_planners_a_small_pool_limits_it():
+    """The plan counts what the VPN planner can place: a /28 pool holds 13 people whatever the peer limit."""
+    people = [person(f"p{i}", i + 2) for i in range(20)]
+    all_vars, hostvars = vpn_vars(pool="10.100.0.0/28", max_peers=1000)
+    inputs = make_inputs(people, {"vpn_gateways": ["gw1"]}, hostvars, all_vars)
+    plan = plan_capacity(inputs)
+    peers = [c for c in plan.checks if c.resource == "peers" and c.host == "gw1"][0]
+    assert (peers.needed, peers.available, peers.ok) == (13, 13, True)
+    assert len(plan.unplaced["vpn"]) == 7 and not plan.ok
+    assert "pool" in peers.note
 
 
 def test_licences_checked_against_vpn_users():
     people = [person(f"p{i}", i + 2) for i in range(4)]
-    groups, hostvars = groups_vars(gw_peers=10)
-    plan = plan_capacity(people, groups, hostvars, {"teleshift_vpn_licences": 3, "teleshift_trunk_channels": 4})
+    plan = plan_capacity(inventory(people, gw_peers=10, teleshift_vpn_licences=3, teleshift_trunk_channels=4))
     lic = [c for c in plan.checks if c.resource == "licences"][0]
     assert (lic.needed, lic.available, lic.ok) == (4, 3, False)
-    plan = plan_capacity(people, groups, hostvars, {"teleshift_vpn_licences": 4, "teleshift_trunk_channels": 4})
+    plan = plan_capacity(inventory(people, gw_peers=10, teleshift_vpn_licences=4, teleshift_trunk_channels=4))
     assert plan.ok, [c.as_dict() for c in plan.shortfalls]
 
 
-def test_desktop_sessions_from_memory_and_cpu():
-    # 2048 MiB - 1024 reserved = 1024 usable -> 2 sessions of 400 MiB; 1 core / 0.1 -> 10: memory wins
+def test_desktop_memory_and_cpu_checked_on_the_planners_placement():
+    # 2048 MiB - 1024 reserved = 1024 usable -> 2 sessions of 400 MiB fit; 3 people placed (session limit 5)
     people = [person(f"p{i}", i + 2, needs=("desktop",)) for i in range(3)]
-    groups, hostvars = groups_vars(desk_mib=2048, desk_cpus=1)
-    plan = plan_capacity(people, groups, hostvars, {"teleshift_trunk_channels": 4})
-    assert plan.placements["desktop"] == {"d1": 2}
-    assert len(plan.unplaced["desktop"]) == 1
-    # with half the users connected at once the same host takes all three
-    plan = plan_capacity(people, groups, hostvars, {"teleshift_trunk_channels": 4},
-                         overrides={"teleshift_capacity_desktop_concurrency": 0.5})
+    plan = plan_capacity(inventory(people, desk_sessions=5, teleshift_trunk_channels=4))
     assert plan.placements["desktop"] == {"d1": 3} and not plan.unplaced["desktop"]
+    memory = [c for c in plan.checks if c.resource == "memory"][0]
+    assert (memory.needed, memory.available, memory.ok) == (1200, 1024, False)
+    # with half the users connected at once the memory holds
+    plan = plan_capacity(inventory(people, desk_sessions=5, teleshift_trunk_channels=4),
+                         overrides={"teleshift_capacity_desktop_concurrency": 0.5})
+    assert [c for c in plan.checks if c.resource == "memory"][0].ok
     assert plan.assumptions["teleshift_capacity_desktop_concurrency"].source == "command line"
+
+
+def test_desktop_session_limit_places_people():
+    people = [person(f"p{i}", i + 2, needs=("desktop",)) for i in range(5)]
+    plan = plan_capacity(inventory(people, desk_sessions=3, desk_mib=65536, desk_cpus=8))
+    assert plan.placements["desktop"] == {"d1": 3} and len(plan.unplaced["desktop"]) == 2
 
 
 def test_cpu_bound_host():
     people = [person(f"p{i}", i + 2, needs=("desktop",)) for i in range(5)]
-    groups, hostvars = groups_vars(desk_mib=65536, desk_cpus=0.3)
-    plan = plan_capacity(people, groups, hostvars, {})
-    assert plan.placements["desktop"] == {"d1": 3}
+    plan = plan_capacity(inventory(people, desk_mib=65536, desk_cpus=0.3))
+    cpu = [c for c in plan.checks if c.resource == "cpu"][0]
+    assert (cpu.needed, cpu.available, cpu.ok) == (0.5, 0.3, False)
 
 
 def test_trunk_check_uses_erlang_b():
     people = [person(f"p{i}", i + 2, ("phone",), extension=str(1000 + i), mode="always") for i in range(50)]
-    groups, hostvars = groups_vars()
     # 50 x 0.1 E x 2 = 10 E -> 18 channels at 1%
-    plan = plan_capacity(people, groups, hostvars, {"teleshift_trunk_channels": 17})
-    trunk = [c for c in plan.checks if c.resource == "trunk channels"][0]
+    inputs = inventory(people, teleshift_trunk_channels=17)
+    trunk = [c for c in plan_capacity(inputs).checks if c.resource == "trunk channels"][0]
     assert (trunk.needed, trunk.available, trunk.ok) == (18, 17, False)
-    hostvars["pbx1"]["teleshift_trunk_channels"] = 18
-    plan = plan_capacity(people, groups, hostvars, {"teleshift_trunk_channels": 17})
-    assert [c for c in plan.checks if c.resource == "trunk channels"][0].ok
+    inputs.hostvars["pbx1"]["teleshift_trunk_channels"] = 18
+    assert [c for c in plan_capacity(inputs).checks if c.resource == "trunk channels"][0].ok
 
 
 def test_missing_capability_hosts_are_not_configured_not_a_crash():
-    people = [person("a", 2, ("vpn", "desktop"))]
-    plan = plan_capacity(people, {}, {}, {})
+    plan = plan_capacity(make_inputs([person("a", 2, ("vpn", "desktop"))]))
     assert set(plan.not_configured) == {"vpn", "desktop"}
     assert not plan.ok
-    assert plan_capacity([person("b", 2, ())], {}, {}, {}).ok  # nobody needs anything: nothing missing
+    assert plan_capacity(make_inputs([person("b", 2, ())])).ok  # nobody needs anything: nothing missing
 
 
 def test_bad_assumption_is_a_problem_naming_the_variable():
-    plan = plan_capacity([], {}, {}, {"teleshift_capacity_phone_blocking": 1.0,
-                                      "teleshift_capacity_vpn_concurrency": "lots"})
+    plan = plan_capacity(make_inputs([], all_vars={"teleshift_capacity_phone_blocking": 1.0,
+                                                   "teleshift_capacity_vpn_concurrency": "lots"}))
     fields = {p.field for p in plan.problems}
     assert fields == {"teleshift_capacity_phone_blocking", "teleshift_capacity_vpn_concurrency"}
     assert not plan.ok
 
 
-def test_bad_host_limit_is_a_problem():
-    groups, hostvars = groups_vars(gw_peers=-2)
-    plan = plan_capacity([person("a", 2)], groups, hostvars, {})
-    assert any(p.field == "teleshift_vpn_max_peers" and "gw1" in p.source for p in plan.problems)
-
-
 def test_parse_override():
     assert parse_override("teleshift_capacity_phone_blocking=0.02") == ("teleshift_capacity_phone_blocking", 0.02)
-    assert parse_override("teleshift_capacity_vpn_max_peers=50") == ("teleshift_capacity_vpn_max_peers", 50)
+    assert parse_override("teleshift_capacity_desktop_cpus=50") == ("teleshift_capacity_desktop_cpus", 50)
     with pytest.raises(ValueError, match="NAME=VALUE"):
         parse_override("nonsense=1")
     with pytest.raises(ValueError, match="not a number"):
@@ -175,7 +188,7 @@ def test_parse_override():
 
 
 def test_every_assumption_has_a_valid_default():
-    plan = plan_capacity([], {}, {}, {})
+    plan = plan_capacity(make_inputs([]))
     assert not plan.problems
-    assert set(plan.assumptions) == set(ASSUMPTIONS)
+    assert set(plan.assumptions) == set(known_assumptions())
     assert all(a.source == "default" for a in plan.assumptions.values())

@@ -8,7 +8,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from testlib import with_lab_people
+from testlib import make_inputs, with_lab_people
 
 from ansible_collections.teleshift.toolkit.plugins.module_utils.kits import write_kit_file
 from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import Person, write_csv
@@ -17,7 +17,7 @@ from ansible_collections.teleshift.toolkit.plugins.module_utils.rostergen import
 from teleshift_cli import main as cli
 from teleshift_cli.runner import RunSummary
 from teleshift_cli.report import record_verification
-from teleshift_cli.status import Env, Result, parse_astdb, parse_contacts, parse_wg, person_status
+from teleshift_cli.status import Env, Result, person_status
 
 LAB = Path(__file__).resolve().parents[2] / "inventories" / "lab"
 
@@ -204,8 +204,12 @@ class EmulatedRunner:
 
 
 class Ctx:
-    class inventory:  # noqa: N801 - a namespace standing in for the Inventory dataclass
-        groups = {"vpn_gateways": ["gw1"], "desktop_hosts": ["d1"], "pbx_hosts": ["pbx1"]}
+    """A Context standing in for the CLI's: the front door's Inputs, no file read."""
+
+    def __init__(self, people=(), groups=None, states=None):
+        groups = {"vpn_gateways": ["gw1"], "desktop_hosts": ["d1"], "pbx_hosts": ["pbx1"]} if groups is None \
+            else groups
+        self.inputs = make_inputs(people, groups, states=states or {"vpn": {}, "desktop": {}})
 
 
 def person(**kw):
@@ -225,54 +229,80 @@ ASTDB = ("/CFIM/1001                                        : 0612345678\n"
          "/CFBS/10011                                       : 0799999999\n3 results found.\n")
 CONTACTS = ("  Contact:  1001/sip:1001@10.100.0.7:5060;ob                    5f2a3c1d9e Avail        12.441\n"
             "  Contact:  1002/sip:1002@10.100.0.8:5060                        7a1b2c3d4e Unavail       nan\n")
+ENDPOINTS = (" Endpoint:  1001                                                 Not in use    0 of inf\n"
+             " Endpoint:  operator                                             Not in use    0 of inf\n")
+PBX = f"== database\n{ASTDB}== contacts\n{CONTACTS}== endpoints\n{ENDPOINTS}"
+DESK = ("== passwd\nroot:x:0:0:root:/root:/bin/bash\namartin:x:2001:2001:Anais Martin:/home/amartin:/bin/bash\n"
+        "== group\nts-rsa:x:3001:amartin,other\n== ps\namartin Xorg\namartin openbox\nroot systemd\n")
+STATES = {"vpn": {"people": {"amartin": {"gateway": "gw1", "address": "10.100.0.7", "public_key": "PUBKEY="}}},
+          "desktop": {"people": {"amartin": {"host": "d1", "login": "amartin", "status": "active"}}}}
 
 
 def test_parsers():
+    from ansible_collections.teleshift.toolkit.plugins.module_utils.desktop_capability import parse_accounts
+    from ansible_collections.teleshift.toolkit.plugins.module_utils.phone_capability import parse_pbx
+    from ansible_collections.teleshift.toolkit.plugins.module_utils.vpn_capability import parse_wg
+
     peers = parse_wg(WG)
     assert peers["PUBKEY="] == {"interface": "wg0", "allowed_ips": ["10.100.0.7/32"], "handshake": 1000,
                                 "endpoint": "10.89.250.50:40000", "rx": 2048, "tx": 4096}
-    assert parse_astdb(ASTDB, "1001") == {"CFIM": "0612345678"}  # 10011 is someone else
-    assert parse_contacts(CONTACTS, "1002") == [("sip:1002@10.100.0.8:5060", "Unavail")]
+    pbx = parse_pbx(PBX)
+    assert pbx["astdb"]["CFIM"] == {"1001": "0612345678"} and pbx["astdb"]["CFBS"] == {"10011": "0799999999"}
+    assert pbx["contacts"]["1002"] == [("sip:1002@10.100.0.8:5060", "Unavail")]
+    assert pbx["endpoints"] == {"1001", "operator"}
+    desk = parse_accounts(DESK)
+    assert desk["users"] == {"root", "amartin"} and desk["groups"]["ts-rsa"] == {"amartin", "other"}
+    assert desk["sessions"]["amartin"] == ["Xorg", "openbox"]
 
 
 def test_status_all_good_from_emulated_hosts():
-    runner = EmulatedRunner({("gw1", "wg show"): Result(0, WG), ("d1", "getent"): Result(0, "account=yes\nXorg\nopenbox\n"),
-                             ("pbx1", "database show"): Result(0, ASTDB), ("pbx1", "contacts"): Result(0, CONTACTS)})
-    states = {"vpn": {"people": {"amartin": {"gateway": "gw1", "address": "10.100.0.7", "public_key": "PUBKEY="}}}}
-    env = Env(ctx=Ctx, states=states, kits_root=None, runner=runner, now=1060)
+    runner = EmulatedRunner({("gw1", "wg show"): Result(0, WG), ("d1", "getent"): Result(0, DESK),
+                             ("pbx1", "database show"): Result(0, PBX)})
+    env = Env(ctx=Ctx([person()], states=STATES), runner=runner, now=1060)
     result = person_status(person(), env)
     assert {c: s.state for c, s in result.items()} == {"vpn": "ok", "desktop": "ok", "phone": "ok"}
+    assert {c: s.verified for c, s in result.items()} == {"vpn": True, "desktop": True, "phone": True}
     assert result["vpn"].facts["last handshake"] == "60 s ago"
     assert result["desktop"].facts["session open"].startswith("yes")
     assert result["phone"].facts["softphone"] == "Avail"
+    assert len(runner.calls) == 3  # one read per host
 
 
 def test_status_names_what_is_wrong():
-    runner = EmulatedRunner({("gw1", "wg show"): Result(0, WG), ("d1", "getent"): Result(0, "account=no\n"),
-                             ("pbx1", "database show"): Result(0, ASTDB), ("pbx1", "contacts"): Result(0, "")})
-    env = Env(ctx=Ctx, states={"vpn": {"people": {"amartin": {"address": "10.100.0.8"}}}}, kits_root=None,
-              runner=runner, now=5000)
+    runner = EmulatedRunner({("gw1", "wg show"): Result(0, WG),
+                             ("d1", "getent"): Result(0, "== passwd\nroot:x:0:0::/:/bin/sh\n== group\n== ps\n"),
+                             ("pbx1", "database show"): Result(0, f"== database\n{ASTDB}== contacts\n== endpoints\n")})
+    states = {"vpn": {"people": {"amartin": {"gateway": "gw1", "address": "10.100.0.8"}}}, "desktop": {}}
+    env = Env(ctx=Ctx([person()], states=states), runner=runner, now=5000)
     # roster says busy -> 0799..., PBX has CFIM 0612... for 1001: both differences reported
     result = person_status(person(forward_mode="busy", forward_to="+33799999999"), env)
-    assert result["vpn"].state == "problem" and "never connected" in result["vpn"].problems[0]
+    assert result["vpn"].state == "problem" and not result["vpn"].verified  # found by address, not by key
+    assert any("never connected" in p for p in result["vpn"].problems)
     assert result["desktop"].state == "problem" and "no account" in result["desktop"].problems[0]
-    assert result["phone"].state == "problem"
+    assert result["phone"].state == "problem" and result["phone"].verified is False
     assert any("CFBS is not set" in p for p in result["phone"].problems)
     assert any("CFIM" in p for p in result["phone"].problems)
     assert result["phone"].facts["softphone"] == "not registered"
 
 
+def test_status_a_peer_removed_by_hand_is_not_verified():
+    runner = EmulatedRunner({("gw1", "wg show"): Result(0, WG.replace("PUBKEY=", "GONE=")),
+                             ("d1", "getent"): Result(0, DESK), ("pbx1", "database show"): Result(0, PBX)})
+    result = person_status(person(), Env(ctx=Ctx([person()], states=STATES), runner=runner, now=1060))
+    assert result["vpn"].verified is False and result["vpn"].state == "problem"
+
+
 def test_status_unreachable_host_is_unknown_not_a_crash():
     runner = EmulatedRunner({})
-    env = Env(ctx=Ctx, states={}, kits_root=None, runner=runner, now=0)
+    env = Env(ctx=Ctx([person()], states=STATES), runner=runner, now=0)
     result = person_status(person(), env)
     assert all(s.state == "unknown" for s in result.values())
-    assert all("unreachable (emulated)" in s.problems[0] for s in result.values())
-    assert result["desktop"].problems[0].startswith("cannot query d1")
+    assert all(any("unreachable (emulated)" in p for p in s.problems) for s in result.values())
+    assert any(p.startswith("cannot query d1") for p in result["desktop"].problems)
 
 
 def test_status_probe_exception_and_not_needed():
-    env = Env(ctx=Ctx, states={}, kits_root=None, runner=EmulatedRunner({}), now=0)
+    env = Env(ctx=Ctx([person()]), runner=EmulatedRunner({}), now=0)
 
     def broken(p, e):
         raise RuntimeError("boom")
@@ -283,10 +313,7 @@ def test_status_probe_exception_and_not_needed():
 
 
 def test_status_without_capability_hosts_is_not_configured():
-    class Bare:
-        class inventory:  # noqa: N801
-            groups = {}
-    env = Env(ctx=Bare, states={}, kits_root=None, runner=EmulatedRunner({}), now=0)
+    env = Env(ctx=Ctx([person()], groups={}), runner=EmulatedRunner({}), now=0)
     assert {s.state for s in person_status(person(), env).values()} == {"not configured"}
 
 

@@ -2,7 +2,7 @@
 import json
 import sys
 
-from ansible_collections.teleshift.toolkit.plugins.module_utils.capacity import ASSUMPTIONS
+from ansible_collections.teleshift.toolkit.plugins.module_utils.capacity import known_assumptions
 
 from teleshift_cli import ops
 
@@ -75,11 +75,12 @@ def show(plan, with_assumptions):
             console.print(f"[bold red]{cap}: {len(ids)} people fit on no host[/bold red] "
                           f"(first: {', '.join(ids[:5])})")
     if with_assumptions:
+        known = known_assumptions()
         at = Table(title="Assumptions")
         for col in ("name", "value", "source", "meaning"):
             at.add_column(col)
         for a in plan.assumptions.values():
-            at.add_row(a.name, _fmt(a.value), a.source, ASSUMPTIONS[a.name][2])
+            at.add_row(a.name, _fmt(a.value), a.source, known[a.name][2])
         console.print(at)
     console.print("[green]capacity is sufficient[/green]" if plan.ok
                   else f"[bold red]capacity falls short ({len(plan.shortfalls)} check(s))[/bold red]")

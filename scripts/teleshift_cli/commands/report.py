@@ -5,6 +5,7 @@ import sys
 import time
 from pathlib import Path
 
+from ansible_collections.teleshift.toolkit.plugins.module_utils import registry
 from ansible_collections.teleshift.toolkit.plugins.module_utils.waves import plan_waves
 
 from teleshift_cli import ops, paths
@@ -57,7 +58,9 @@ def build(ctx, args):
     per_wave = args.per_wave if args.per_wave is not None else int(av.get("teleshift_rollout_per_wave") or 0)
     waves = plan_waves(people, ctx.settings.services, _stock_setting(args.laptops, av.get("teleshift_laptops_stock")),
                        _stock_setting(args.licences, av.get("teleshift_vpn_licences")), per_wave)
-    per_service, per_cap = readiness(people, enabled_people(people, root, states), verification, ctx.settings.services)
+    caps = [c for c in registry.capabilities() if c.in_use(ctx.inputs)]
+    per_service, per_cap = readiness(people, enabled_people(people, root, states, caps), verification,
+                                     ctx.settings.services, caps)
     hosts = verification.get("hosts", {})
     return {
         "generated": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
@@ -65,6 +68,7 @@ def build(ctx, args):
         "per_capability": per_cap, "per_service": per_service, "capacity": plan.as_dict(),
         "not_configured": plan.not_configured, "waves": waves.as_dict(), "hosts": hosts,
         "failing_hosts": sorted(h for h, v in hosts.items() if not v.get("ok", True)),
+        "warnings": [str(w) for w in ctx.warnings],
         "verification_file": str(verify) if verify else "none",
         "verification_present": bool(verify and Path(verify).exists()),
     }

@@ -39,8 +39,8 @@ def run(args):
     if person is None:
         print(f"error: {args.person!r} is not in the roster (id, email or extension)", file=sys.stderr)
         return ops.EXIT_USAGE
-    env = Env(ctx=ctx, states=ops.load_states(ctx), kits_root=ops.kits_root(ctx, args.kits_dir),
-              runner=HostRunner(ctx.inventory.source, timeout=args.timeout))
+    env = Env(ctx=ctx, runner=HostRunner(ctx.inventory.source, timeout=args.timeout),
+              kits_root=ops.kits_root(ctx, args.kits_dir))
     statuses = person_status(person, env)
     data = as_dict(person, statuses)
     if args.json:

@@ -1,0 +1,264 @@
+# -*- coding: utf-8 -*-
+# Copyright: teleshift contributors. GNU General Public License v3.0+
+"""The single input front door: roster + inventory + settings, loaded and validated once.
+
+Every action plugin (``from_task_vars``) and the command line (``from_inventory``) build an ``Inputs``
+the same way, then ask ``validate(inputs, capabilities)`` for the problems and warnings of what they
+are about to apply: the roster and the settings always (an unreadable row could be anyone), each
+selected capability's own checks (the registry), and the mass-removal guard. ``site.yml`` selects
+every capability; a capability's own playbook selects only itself, so a stale queue entry can never
+keep a leaver's VPN open.
+
+Paths set in the inventory (roster, kits, state) are relative to the inventory directory; paths given
+on a command line are made absolute by the command line before they reach here.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ansible_collections.teleshift.toolkit.plugins.module_utils import registry
+from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import Problem, Roster, load_roster
+from ansible_collections.teleshift.toolkit.plugins.module_utils.settings import load_settings
+
+# Share of the people served today that a run may remove or deactivate without confirmation, and the
+# number of people below which no share applies (a small team losing one person is not an accident).
+MASS_REMOVAL_SHARE = 0.10
+MASS_REMOVAL_MIN = 5
+ALLOW_MASS_REMOVAL = "teleshift_allow_mass_removal"
+# Variables every capability may read, besides each capability's own (Capability.variables).
+GLOBAL_PREFIX = "teleshift_"
+HOST_KEYS = ("ansible_host",)
+_ID_RE = re.compile(r"^[a-z][a-z0-9._-]{0,31}$")
+
+
+@dataclass
+class Inputs:
+    inventory_dir: str
+    all_vars: dict = field(default_factory=dict)  # organisation-wide variables (plain Python)
+    hostvars: dict = field(default_factory=dict)  # host -> its variables (plain Python)
+    groups: dict = field(default_factory=dict)  # group -> [host]
+    roster: Roster = None
+    settings: object = None
+    source: str = "inventory"  # how problems name the inventory
+    kits_override: str = ""
+    now: float = 0.0  # the clock status verdicts use (0: time.time())
+    _states: dict = field(default_factory=dict, repr=False)
+    _memo: dict = field(default_factory=dict, repr=False)
+
+    # --- paths
+    def path(self, value):
+        path = Path(os.path.expanduser(str(value)))
+        return path if path.is_absolute() else (Path(self.inventory_dir) / path).resolve()
+
+    def kits_root(self):
+        value = self.kits_override or self.all_vars.get("teleshift_kits_dir")
+        return self.path(value) if value else None
+
+    def hosts(self, group):
+        return list(self.groups.get(group, []))
+
+    def hostvar(self, host, name, default=None):
+        value = (self.hostvars.get(host) or {}).get(name)
+        return default if value is None else value
+
+    # --- public state files (read once; ids checked before anyone uses them in a path)
+    def state(self, capability):
+        cap = registry.get(capability) if isinstance(capability, str) else capability
+        if not cap.state_file:
+            return {}
+        if cap.name not in self._states:
+            from ansible_collections.teleshift.toolkit.plugins.module_utils.state import load_state
+
+            path = self.path(cap.state_file)
+            try:
+                data = load_state(path)
+            except (OSError, ValueError) as exc:
+                raise StateError(f"{path}: {exc}") from None
+            self._states[cap.name] = checked_state(data, str(path))
+        return self._states[cap.name]
+
+    def memo(self, key, build):
+        """``build()`` once per Inputs (a plan several checks need)."""
+        if key not in self._memo:
+            self._memo[key] = build()
+        return self._memo[key]
+
+
+class StateError(ValueError):
+    """A state file that cannot be read or holds unsafe ids."""
+
+
+def checked_state(data, source):
+    """The state mapping with every person id checked: an id that is not a roster id (``../x``) is
+    refused, since ids name kit directories."""
+    for section in ("people", "retired"):
+        entries = data.get(section)
+        if entries is None:
+            continue
+        if not isinstance(entries, dict):
+            raise StateError(f"{source}: {section} must be a mapping of person id to entry")
+        bad = sorted(str(k) for k in entries if not _ID_RE.match(str(k)))
+        if bad:
+            raise StateError(f"{source}: {section}: {', '.join(map(repr, bad[:5]))} "
+                             f"{'is not a person id' if len(bad) == 1 else 'are not person ids'}")
+    return data
+
+
+def build_inputs(all_vars, hostvars, groups, inventory_dir, roster=None, kits_dir=None, source="inventory"):
+    """Inputs from plain variables. ``roster`` and ``kits_dir``: overrides (absolute paths)."""
+    inputs = Inputs(inventory_dir=str(inventory_dir), all_vars=dict(all_vars), hostvars=dict(hostvars),
+                    groups={str(k): [str(h) for h in v] for k, v in groups.items()}, source=source,
+                    kits_override=str(kits_dir or ""))
+    inputs.settings = load_settings(inputs.all_vars, source=source)
+    roster_path = roster or inputs.all_vars.get("teleshift_roster_file")
+    if not roster_path:
+        inputs.roster = Roster(problems=[Problem(source, 0, "teleshift_roster_file",
+                                                 "no roster: set teleshift_roster_file in the inventory")])
+    else:
+        inputs.roster = load_roster(inputs.path(roster_path), services=inputs.settings.services.keys(),
+                                    region=inputs.settings.region)
+    return inputs
+
+
+def validate(inputs, selected=None, allow_mass_removal=None, capacity=False):
+    """Findings for applying ``selected`` capabilities (names; None = all). Roster and settings
+    problems always count; each capability's own findings come from the registry. ``capacity``: also
+    what stops the planners from placing everyone (preflight and the playbooks; ``validate`` leaves
+    capacity to ``teleshift plan``)."""
+    found = registry.Findings()
+    found.problems += list(inputs.settings.problems) + list(inputs.roster.problems)
+    if inputs.roster.ok and not inputs.roster.people:
+        found.problems.append(Problem(inputs.roster.source, 0, "", "the roster holds nobody"))
+    for cap in registry.select(selected):
+        try:
+            mine = cap.validate(inputs)
+            if capacity and not mine.problems:
+                mine.problems += cap.shortfalls(inputs)
+            found.extend(mine)
+        except StateError as exc:
+            found.problems.append(Problem(inputs.source, 0, cap.state_file, str(exc)))
+    if not found.problems:
+        if allow_mass_removal is None:
+            allow_mass_removal = inputs.all_vars.get(ALLOW_MASS_REMOVAL) in (True, "true", "yes", "1", 1)
+        guard = mass_removal(inputs, selected)
+        if guard and not allow_mass_removal:
+            found.problems.append(guard)
+        elif guard:
+            found.warnings.append(Problem(guard.source, 0, guard.field, guard.message + " (confirmed)"))
+    return found
+
+
+def served_now(inputs, cap):
+    return {p.id for p in inputs.roster.people if cap.wants(p)}
+
+
+def mass_removal(inputs, selected=None):
+    """A Problem when the run would remove or deactivate more than a share of the people its
+    capabilities serve today (a truncated HR export), or leave nobody; else None."""
+    before, after = set(), set()
+    for cap in registry.select(selected):
+        if not cap.state_file:
+            continue
+        try:
+            served = cap.served_in_state(inputs.state(cap)) if hasattr(cap, "served_in_state") \
+                else cap.people_in_state(inputs.state(cap))
+        except StateError:
+            continue
+        before |= served
+        after |= served_now(inputs, cap)
+    if not before:
+        return None
+    gone = before - after
+    share = _number(inputs.all_vars.get("teleshift_mass_removal_share"), MASS_REMOVAL_SHARE)
+    least = int(_number(inputs.all_vars.get("teleshift_mass_removal_min"), MASS_REMOVAL_MIN))
+    if after and (len(gone) <= share * len(before) or len(gone) < least):
+        return None
+    first = ", ".join(sorted(gone)[:5]) + (" ..." if len(gone) > 5 else "")
+    what = "nobody would keep access" if not after else f"{len(gone)} of {len(before)} people ({len(gone) / len(before):.0%})"
+    return Problem(inputs.roster.source, 0, "",
+                   f"mass removal: {what} would lose access ({first}); if the roster is right, confirm with "
+                   f"--allow-mass-removal (command line) or -e {ALLOW_MASS_REMOVAL}=true (playbooks)")
+
+
+def _number(value, default):
+    try:
+        return default if value in (None, "") else float(value)
+    except (TypeError, ValueError):
+        return default
+
+
+# --------------------------------------------------------------------------------------------
+# Building Inputs where Ansible runs: an action plugin's task variables, or an inventory on disk
+# --------------------------------------------------------------------------------------------
+
+def _wanted(name, prefixes):
+    return name.startswith(prefixes) or name in HOST_KEYS
+
+
+def _prefixes():
+    found = [GLOBAL_PREFIX]
+    for cap in registry.capabilities():
+        found += list(getattr(cap, "variables", ()))
+    return tuple(dict.fromkeys(found))
+
+
+def from_task_vars(templar, task_vars, roster=None, kits_dir=None):
+    """Inputs from an action plugin's ``task_vars``: the global variables and every host's
+    variables whose names teleshift or a capability reads, templated (vault values decrypted)."""
+    from ansible_collections.teleshift.toolkit.plugins.module_utils.controller import inventory_dir, plain
+
+    prefixes = _prefixes()
+    all_vars = {k: plain(templar.template(v)) for k, v in task_vars.items() if k.startswith(GLOBAL_PREFIX)}
+    groups = {str(g): [str(h) for h in hosts] for g, hosts in (task_vars.get("groups") or {}).items()}
+    hostvars = {}
+    source = task_vars.get("hostvars") or {}
+    for host in sorted({h for hosts in groups.values() for h in hosts}):
+        try:
+            hv = source[host]
+            names = [k for k in hv.keys() if _wanted(str(k), prefixes)]
+        except (KeyError, TypeError):
+            continue
+        hostvars[host] = {str(k): plain(templar.template(hv[k])) for k in names}
+    return build_inputs(all_vars, hostvars, groups, inventory_dir(task_vars), roster=roster, kits_dir=kits_dir)
+
+
+def from_inventory(path, roster=None, kits_dir=None):
+    """Inputs from an inventory directory or hosts file, read with Ansible's own inventory API (the
+    same variables the playbooks see). Raises FileNotFoundError when it does not exist."""
+    from ansible.inventory.manager import InventoryManager
+    from ansible.parsing.dataloader import DataLoader
+    from ansible.template import Templar
+    from ansible.vars.manager import VariableManager
+
+    from ansible_collections.teleshift.toolkit.plugins.module_utils.controller import plain
+
+    source = Path(path)
+    if source.is_dir():
+        for name in ("hosts.yml", "hosts.yaml", "hosts"):
+            if (source / name).exists():
+                source = source / name
+                break
+    if not source.exists():
+        raise FileNotFoundError(f"inventory {source} does not exist")
+    loader = DataLoader()
+    inventory = InventoryManager(loader=loader, sources=[str(source)])
+    variables = VariableManager(loader=loader, inventory=inventory)
+    prefixes = _prefixes()
+    groups = {name: sorted(h.name for h in group.get_hosts()) for name, group in inventory.groups.items()}
+    hostvars = {}
+    for host in inventory.get_hosts():
+        hv = variables.get_vars(host=host, include_hostvars=False)
+        templar = Templar(loader=loader, variables=hv)
+        hostvars[host.name] = {k: plain(templar.template(v)) for k, v in hv.items() if _wanted(k, prefixes)}
+    local = inventory.localhost or inventory.get_host("localhost")
+    av = variables.get_vars(host=local, include_hostvars=False) if local else {}
+    templar = Templar(loader=loader, variables=av)
+    all_vars = {k: plain(templar.template(v)) for k, v in av.items() if k.startswith(GLOBAL_PREFIX)}
+    base = source.parent if source.is_file() else source
+    inputs = build_inputs(all_vars, hostvars, groups, base.resolve(), roster=roster, kits_dir=kits_dir,
+                          source=f"{source} (group_vars)")
+    inputs.inventory_source = str(source)
+    return inputs
