@@ -1,15 +1,11 @@
 # -*- coding: utf-8 -*-
 # Copyright: teleshift contributors. GNU General Public License v3.0+
-"""Action plugin for teleshift.toolkit.desktop_accounts: plans the whole roster on the controller
-(plugins/module_utils/desktop.py), keeps the public state file and the people's kits, then hands this
-host its slice (accounts + hashes only) in ONE module call.
+"""Action plugin for teleshift.toolkit.desktop_accounts: applies this session host's slice of the desktop
+plan (``people``, from teleshift.toolkit.desktop_plan on the controller) in ONE module call.
 
-Controller side, per desktop host:
-- roster + settings loaded and validated with the same code as preflight; the plan places every active
-  person with the ``desktop`` need (sticky, within capacity); any problem fails before the host is touched;
-- ``<inventory>/state/desktop.yml`` written (public: host, login, status);
-- for the people on this host: the kit password read back (or made once), its SHA-512 crypt hash from
-  the kit's hidden cache (or made now, in one batch), the .rdp file, the FreeRDP command and a summary;
+Controller side, for the people on this host:
+- the kit password read back (or made once), its SHA-512 crypt hash from the kit's hidden cache (or made
+  now, in one batch), the .rdp file, the FreeRDP command and a summary;
 - the module applies the accounts; the hash cache is written only after it succeeded, so a failed run
   sets the password again next time (``reset_passwords`` = the hashes made in this run). Only the
   hashes the host needs travel (new ones; on a rebuilt host, those of the accounts it lacks), in a
@@ -29,12 +25,9 @@ from ansible.plugins.action import ActionBase
 from ansible_collections.teleshift.toolkit.plugins.module_utils import desktop
 from ansible_collections.teleshift.toolkit.plugins.module_utils.atomic import atomic_write
 from ansible_collections.teleshift.toolkit.plugins.module_utils.controller import inventory_dir
-from ansible_collections.teleshift.toolkit.plugins.module_utils.desktop_accounts import account_lines
+from ansible_collections.teleshift.toolkit.plugins.module_utils.desktop_accounts import Account, account_lines
 from ansible_collections.teleshift.toolkit.plugins.module_utils.kits import (
     kept_secret, read_kit_file, resolve_path, write_kit_file)
-from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import format_problems, load_roster
-from ansible_collections.teleshift.toolkit.plugins.module_utils.settings import load_settings
-from ansible_collections.teleshift.toolkit.plugins.module_utils.state import load_state, save_state
 
 CHECK_MODE_HASH = "$6$checkmode$placeholder"
 # <kits>/.desktop-kits.json: person -> digest of their desktop kit files, written after a successful
@@ -43,39 +36,20 @@ KITS_INDEX = ".desktop-kits.json"
 PASSTHROUGH = ("managed_group", "allowed_group", "group_prefix", "home_base", "end_sessions")
 
 
+class _Login:
+    """What a kit file needs of a person: the login."""
+
+    def __init__(self, login):
+        self.id = login
+
+
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(PASSTHROUGH + ("roster", "state_file", "kits_dir", "shell", "rdp_address",
-                                           "rdp_port"))
+    _VALID_ARGS = frozenset(PASSTHROUGH + ("people", "kits_dir", "shell", "rdp_address", "rdp_port"))
 
     def _var(self, task_vars, name, default=None):
         value = task_vars.get(name, default)
         return self._templar.template(value) if value is not None else default
-
-    def load_plan(self, task_vars):
-        args = self._task.args
-        inv_dir = inventory_dir(task_vars)
-        settings = load_settings({k: self._var(task_vars, k) for k in ("teleshift_services", "teleshift_phone_region")
-                                  if k in task_vars}, source="inventory")
-        roster_path = args.get("roster") or self._var(task_vars, "teleshift_roster_file")
-        if not roster_path:
-            raise AnsibleActionFail("no roster: set teleshift_roster_file in the inventory")
-        roster_path = str(resolve_path(roster_path, inv_dir))
-        roster = load_roster(roster_path, services=settings.services.keys(), region=settings.region)
-        hosts = [str(h) for h in task_vars.get("groups", {}).get("desktop_hosts", [])]
-        hostvars = task_vars.get("hostvars", {})
-        capacity_vars = {}
-        for host in hosts:
-            hv = hostvars.get(host, {})
-            capacity_vars[host] = {n: self._templar.template(hv[n]) for n in desktop.CAPACITY_VARS if n in hv}
-        capacities, cap_problems = desktop.host_capacities(hosts, capacity_vars)
-        state_path = resolve_path(args.get("state_file") or "state/desktop.yml", inv_dir)
-        previous = load_state(state_path)
-        plan = desktop.plan_desktop(roster.people, capacities, previous, source=roster_path)
-        problems = settings.problems + roster.problems + cap_problems + plan.problems
-        if problems:
-            raise AnsibleActionFail("Desktop plan failed, no host was changed.\n" + format_problems(problems))
-        return plan, state_path, inv_dir
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
@@ -83,12 +57,15 @@ class ActionModule(ActionBase):
         args = self._task.args
         host = str(task_vars.get("inventory_hostname"))
         check = bool(self._task.check_mode)
+        slice_ = args.get("people")
         try:
-            plan, state_path, inv_dir = self.load_plan(task_vars)
-        except AnsibleActionFail as exc:
-            result.update(failed=True, msg=str(exc.message))
+            people = json.loads(slice_) if isinstance(slice_, str) else list(slice_ or [])
+            if not all(isinstance(p, list) and len(p) == 3 for p in people):
+                raise ValueError("expected [login, name, service] items")
+        except (TypeError, ValueError) as exc:
+            result.update(failed=True, msg=f"people must be this host's slice of teleshift.toolkit.desktop_plan: {exc}")
             return result
-        state_changed = False if check else save_state(state_path, plan.state)
+        inv_dir = inventory_dir(task_vars)
         kits_value = args.get("kits_dir") or self._var(task_vars, "teleshift_kits_dir")
         if not kits_value:
             result.update(failed=True, msg="no kits directory: set teleshift_kits_dir in the inventory")
@@ -98,13 +75,15 @@ class ActionModule(ActionBase):
         port = int(args.get("rdp_port") or desktop.RDP_PORT)
         shell = args.get("shell") or "/bin/bash"
         group_prefix = args.get("group_prefix", "ts-")
-        accounts = plan.accounts_for(host, group_prefix=group_prefix, shell=shell)
+        accounts = [Account(login=str(login), name=str(name),
+                            groups=(desktop.service_group(group_prefix, str(service)),), shell=shell)
+                    for login, name, service in sorted(people)]
         index_path = os.path.join(str(kits), KITS_INDEX)
         index = {} if check else _load_index(index_path)
         new_index, hashes, fresh, kits_changed = {}, {}, {}, 0
         for account in accounts:
             pid = account.login
-            files = desktop.kit_files(plan.people[pid], host, address, port)
+            files = desktop.kit_files(_Login(pid), host, address, port)
             digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:24]
             folder = os.path.join(str(kits), pid, desktop.CAPABILITY)
             if index.get(pid) == digest and all(os.path.exists(os.path.join(folder, name)) for name in
@@ -155,12 +134,9 @@ class ActionModule(ActionBase):
             if new_index != index:
                 atomic_write(index_path, json.dumps(new_index, sort_keys=True), mode=0o600, dir_mode=0o700)
         result.update(module_result)
-        result["changed"] = bool(module_result.get("changed") or kits_changed or state_changed)
+        result["changed"] = bool(module_result.get("changed") or kits_changed)
         result["people"] = len(accounts)
         result["kits_changed"] = kits_changed
-        result["state_file"] = str(state_path)
-        result["state_changed"] = state_changed
-        result["unplaced"] = len(plan.unplaced)
         result.pop("invocation", None)
         return result
 

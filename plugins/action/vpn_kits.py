@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.teleshift.toolkit.plugins.action.vpn_plan import VpnInputs
+from ansible_collections.teleshift.toolkit.plugins.module_utils import inputs as front_door
+from ansible_collections.teleshift.toolkit.plugins.module_utils import registry
 from ansible_collections.teleshift.toolkit.plugins.module_utils.controller import plain
 from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import format_problems
-from ansible_collections.teleshift.toolkit.plugins.module_utils.state import load_state, save_state
+from ansible_collections.teleshift.toolkit.plugins.module_utils.state import save_state
 from ansible_collections.teleshift.toolkit.plugins.module_utils.wireguard import valid_key
 from ansible_collections.teleshift.toolkit.plugins.module_utils.wireguard_plan import (
     Plan, PersonPlan, write_client_kits)
@@ -17,7 +18,7 @@ from ansible_collections.teleshift.toolkit.plugins.module_utils.wireguard_plan i
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("gateway_keys", "state_file", "kits_dir", "qr", "recorded_keys", "pending"))
+    _VALID_ARGS = frozenset(("gateway_keys", "kits_dir", "qr", "recorded_keys", "pending"))
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
@@ -31,12 +32,20 @@ class ActionModule(ActionBase):
         if self._task.check_mode:
             result.update(changed=False, msg="check mode: no kit written (profiles follow the plan and the gateways' keys)")
             return result
-        inputs = VpnInputs(self, task_vars, None, args.get("state_file"), args.get("kits_dir"))
-        problems = list(inputs.settings.problems) + list(inputs.vpn.problems)
+        cap = registry.get("vpn")
+        inputs = front_door.from_task_vars(self._templar, task_vars, kits_dir=args.get("kits_dir"))
+        vpn = cap.settings(inputs)
+        problems = list(inputs.settings.problems) + list(vpn.problems)
         if problems:
             result.update(failed=True, msg=format_problems(problems))
             return result
-        state = load_state(inputs.state_file)
+        state_file = inputs.path(cap.state_file)
+        kits_dir = str(inputs.kits_root())
+        try:
+            state = inputs.state(cap)
+        except front_door.StateError as exc:
+            result.update(failed=True, msg=str(exc))
+            return result
         keys = {}
         for name, entry in (state.get("gateways") or {}).items():
             keys[name] = (entry or {}).get("public_key")
@@ -48,7 +57,7 @@ class ActionModule(ActionBase):
                 keys[name] = key
         plan = Plan()
         for pid, entry in (state.get("people") or {}).items():
-            if entry.get("gateway") in inputs.vpn.gateways:
+            if entry.get("gateway") in vpn.gateways:
                 plan.people[pid] = PersonPlan(pid, entry.get("service", ""), entry["gateway"],
                                               entry.get("address", ""), entry.get("address6", ""))
         state_changed = False
@@ -58,14 +67,14 @@ class ActionModule(ActionBase):
                 gw["public_key"] = key
                 state_changed = True
         if state_changed:
-            save_state(inputs.state_file, state)
-        qr = args.get("qr", inputs.vars.get("teleshift_vpn_qr", True)) is not False
+            save_state(state_file, state)
+        qr = args.get("qr", inputs.all_vars.get("teleshift_vpn_qr", True)) is not False
         public_keys = {str(pid): (entry or {}).get("public_key") for pid, entry in (state.get("people") or {}).items()}
-        changed, skipped = write_client_kits(plan, inputs.vpn, inputs.kits_dir, keys, qr=qr, public_keys=public_keys)
+        changed, skipped = write_client_kits(plan, vpn, kits_dir, keys, qr=qr, public_keys=public_keys)
         result.update(
             changed=bool(changed or state_changed), written=len(changed), skipped=skipped,
-            kits_dir=inputs.kits_dir, profile=f"{inputs.vpn.profile_name}.conf",
-            msg=f"{len(changed)} VPN profile(s) written under {inputs.kits_dir}"
+            kits_dir=kits_dir, profile=f"{vpn.profile_name}.conf",
+            msg=f"{len(changed)} VPN profile(s) written under {kits_dir}"
                 + (f"; {len(skipped)} skipped (gateway key unknown)" if skipped else ""),
         )
         return result

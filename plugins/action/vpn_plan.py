@@ -6,63 +6,26 @@ from __future__ import annotations
 
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.teleshift.toolkit.plugins.module_utils.controller import inventory_dir, plain
-
-from ansible_collections.teleshift.toolkit.plugins.module_utils.kits import resolve_path
-from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import format_problems, load_roster
-from ansible_collections.teleshift.toolkit.plugins.module_utils.settings import load_settings
-from ansible_collections.teleshift.toolkit.plugins.module_utils.state import load_state, save_state
+from ansible_collections.teleshift.toolkit.plugins.module_utils import inputs as front_door
+from ansible_collections.teleshift.toolkit.plugins.module_utils import registry
+from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import format_problems
+from ansible_collections.teleshift.toolkit.plugins.module_utils.state import save_state
 from ansible_collections.teleshift.toolkit.plugins.module_utils.wireguard_plan import (
-    client_keys, gateway_slice, load_vpn_settings, plan_vpn, routes, state_of, write_client_kits)
-
-# Host variables of each gateway the plan reads (role defaults are not visible on the controller:
-# the plan's defaults are the same numbers, see wireguard_plan.py).
-GATEWAY_VARS = ("wireguard_gateway_pool", "wireguard_gateway_pool6", "wireguard_gateway_port",
-                "wireguard_gateway_max_peers", "teleshift_vpn_max_peers", "wireguard_gateway_endpoint",
-                "wireguard_gateway_internal_address", "wireguard_gateway_address", "wireguard_gateway_address6",
-                "wireguard_gateway_public_key")
-GLOBAL_VARS = ("teleshift_services", "teleshift_phone_region", "teleshift_roster_file", "teleshift_kits_dir",
-               "teleshift_vpn_pool", "teleshift_vpn_pool6", "teleshift_vpn_internal_networks",
-               "teleshift_vpn_default_networks", "teleshift_vpn_common_networks", "teleshift_vpn_dns",
-               "teleshift_vpn_full_tunnel", "teleshift_vpn_keepalive", "teleshift_vpn_profile_name",
-               "teleshift_vpn_licences", "teleshift_vpn_qr", "wireguard_rotate")
+    client_keys, gateway_slice, routes, state_of, write_client_kits)
 
 
 class VpnInputs:
-    """Roster, settings, VPN settings, state and kits paths, read from the task's variables."""
+    """The front door's Inputs (plugins/module_utils/inputs.py) seen by the VPN plan and kits steps."""
 
-    def __init__(self, action, task_vars, roster=None, state_file=None, kits_dir=None):
-        templar = action._templar
-        get = {k: plain(templar.template(task_vars[k])) for k in GLOBAL_VARS if k in task_vars}
-        self.vars = get
-        self.inventory_dir = inventory_dir(task_vars)
-        self.settings = load_settings(get, source="inventory")
-        hostvars = task_vars.get("hostvars", {})
-        self.gateways_vars = {}
-        for gw in task_vars.get("groups", {}).get("vpn_gateways", []):
-            hv = hostvars.get(gw, {})
-            self.gateways_vars[str(gw)] = {k: plain(templar.template(hv[k])) for k in GATEWAY_VARS if k in hv}
-        self.vpn = load_vpn_settings(get, self.gateways_vars)
-        roster_path = roster or get.get("teleshift_roster_file")
-        self.roster_path = str(resolve_path(roster_path, self.inventory_dir)) if roster_path else None
-        self.roster = load_roster(self.roster_path, services=self.settings.services.keys(),
-                                  region=self.settings.region) if self.roster_path else None
-        self.state_file = str(resolve_path(state_file or "state/vpn.yml", self.inventory_dir))
-        kits = kits_dir or get.get("teleshift_kits_dir")
-        self.kits_dir = str(resolve_path(kits, self.inventory_dir)) if kits else None
-
-    def problems(self):
-        from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import Problem
-
-        problems = list(self.settings.problems) + list(self.vpn.problems)
-        if self.roster is None:
-            problems.append(Problem("inventory", 0, "teleshift_roster_file", "no roster: set teleshift_roster_file"))
-        else:
-            problems += self.roster.problems
-        if not self.kits_dir:
-            problems.append(Problem("inventory", 0, "teleshift_kits_dir",
-                                    "must be set: where each person's VPN profile (with its private key) is written"))
-        return problems
+    def __init__(self, action, task_vars, roster=None, kits_dir=None):
+        self.cap = registry.get("vpn")
+        self.inputs = front_door.from_task_vars(action._templar, task_vars, roster=roster, kits_dir=kits_dir)
+        self.vars = self.inputs.all_vars
+        self.settings = self.inputs.settings
+        self.vpn = self.cap.settings(self.inputs)
+        self.state_file = str(self.inputs.path(self.cap.state_file))
+        root = self.inputs.kits_root()
+        self.kits_dir = str(root) if root else None
 
 
 def rotate_list(value):
@@ -75,25 +38,23 @@ def rotate_list(value):
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("roster", "rotate", "state_file", "kits_dir"))
+    _VALID_ARGS = frozenset(("roster", "rotate", "kits_dir"))
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         task_vars = task_vars or {}
         args = self._task.args
-        inputs = VpnInputs(self, task_vars, args.get("roster"), args.get("state_file"), args.get("kits_dir"))
-        problems = inputs.problems()
-        if problems:
-            result.update(failed=True, problems=[str(p) for p in problems],
-                          msg="VPN plan failed, no host was changed.\n" + format_problems(problems))
+        inputs = VpnInputs(self, task_vars, args.get("roster"), args.get("kits_dir"))
+        # what the VPN applies, and only that: a stale queue entry elsewhere never keeps a leaver's tunnel
+        found = front_door.validate(inputs.inputs, ["vpn"], capacity=True)
+        if found.warnings:
+            result["warnings"] = [str(w) for w in found.warnings]
+        if found.problems:
+            result.update(failed=True, problems=[str(p) for p in found.problems],
+                          msg="VPN plan failed, no host was changed.\n" + format_problems(found.problems))
             return result
-        previous = load_state(inputs.state_file)
-        users = inputs.roster.active("vpn")
-        plan = plan_vpn(users, inputs.vpn, inputs.settings.services, previous)
-        if plan.problems:
-            result.update(failed=True, problems=[str(p) for p in plan.problems],
-                          msg="VPN plan failed, no host was changed.\n" + format_problems(plan.problems))
-            return result
+        previous = inputs.inputs.state(inputs.cap)
+        plan = inputs.cap.plan(inputs.inputs)
         rotate = rotate_list(args.get("rotate", inputs.vars.get("wireguard_rotate")))
         unknown = sorted(set(rotate) - set(plan.people))
         if unknown:

@@ -116,6 +116,25 @@ class Desktop(registry.Capability):
                                           "must be set: where each person's desktop password is written"))
         return found
 
+    def host_slice(self, inputs, plan, host):
+        """Everything one session host applies (public data): its people as one JSON text
+        [login, GECOS name, service] (templated in microseconds whatever its size), the kits root,
+        the services' packages and shortcuts, and the networks whose clients may open sessions."""
+        import json
+
+        from ansible_collections.teleshift.toolkit.plugins.module_utils.desktop import gecos, service_group
+
+        prefix = inputs.hostvar(host, "xrdp_host_service_group_prefix", GROUP_PREFIX)
+        services = inputs.settings.services
+        packages = sorted({pkg for policy in services.values() for pkg in (policy or {}).get("desktop_packages", [])})
+        links = {service_group(prefix, svc): policy["desktop_links"] for svc, policy in sorted(services.items())
+                 if (policy or {}).get("desktop_links")}
+        clients = [net for cap in registry.capabilities() for net in cap.client_networks(inputs)]
+        return {"people": json.dumps([[pid, gecos(plan.people[pid].full_name), plan.people[pid].service]
+                                      for pid in plan.people_on(host)], separators=(",", ":")),
+                "kits_dir": str(inputs.kits_root() or ""), "packages": packages, "links": links,
+                "allowed_networks": list(dict.fromkeys(clients))}
+
     def shortfalls(self, inputs):
         if self.capacities(inputs)[1]:
             return []

@@ -100,6 +100,10 @@ class Capability:
         people = state.get("people") if isinstance(state, dict) else None
         return {str(k) for k in people} if isinstance(people, dict) else set()
 
+    def client_networks(self, inputs):
+        """Networks its clients' addresses come from (a VPN's pools): what internal hosts admit."""
+        return []
+
     def host_of(self, entry):
         value = entry.get(self.host_key) if isinstance(entry, dict) else None
         return value if isinstance(value, str) else ""

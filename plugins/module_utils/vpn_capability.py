@@ -85,6 +85,10 @@ class Vpn(registry.Capability):
                "qr": "QR code of your profile (show it to nobody)"},
     }
 
+    def client_networks(self, inputs):
+        settings = self.settings(inputs)
+        return [str(n) for n in (settings.pool, settings.pool6) if n is not None]
+
     # --- the planner's view
     def settings(self, inputs):
         from ansible_collections.teleshift.toolkit.plugins.module_utils.wireguard_plan import load_vpn_settings

@@ -22,10 +22,6 @@ options:
     description: Gateway name -> public key (from C(teleshift.toolkit.wireguard_peers)). Keys already in
       the state file are used for gateways not given.
     type: dict
-  state_file:
-    description: Public state file; relative to the inventory directory.
-    type: path
-    default: state/vpn.yml
   kits_dir:
     description: Kits root; defaults to C(teleshift_kits_dir).
     type: path

@@ -10,14 +10,16 @@ description:
   - Why it exists. The VPN's desired state (who is on which gateway, with which address, key and
     access rules) is computed once, in Python, for every person; each gateway then gets its slice in
     one module call. Capacity and address problems stop the run here, before any host is touched.
-  - Reads the roster, C(teleshift_services), the C(teleshift_vpn_*) settings and each C(vpn_gateways)
-    host's C(wireguard_gateway_*) variables. Assigns people with the C(vpn) need (active) to gateways
+  - Reads the roster and the inventory through teleshift's single input front door (the C(teleshift_*)
+    settings and each C(vpn_gateways) host's C(wireguard_gateway_*) variables) and validates what the VPN
+    applies, and only that (a stale telephony setting never keeps a leaver's tunnel open). Assigns people with the C(vpn) need (active) to gateways
     within C(wireguard_gateway_max_peers) (and C(teleshift_vpn_licences)), sticky and a service's staff
     together; gives stable addresses from each gateway's pool (C(state/vpn.yml) keeps them).
   - Client key pairs are made here (X25519); the private key is written only to
     C(<teleshift_kits_dir>/<id>/vpn/private.key) (0600 in 0700 directories) and read back on later
     runs, so re-running never rotates a key; C(rotate) (or C(-e wireguard_rotate=id1,id2)) does.
-  - Writes C(state/vpn.yml) (public: gateway, addresses, public key per person) atomically, sorted.
+  - Writes C(state/vpn.yml) atomically, sorted; it holds public data only (gateway, addresses and
+    public key of each person).
   - Writes each person's profile and QR codes (C(<kits>/<id>/vpn/)) with the gateways' public keys
     recorded in the state file (C(teleshift.toolkit.vpn_kits) finishes on a first run or new gateway key).
   - Check mode computes everything and writes nothing (people without a key get a throw-away one in
@@ -31,10 +33,6 @@ options:
     description: Person ids (list or comma-separated text) whose key pair is replaced.
       Defaults to the variable C(wireguard_rotate).
     type: raw
-  state_file:
-    description: Public state file; relative to the inventory directory.
-    type: path
-    default: state/vpn.yml
   kits_dir:
     description: Kits root; defaults to C(teleshift_kits_dir) (relative to the inventory directory).
     type: path

@@ -1,0 +1,54 @@
+# -*- coding: utf-8 -*-
+# Copyright: teleshift contributors. GNU General Public License v3.0+
+"""Action plugin for teleshift.toolkit.desktop_plan: the remote-desktop plan, once on the controller,
+before any session host is touched (see plugins/modules/desktop_plan.py for the documentation)."""
+from __future__ import annotations
+
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.teleshift.toolkit.plugins.module_utils import inputs as front_door
+from ansible_collections.teleshift.toolkit.plugins.module_utils import registry
+from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import format_problems
+from ansible_collections.teleshift.toolkit.plugins.module_utils.state import save_state
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _VALID_ARGS = frozenset(("roster",))
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        task_vars = task_vars or {}
+        cap = registry.get("desktop")
+        inputs = front_door.from_task_vars(self._templar, task_vars, roster=self._task.args.get("roster"))
+        found = front_door.validate(inputs, [cap.name], capacity=True)
+        if found.warnings:
+            result["warnings"] = [str(w) for w in found.warnings]
+        if found.problems:
+            result.update(failed=True, problems=[str(p) for p in found.problems],
+                          msg="Desktop plan failed, no host was changed.\n" + format_problems(found.problems))
+            return result
+        before = (inputs.state(cap).get("people") or {})
+        plan = cap.plan(inputs)
+        state_file = inputs.path(cap.state_file)
+        state_changed = (plan.state != inputs.state(cap)) if self._task.check_mode else save_state(state_file,
+                                                                                                    plan.state)
+        after = plan.state["people"]
+        # each host's slice: its people as one JSON text (templated in microseconds, whatever its size)
+        # and where their kits are
+        hosts = {host: cap.host_slice(inputs, plan, host) for host in cap.hosts(inputs)}
+        changes = {kind: sorted(ids) for kind, ids in (
+            ("added", set(after) - set(before)), ("removed", set(before) - set(after)),
+            ("moved", {pid for pid in set(after) & set(before) if after[pid] != before[pid]}))}
+        result.update(changed=bool(state_changed), hosts=hosts, state_file=str(state_file), **changes,
+                      people=len(plan.hosts), unplaced=len(plan.unplaced),
+                      msg=f"{len(plan.hosts)} people on {len(hosts)} desktop host(s); "
+                          f"{len(changes['added'])} new, {len(changes['removed'])} gone, "
+                          f"{len(changes['moved'])} changed" + (" (check mode: nothing written)"
+                                                                  if self._task.check_mode else ""))
+        if self._task.diff and any(changes.values()):
+            lines = lambda d: "".join(f"{pid}: {d[pid].get('host')} {d[pid].get('status')}\n"  # noqa: E731
+                                      for pid in sorted(d) if pid in set().union(*changes.values()))
+            result["diff"] = {"before": lines(before), "after": lines(after),
+                              "before_header": f"{state_file} (people)", "after_header": f"{state_file} (people)"}
+        return result
