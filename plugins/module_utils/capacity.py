@@ -152,7 +152,7 @@ def parse_override(text):
         value = float(raw)
     except ValueError:
         raise ValueError(f"{text!r}: {raw!r} is not a number") from None
-    return name, int(value) if value.is_integer() else value
+    return name, int(value) if value.is_integer() and abs(value) < 2 ** 53 else value
 
 
 @dataclass
@@ -397,7 +397,13 @@ def _plan_phone(plan, active, groups, hostvars, all_vars, a):
     traffic = trunk_erlangs(lines, a["teleshift_capacity_phone_erlangs_per_person"],
                             a["teleshift_capacity_phone_conditional_forward_share"])
     blocking = a["teleshift_capacity_phone_blocking"]
-    needed = channels_needed(traffic, blocking)
+    try:
+        needed = channels_needed(traffic, blocking)
+    except ValueError as exc:  # absurd assumptions: more traffic than any trunk could carry
+        origin = plan.assumptions["teleshift_capacity_phone_erlangs_per_person"].source
+        plan.problems.append(Problem("command line" if origin == "command line" else "inventory", 0,
+                                     "teleshift_capacity_phone_erlangs_per_person", str(exc)))
+        return
     channels = all_vars.get("teleshift_trunk_channels")
     origin = "teleshift_trunk_channels"
     for host in groups.get("pbx_hosts", []):

@@ -22,6 +22,10 @@ SERVICE_KEYS = {
     "continuity": "continuity",  # critical: the service's staff are equipped first (rollout waves)
 }
 
+# Optional settings that must be text when set (paths are relative to the inventory's directory).
+TEXT_SETTINGS = ("teleshift_roster_file", "teleshift_kits_dir", "teleshift_verify_file",
+                 "teleshift_hotline_number", "teleshift_org_name")
+
 # Values of a service's ``continuity`` key: ``critical`` services come first in rollout waves.
 CONTINUITY = ("critical", "normal")
 
@@ -91,4 +95,8 @@ def load_settings(variables, source="inventory"):
         problems.append(Problem(source, 0, "teleshift_phone_region",
                                 f"{region!r} is not a two-letter country code such as FR"))
         region = "FR"
+    for name in TEXT_SETTINGS:
+        value = variables.get(name)
+        if value is not None and not (isinstance(value, str) and value.strip()):
+            problems.append(Problem(source, 0, name, f"expected text (quote numbers), got {value!r}"))
     return Settings(services={str(k): v for k, v in services.items()}, region=region, problems=problems)

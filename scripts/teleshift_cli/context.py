@@ -70,6 +70,8 @@ def load_inventory(path):
 
 def default_roster(inventory):
     roster = inventory.all_vars.get("teleshift_roster_file")
+    if not isinstance(roster, str):  # a wrong type is a settings problem (load_settings)
+        return None
     if roster and not Path(roster).is_absolute():
         base = Path(inventory.source)
         roster = str((base if base.is_dir() else base.parent) / roster)

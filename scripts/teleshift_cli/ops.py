@@ -78,7 +78,10 @@ def inventory_dir(ctx):
 
 
 def kits_root(ctx, override=None):
-    value = override or ctx.inventory.all_vars.get("teleshift_kits_dir")
+    """--kits-dir is relative to the current directory; teleshift_kits_dir to the inventory's."""
+    if override:
+        return Path(override).expanduser().resolve()
+    value = ctx.inventory.all_vars.get("teleshift_kits_dir")
     if not value:
         return None
     return resolve_path(value, inventory_dir(ctx))

@@ -4,6 +4,8 @@ import sys
 from pathlib import Path
 
 from teleshift_cli import ops, paths
+from teleshift_cli.errors import CliError
+from teleshift_cli.outputs import check_output
 
 
 def register(sub):
@@ -30,7 +32,7 @@ def register(sub):
 
 def resolve_playbook(name):
     path = Path(name)
-    if path.exists():
+    if path.is_file():
         return path
     for candidate in (paths.ROOT / "playbooks" / name, paths.ROOT / "playbooks" / f"{name}.yml"):
         if candidate.exists():
@@ -45,14 +47,20 @@ def run(args):
 
     from teleshift_cli.runner import RunSummary, run_playbook, write_artefact
 
-    ctx = ops.load(args)
     playbook = resolve_playbook(args.playbook)
     if playbook is None:
         print(f"error: no playbook {args.playbook!r} (a file, or a name in {paths.ROOT / 'playbooks'})", file=sys.stderr)
         return ops.EXIT_USAGE
+    if not 0 <= args.timeout <= 7 * 86400:
+        raise CliError(f"--timeout must be from 0 (none) to 604800 seconds, got {args.timeout}")
     extra = (["--check"] if args.check else []) + (["--diff"] if args.diff else [])
     for item in args.extra:
-        extra += shlex.split(item)
+        try:
+            extra += shlex.split(item)
+        except ValueError as exc:
+            raise CliError(f"--extra {item!r}: {exc}") from None
+    check_output(args.artefact, "artefact", protected=[args.roster])
+    ctx = ops.load(args)
     # the roster this command validated, as an absolute path (the play then reads the same file)
     extravars = {"teleshift_roster_file": str(Path(ctx.roster.source).resolve())}
     summary = RunSummary(playbook=str(playbook), inventory=ctx.inventory.source)

@@ -3,6 +3,7 @@ import json
 import sys
 
 from teleshift_cli import ops
+from teleshift_cli.errors import CliError
 
 STYLE = {"ok": "green", "problem": "bold red", "unknown": "yellow", "not configured": "yellow",
          "not needed": "dim"}
@@ -34,6 +35,8 @@ def find(people, key):
 def run(args):
     from teleshift_cli.status import Env, HostRunner, as_dict, person_status
 
+    if not 0 < args.timeout <= 3600:
+        raise CliError(f"--timeout must be more than 0 and at most 3600 seconds, got {args.timeout}")
     ctx = ops.load(args)
     person = find(ctx.roster.people, args.person)
     if person is None:
