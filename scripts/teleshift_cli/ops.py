@@ -12,6 +12,7 @@ from ansible_collections.teleshift.toolkit.plugins.module_utils.state import loa
 
 from teleshift_cli import paths
 from teleshift_cli.context import load_context
+from teleshift_cli.errors import CliError
 
 CAPABILITIES = ("vpn", "desktop", "phone")
 # state file name in <inventory>/state/ for each capability (several names accepted: the
@@ -79,12 +80,13 @@ def inventory_dir(ctx):
 
 def kits_root(ctx, override=None):
     """--kits-dir is relative to the current directory; teleshift_kits_dir to the inventory's."""
-    if override:
-        return Path(override).expanduser().resolve()
-    value = ctx.inventory.all_vars.get("teleshift_kits_dir")
+    value = override or ctx.inventory.all_vars.get("teleshift_kits_dir")
     if not value:
         return None
-    return resolve_path(value, inventory_dir(ctx))
+    root = Path(override).expanduser().resolve() if override else resolve_path(value, inventory_dir(ctx))
+    if root.exists() and not root.is_dir():
+        raise CliError(f"kits directory {root} is not a directory")
+    return root
 
 
 def load_states(ctx):

@@ -32,7 +32,22 @@ def check_output(path, what, protected=()):
         raise CliError(f"{what} {text}: {ancestor} is not a directory")
     if not os.access(ancestor, os.W_OK):
         raise CliError(f"{what} {text}: cannot write in {ancestor}")
+    _probe(p, what)
     return p
+
+
+def _probe(p, what):
+    """Open the file for appending (made with its directories, removed again if new): what the
+    command writes last is known to be writable before the work starts."""
+    existed = p.exists()
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        with open(p, "a", encoding="utf-8"):
+            pass
+    except OSError as exc:
+        raise CliError(f"cannot write {what} {p}: {exc.strerror or exc}") from None
+    if not existed:
+        p.unlink()
 
 
 @contextlib.contextmanager

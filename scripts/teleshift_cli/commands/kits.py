@@ -32,8 +32,6 @@ def run(args):
     if root is None:
         print("error: no kits directory: set teleshift_kits_dir in the inventory or pass --kits-dir", file=sys.stderr)
         return ops.EXIT_USAGE
-    if root.exists() and not root.is_dir():
-        raise CliError(f"kits directory {root} is a file, not a directory")
     people = ctx.roster.active()
     if args.person:
         known = {p.id for p in people}

@@ -33,9 +33,11 @@ def register(sub):
 def resolve_playbook(name):
     path = Path(name)
     if path.is_file():
-        return path
+        return path if path.suffix in (".yml", ".yaml") else None
+    if not name or path.is_absolute():
+        return None
     for candidate in (paths.ROOT / "playbooks" / name, paths.ROOT / "playbooks" / f"{name}.yml"):
-        if candidate.exists():
+        if candidate.is_file() and candidate.suffix in (".yml", ".yaml"):
             return candidate
     return None
 
@@ -61,6 +63,7 @@ def run(args):
             raise CliError(f"--extra {item!r}: {exc}") from None
     check_output(args.artefact, "artefact", protected=[args.roster])
     ctx = ops.load(args)
+    check_output(args.artefact, "artefact", protected=[ctx.roster.source])
     # the roster this command validated, as an absolute path (the play then reads the same file)
     extravars = {"teleshift_roster_file": str(Path(ctx.roster.source).resolve())}
     summary = RunSummary(playbook=str(playbook), inventory=ctx.inventory.source)

@@ -25,7 +25,7 @@ def _stock(text):
 
 def stock_setting(cli, value, name, option):
     """Deliveries from the command line (``option``) or else the inventory variable ``name``."""
-    if cli:
+    if cli is not None:
         try:
             return _stock(cli)
         except ValueError as exc:
