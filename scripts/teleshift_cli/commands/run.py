@@ -19,7 +19,8 @@ def register(sub):
     p.add_argument("playbook", help="playbook file, or a name in playbooks/ (site, preflight, ...)")
     ops.add_input_arguments(p)
     p.add_argument("--check", action="store_true", help="check mode: change nothing (ansible-playbook --check)")
-    p.add_argument("--diff", action="store_true", help="show differences (ansible-playbook --diff)")
+    p.add_argument("--diff", action="store_true",
+                   help="show differences (ansible-playbook --diff): each task's diff on standard output")
     p.add_argument("--limit", help="limit to these hosts / groups")
     p.add_argument("--extra", action="append", default=[], metavar="ARG",
                    help="extra ansible-playbook argument (repeatable, e.g. --extra=--tags=vpn)")
@@ -47,7 +48,7 @@ def run(args):
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
-    from teleshift_cli.runner import RunSummary, run_playbook, write_artefact
+    from teleshift_cli.runner import RunSummary, format_diff, run_playbook, write_artefact
 
     playbook = resolve_playbook(args.playbook)
     if playbook is None:
@@ -68,10 +69,17 @@ def run(args):
     extravars = {"teleshift_roster_file": str(Path(ctx.roster.source).resolve())}
     summary = RunSummary(playbook=str(playbook), inventory=ctx.inventory.source)
     console = Console(stderr=True)
+
+    def show_diff(event):  # --diff: each task's diff on standard output, as it comes
+        text = format_diff(event) if args.diff else None
+        if text:
+            sys.stdout.write(text)
+            sys.stdout.flush()
     if args.no_progress or not console.is_terminal:
         def on_event(event):
             if event.get("event") == "playbook_on_task_start":
                 console.print(f"[{summary.tasks}] {summary.task}", highlight=False)
+            show_diff(event)
         status, rc = run_playbook(playbook, ctx.inventory.source, summary, extra, extravars, args.limit, on_event,
                                   args.timeout or None)
     else:
@@ -82,6 +90,7 @@ def run(args):
             def on_event(event):
                 progress.update(bar, description=f"task {summary.tasks}: {summary.task[:60]} · "
                                                   f"{summary.results} results, {len(summary.failures)} failed")
+                show_diff(event)
             status, rc = run_playbook(playbook, ctx.inventory.source, summary, extra, extravars, args.limit,
                                       on_event, args.timeout or None)
     data = summary.as_dict(status, rc)
