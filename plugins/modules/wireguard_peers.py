@@ -24,8 +24,8 @@ description:
   - Check mode computes the difference and changes nothing. Diff mode shows one line per person
     (person id, allowed IPs, public key); C(added), C(updated) and C(removed) name the people. When
     the I(firewall) rules change, a second diff shows them with every set element on a line of its
-    own, labelled with the person and the service: access changes (someone moving to another
-    service's set) show as that person's line leaving one service and joining another.
+    own, labelled with the person and the service, so an access change (someone moving to another
+    service's set) shows as that person's line leaving one service and joining another.
   - When the live interface lost its private key or listen port, they are restored from the key
     file and I(listen_port) (reported as C(interface_repaired)).
   - With I(setup_fingerprint), the host's setup marker (written by the role's setup) must hold that
