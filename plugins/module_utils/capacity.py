@@ -124,7 +124,7 @@ def parse_override(text):
         value = float(raw)
     except ValueError:
         raise ValueError(f"{text!r}: {raw!r} is not a number") from None
-    return name, int(value) if value.is_integer() else value
+    return name, int(value) if value.is_integer() and abs(value) < 2 ** 53 else value
 
 
 @dataclass
@@ -230,7 +230,13 @@ def plan_capacity(inputs, overrides=None):
             if users and not cap.optional:
                 plan.not_configured.append(cap.name)
             continue
-        plan.checks += cap.capacity(inputs, a)
+        try:
+            plan.checks += cap.capacity(inputs, a)
+        except ValueError as exc:  # absurd assumptions (more traffic than any trunk carries)
+            names = [n for n in cap.assumptions if assumptions[n].source != "default"] or list(cap.assumptions)
+            where = "command line" if any(assumptions[n].source == "command line" for n in names) else inputs.source
+            plan.problems.append(Problem(where, 0, names[0] if names else cap.name, str(exc)))
+            continue
         load, unplaced = cap.placements(inputs)
         if load or unplaced:
             plan.placements[cap.name] = dict(sorted(load.items()))

@@ -114,7 +114,10 @@ def build_inputs(all_vars, hostvars, groups, inventory_dir, roster=None, kits_di
                     kits_override=str(kits_dir or ""))
     inputs.settings = load_settings(inputs.all_vars, source=source)
     roster_path = roster or inputs.all_vars.get("teleshift_roster_file")
-    if not roster_path:
+    if roster_path and not isinstance(roster_path, str):
+        inputs.roster = Roster(problems=[Problem(source, 0, "teleshift_roster_file",
+                                                 f"expected a file name, got {roster_path!r}")])
+    elif not roster_path:
         inputs.roster = Roster(problems=[Problem(source, 0, "teleshift_roster_file",
                                                  "no roster: set teleshift_roster_file in the inventory")])
     else:

@@ -22,6 +22,13 @@ SERVICE_KEYS = {
     "continuity": "continuity",  # critical: the service's staff are equipped first (rollout waves)
 }
 
+# Optional settings that must be text when set (paths are relative to the inventory's directory).
+TEXT_SETTINGS = ("teleshift_roster_file", "teleshift_kits_dir", "teleshift_verify_file",
+                 "teleshift_hotline_number", "teleshift_org_name")
+
+# Optional stock settings: a whole number, or one per rollout wave where the list form is allowed.
+COUNT_SETTINGS = {"teleshift_vpn_licences": False, "teleshift_laptops_stock": True, "teleshift_rollout_per_wave": False}
+
 # Values of a service's ``continuity`` key: ``critical`` services come first in rollout waves.
 CONTINUITY = ("critical", "normal")
 
@@ -91,4 +98,14 @@ def load_settings(variables, source="inventory"):
         problems.append(Problem(source, 0, "teleshift_phone_region",
                                 f"{region!r} is not a two-letter country code such as FR"))
         region = "FR"
+    for name in TEXT_SETTINGS:
+        value = variables.get(name)
+        if value is not None and not (isinstance(value, str) and value.strip()):
+            problems.append(Problem(source, 0, name, f"expected text (quote numbers), got {value!r}"))
+    for name, list_ok in COUNT_SETTINGS.items():
+        value = variables.get(name)
+        values = value if list_ok and isinstance(value, list) and value else [value]
+        if value is not None and not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values):
+            problems.append(Problem(source, 0, name, "expected a whole number >= 0" + (
+                " or a list of them (one per wave)" if list_ok else "") + f", got {value!r}"))
     return Settings(services={str(k): v for k, v in services.items()}, region=region, problems=problems)

@@ -18,9 +18,9 @@ still unserved when deliveries end waits, with the reason.
 """
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass, field
 
+from ansible_collections.teleshift.toolkit.plugins.module_utils.csvsafe import SafeWriter
 from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import PRIORITY_RANK
 
 MAX_WAVES = 10_000  # bound on the wave loop
@@ -156,9 +156,11 @@ def _fits(entry, stock, deliveries):
     return True
 
 
-def write_csv(plan, stream):
-    """The plan for the teams handing out equipment: one row per person, waves first, waiting last."""
-    writer = csv.writer(stream, lineterminator="\n")
+def write_csv(plan, stream, excel=False):
+    """The plan for the teams handing out equipment: one row per person, waves first, waiting last.
+    Cells that a spreadsheet would run as formulas are neutralised; ``excel``: ``;`` and CRLF (the
+    caller opens the file as utf-8-sig for the byte order mark)."""
+    writer = SafeWriter(stream, excel=excel)
     writer.writerow(CSV_COLUMNS)
     rows = sorted(plan.entries, key=lambda e: (e.wave == 0, e.wave, e.order))
     for e in rows:

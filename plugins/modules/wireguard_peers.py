@@ -22,7 +22,10 @@ description:
     C(PostUp) loads the gateway's key from I(private_key_path), which the role generates on the
     gateway with C(wg genkey); that key never leaves the gateway and is never returned.
   - Check mode computes the difference and changes nothing. Diff mode shows one line per person
-    (person id, allowed IPs, public key); C(added), C(updated) and C(removed) name the people.
+    (person id, allowed IPs, public key); C(added), C(updated) and C(removed) name the people. When
+    the I(firewall) rules change, a second diff shows them with every set element on a line of its
+    own, labelled with the person and the service, so an access change (someone moving to another
+    service's set) shows as that person's line leaving one service and joining another.
   - When the live interface lost its private key or listen port, they are restored from the key
     file and I(listen_port) (reported as C(interface_repaired)).
   - With I(setup_fingerprint), the host's setup marker (written by the role's setup) must hold that
@@ -169,6 +172,7 @@ import tempfile
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.teleshift.toolkit.plugins.module_utils.atomic import atomic_write
+from ansible_collections.teleshift.toolkit.plugins.module_utils.nft_sets import expand_sets, owners_of
 from ansible_collections.teleshift.toolkit.plugins.module_utils.results import brief_invocation
 from ansible_collections.teleshift.toolkit.plugins.module_utils.wireguard import (
     WireGuardError, diff_peers, diff_text, inverse_batches, make_peers, parse_config, parse_dump,
@@ -259,9 +263,10 @@ def main():
 
     config_changed = old_text != new_text
     interface_changed = old_text is not None and old_iface != new_iface
-    fw_text, fw_changed = p["firewall"], False
+    fw_text, fw_changed, fw_old = p["firewall"], False, None
     if fw_text is not None:
-        fw_changed = _read(p["firewall_path"]) != fw_text or not _table_loaded(module, p["firewall_table"])
+        fw_old = _read(p["firewall_path"])
+        fw_changed = fw_old != fw_text or not _table_loaded(module, p["firewall_table"])
     start = not live and bool(p["service"])
     changed = config_changed or not diff.empty or bool(repair) or fw_changed or start
     result = {
@@ -275,6 +280,11 @@ def main():
         result["diff"] = {"before": diff_text(before_peers), "after": diff_text(desired),
                           "before_header": f"{iface} peers (live)" if live else f"{config_path} peers",
                           "after_header": f"{iface} peers (desired)"}
+        if fw_text is not None and fw_old != fw_text:  # access rules: who is in which service's set
+            owners = owners_of(before_peers + list(desired))
+            result["diff"] = [result["diff"], {
+                "before": expand_sets(fw_old, owners), "after": expand_sets(fw_text, owners),
+                "before_header": p["firewall_path"], "after_header": f"{p['firewall_path']} (desired)"}]
     if module.check_mode or not changed:
         module.exit_json(**result)
 

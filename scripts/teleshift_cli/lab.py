@@ -232,6 +232,8 @@ def load_lab(inventory=None):
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise LabError(f"cannot parse {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise LabError(f"{path}: not a lab inventory (expected a YAML mapping of groups)")
     return parse_lab(data, path)
 
 

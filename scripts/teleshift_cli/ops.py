@@ -12,6 +12,7 @@ from ansible_collections.teleshift.toolkit.plugins.module_utils.inputs import St
 
 from teleshift_cli import paths
 from teleshift_cli.context import absolute, load_context
+from teleshift_cli.errors import CliError
 
 EXIT_INPUT = 1  # bad roster/inventory (same as `teleshift validate`)
 EXIT_USAGE = 2
@@ -84,9 +85,10 @@ def inventory_dir(ctx):
 def kits_root(ctx, override=None):
     """The kits root: ``override`` (a command-line path, relative to the current directory), else the
     inventory's teleshift_kits_dir (relative to the inventory)."""
-    if override:
-        return Path(absolute(override))
-    return ctx.inputs.kits_root()
+    root = Path(absolute(override)) if override else ctx.inputs.kits_root()
+    if root is not None and root.exists() and not root.is_dir():
+        raise CliError(f"kits directory {root} is not a directory")
+    return root
 
 
 def load_states(ctx):

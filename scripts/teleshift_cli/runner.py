@@ -2,6 +2,7 @@
 summary: hosts, ok, changed, failed, unreachable, skipped, duration (JSON artefact for CI)."""
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import sys
@@ -65,6 +66,52 @@ class RunSummary:
                 "hosts": dict(sorted(self.hosts.items())), "totals": self.totals(),
                 "failed_hosts": sorted(h for h, v in self.hosts.items() if v["failed"] or v["unreachable"]),
                 "failures": self.failures}
+
+
+DIFF_EVENTS = ("runner_on_ok", "runner_on_failed", "runner_item_on_ok", "runner_item_on_failed")
+DIFF_FLAGS = {"dst_binary": "diff skipped: the destination looks binary",
+              "src_binary": "diff skipped: the source looks binary",
+              "dst_larger": "diff skipped: the destination is larger than {}",
+              "src_larger": "diff skipped: the source is larger than {}"}
+
+
+def _diff_side(value):
+    if value is None:
+        return ""
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, indent=4, sort_keys=True) + "\n"
+    return str(value)
+
+
+def format_diff(event):
+    """The diff a task reported in ``--diff`` mode, as unified diff text (None when there is none).
+    Results of tasks with no_log are never shown: Ansible has already censored them, and a result
+    marked no_log is skipped even if it still carries a diff."""
+    if event.get("event") not in DIFF_EVENTS:
+        return None
+    data = event.get("event_data") or {}
+    res = data.get("res") or {}
+    if not isinstance(res, dict) or res.get("_ansible_no_log") or "censored" in res:
+        return None
+    diffs = res.get("diff")
+    diffs = [diffs] if isinstance(diffs, dict) else diffs
+    if not diffs or not isinstance(diffs, list):
+        return None
+    out = []
+    for diff in (d for d in diffs if isinstance(d, dict)):
+        out += [DIFF_FLAGS[k].format(diff[k]) + "\n" for k in DIFF_FLAGS if k in diff]
+        if "before" in diff and "after" in diff:
+            before, after = _diff_side(diff["before"]), _diff_side(diff["after"])
+            head = (f"before: {diff['before_header']}" if diff.get("before_header") else "before",
+                    f"after: {diff['after_header']}" if diff.get("after_header") else "after")
+            lines = list(difflib.unified_diff(before.splitlines(True), after.splitlines(True), *head))
+            out += [line if line.endswith("\n") else line + "\n" for line in lines]
+        if diff.get("prepared"):
+            out.append(str(diff["prepared"]).rstrip("\n") + "\n")
+    if not out:
+        return None
+    item = f" (item {data['item']})" if event["event"].startswith("runner_item") and "item" in data else ""
+    return f"=== {data.get('host', '?')}: {data.get('task', '')}{item}\n" + "".join(out)
 
 
 def run_playbook(playbook, inventory, summary, extra_args=(), extravars=None, limit=None, on_event=None,

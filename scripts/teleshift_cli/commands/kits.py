@@ -3,6 +3,7 @@ import sys
 import time
 
 from teleshift_cli import ops
+from teleshift_cli.errors import CliError
 
 
 def register(sub):
@@ -24,6 +25,8 @@ def register(sub):
 def run(args):
     from teleshift_cli.kits import chromium, person_view, write_notices, write_pdfs
 
+    if not 0 <= args.jobs <= 256:
+        raise CliError(f"--jobs must be from 0 (one per CPU) to 256, got {args.jobs}")
     ctx = ops.load(args)
     root = ops.kits_root(ctx, args.kits_dir)
     if root is None:

@@ -37,7 +37,7 @@ def run(args):
         else:
             rows = lab.lab_status(args.inventory)
     except lab.LabError as exc:
-        print(f"teleshift lab {args.lab_action}: {exc}", file=sys.stderr)
+        print(f"error: lab {args.lab_action}: {exc}", file=sys.stderr)
         return 2
     print(lab.format_status(rows))
     return 0 if all(r.healthy for r in rows) else 1

@@ -5,6 +5,7 @@ import sys
 from ansible_collections.teleshift.toolkit.plugins.module_utils.capacity import known_assumptions
 
 from teleshift_cli import ops
+from teleshift_cli.outputs import check_output, write_text
 
 
 def register(sub):
@@ -28,15 +29,15 @@ EXIT_SHORT = 3
 
 
 def run(args):
+    check_output(args.json_file, "JSON file", protected=[args.roster])
     ctx = ops.load(args)
     plan = ops.capacity(ctx, args)
     data = plan.as_dict()
     data["roster"] = ctx.roster.source
     data["people"] = len(ctx.roster.active())
     if args.json_file:
-        with open(args.json_file, "w", encoding="utf-8") as stream:
-            json.dump(data, stream, indent=2, sort_keys=True)
-            stream.write("\n")
+        write_text(args.json_file, json.dumps(data, indent=2, sort_keys=True) + "\n", "JSON file",
+                   protected=[ctx.roster.source])
     if args.format == "json":
         json.dump(data, sys.stdout, indent=2, sort_keys=True)
         sys.stdout.write("\n")

@@ -9,7 +9,8 @@ from ansible_collections.teleshift.toolkit.plugins.module_utils import registry
 from ansible_collections.teleshift.toolkit.plugins.module_utils.waves import plan_waves
 
 from teleshift_cli import ops, paths
-from teleshift_cli.commands.waves import _stock
+from teleshift_cli.commands.waves import per_wave_value, stock_setting
+from teleshift_cli.outputs import check_output, write_text
 
 
 def register(sub):
@@ -33,14 +34,6 @@ def register(sub):
     p.set_defaults(func=ops.guarded(run))
 
 
-def _stock_setting(cli, value):
-    if cli:
-        return _stock(cli)
-    if value is None:
-        return None
-    return [int(v) for v in value] if isinstance(value, list) else [int(value)]
-
-
 def build(ctx, args):
     from teleshift_cli.report import enabled_people, load_verification, readiness
 
@@ -55,9 +48,13 @@ def build(ctx, args):
     states = ops.load_states(ctx)
     people = ctx.roster.active()
     plan = ops.capacity(ctx, args)
-    per_wave = args.per_wave if args.per_wave is not None else int(av.get("teleshift_rollout_per_wave") or 0)
-    waves = plan_waves(people, ctx.settings.services, _stock_setting(args.laptops, av.get("teleshift_laptops_stock")),
-                       _stock_setting(args.licences, av.get("teleshift_vpn_licences")), per_wave)
+    per_wave = (per_wave_value(args.per_wave, "--per-wave") if args.per_wave is not None else
+                per_wave_value(av.get("teleshift_rollout_per_wave") or 0, "inventory variable teleshift_rollout_per_wave"))
+    waves = plan_waves(people, ctx.settings.services,
+                       stock_setting(args.laptops, av.get("teleshift_laptops_stock"), "teleshift_laptops_stock",
+                                     "--laptops"),
+                       stock_setting(args.licences, av.get("teleshift_vpn_licences"), "teleshift_vpn_licences",
+                                     "--licences"), per_wave)
     caps = [c for c in registry.capabilities() if c.in_use(ctx.inputs)]
     per_service, per_cap = readiness(people, enabled_people(people, root, states, caps), verification,
                                      ctx.settings.services, caps)
@@ -77,6 +74,8 @@ def build(ctx, args):
 def run(args):
     from teleshift_cli.report import render_report
 
+    for path, what in ((args.output, "report"), (args.json_file, "JSON file")):
+        check_output(path, what, protected=[args.roster, args.verify])
     ctx = ops.load(args)
     start = time.monotonic()
     try:
@@ -86,9 +85,9 @@ def run(args):
         return ops.EXIT_USAGE
     page = render_report(data)
     out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(page, encoding="utf-8")
+    write_text(out, page, "report", protected=[ctx.roster.source])
     if args.json_file:
-        Path(args.json_file).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        write_text(args.json_file, json.dumps(data, indent=2, sort_keys=True) + "\n", "JSON file",
+                   protected=[ctx.roster.source])
     print(f"report: {out} ({len(page) // 1024} KiB) in {time.monotonic() - start:.1f}s", file=sys.stderr)
     return 0

@@ -2,8 +2,14 @@
 import sys
 from pathlib import Path
 
-from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import write_csv
+from ansible_collections.teleshift.toolkit.plugins.module_utils.csvsafe import SafeWriter
+from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import COLUMNS, to_row
 from ansible_collections.teleshift.toolkit.plugins.module_utils.rostergen import generate_people
+
+from teleshift_cli.errors import CliError
+from teleshift_cli.outputs import check_output, open_output
+
+MAX_COUNT = 1_000_000  # well beyond any organisation, and bounded in memory
 
 
 def register(sub):
@@ -16,18 +22,27 @@ def register(sub):
     g.add_argument("--count", type=int, default=5000, help="number of people (default 5000)")
     g.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
     g.add_argument("--output", "-o", default="-", help="output .csv file, or - for standard output")
+    g.add_argument("--excel", action="store_true",
+                   help="CSV for French Excel: UTF-8 with byte order mark, ';' between cells, CRLF line ends")
     g.set_defaults(func=generate)
 
 
+def write_roster_csv(people, stream, excel=False):
+    """The roster as `teleshift validate` reads it back; formula-like cells neutralised."""
+    writer = SafeWriter(stream, excel=excel)
+    writer.writerow(list(COLUMNS))
+    for person in people:
+        row = to_row(person)
+        writer.writerow([row[c] for c in COLUMNS])
+
+
 def generate(args):
-    if args.count < 1:
-        print("error: --count must be at least 1", file=sys.stderr)
-        return 2
+    if not 1 <= args.count <= MAX_COUNT:
+        raise CliError(f"--count must be from 1 to {MAX_COUNT}, got {args.count}")
+    check_output(args.output, "roster")
     people = generate_people(args.count, args.seed)
-    if args.output == "-":
-        write_csv(people, sys.stdout)
-    else:
-        with open(args.output, "w", encoding="utf-8", newline="") as stream:
-            write_csv(people, stream)
+    with open_output(args.output, "roster", excel=args.excel) as stream:
+        write_roster_csv(people, stream, excel=args.excel)
+    if args.output != "-":
         print(f"wrote {len(people)} people to {Path(args.output)}", file=sys.stderr)
     return 0

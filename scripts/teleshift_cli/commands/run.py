@@ -4,6 +4,8 @@ import sys
 from pathlib import Path
 
 from teleshift_cli import ops, paths
+from teleshift_cli.errors import CliError
+from teleshift_cli.outputs import check_output
 
 
 def register(sub):
@@ -17,7 +19,8 @@ def register(sub):
     p.add_argument("playbook", help="playbook file, or a name in playbooks/ (site, preflight, ...)")
     ops.add_input_arguments(p)
     p.add_argument("--check", action="store_true", help="check mode: change nothing (ansible-playbook --check)")
-    p.add_argument("--diff", action="store_true", help="show differences (ansible-playbook --diff)")
+    p.add_argument("--diff", action="store_true",
+                   help="show differences (ansible-playbook --diff): each task's diff on standard output")
     p.add_argument("--limit", help="limit to these hosts / groups")
     p.add_argument("--extra", action="append", default=[], metavar="ARG",
                    help="extra ansible-playbook argument (repeatable, e.g. --extra=--tags=vpn)")
@@ -30,10 +33,12 @@ def register(sub):
 
 def resolve_playbook(name):
     path = Path(name)
-    if path.exists():
-        return path
+    if path.is_file():
+        return path if path.suffix in (".yml", ".yaml") else None
+    if not name or path.is_absolute():
+        return None
     for candidate in (paths.ROOT / "playbooks" / name, paths.ROOT / "playbooks" / f"{name}.yml"):
-        if candidate.exists():
+        if candidate.is_file() and candidate.suffix in (".yml", ".yaml"):
             return candidate
     return None
 
@@ -43,24 +48,38 @@ def run(args):
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
-    from teleshift_cli.runner import RunSummary, run_playbook, write_artefact
+    from teleshift_cli.runner import RunSummary, format_diff, run_playbook, write_artefact
 
-    ctx = ops.load(args)
     playbook = resolve_playbook(args.playbook)
     if playbook is None:
         print(f"error: no playbook {args.playbook!r} (a file, or a name in {paths.ROOT / 'playbooks'})", file=sys.stderr)
         return ops.EXIT_USAGE
+    if not 0 <= args.timeout <= 7 * 86400:
+        raise CliError(f"--timeout must be from 0 (none) to 604800 seconds, got {args.timeout}")
     extra = (["--check"] if args.check else []) + (["--diff"] if args.diff else [])
     for item in args.extra:
-        extra += shlex.split(item)
+        try:
+            extra += shlex.split(item)
+        except ValueError as exc:
+            raise CliError(f"--extra {item!r}: {exc}") from None
+    check_output(args.artefact, "artefact", protected=[args.roster])
+    ctx = ops.load(args)
+    check_output(args.artefact, "artefact", protected=[ctx.roster.source])
     # the roster this command validated, as an absolute path (the play then reads the same file)
     extravars = {"teleshift_roster_file": str(Path(ctx.roster.source).resolve())}
     summary = RunSummary(playbook=str(playbook), inventory=ctx.inventory.source)
     console = Console(stderr=True)
+
+    def show_diff(event):  # --diff: each task's diff on standard output, as it comes
+        text = format_diff(event) if args.diff else None
+        if text:
+            sys.stdout.write(text)
+            sys.stdout.flush()
     if args.no_progress or not console.is_terminal:
         def on_event(event):
             if event.get("event") == "playbook_on_task_start":
                 console.print(f"[{summary.tasks}] {summary.task}", highlight=False)
+            show_diff(event)
         status, rc = run_playbook(playbook, ctx.inventory.source, summary, extra, extravars, args.limit, on_event,
                                   args.timeout or None)
     else:
@@ -71,6 +90,7 @@ def run(args):
             def on_event(event):
                 progress.update(bar, description=f"task {summary.tasks}: {summary.task[:60]} · "
                                                   f"{summary.results} results, {len(summary.failures)} failed")
+                show_diff(event)
             status, rc = run_playbook(playbook, ctx.inventory.source, summary, extra, extravars, args.limit,
                                       on_event, args.timeout or None)
     data = summary.as_dict(status, rc)

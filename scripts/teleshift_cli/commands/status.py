@@ -3,6 +3,7 @@ import json
 import sys
 
 from teleshift_cli import ops
+from teleshift_cli.errors import CliError
 
 STYLE = {"ok": "green", "problem": "bold red", "unknown": "yellow", "not configured": "yellow",
          "not needed": "dim"}
@@ -34,13 +35,15 @@ def find(people, key):
 def run(args):
     from teleshift_cli.status import Env, HostRunner, as_dict, person_status
 
+    if not 0 < args.timeout <= 3600:
+        raise CliError(f"--timeout must be more than 0 and at most 3600 seconds, got {args.timeout}")
     ctx = ops.load(args)
     person = find(ctx.roster.people, args.person)
     if person is None:
         print(f"error: {args.person!r} is not in the roster (id, email or extension)", file=sys.stderr)
         return ops.EXIT_USAGE
-    env = Env(ctx=ctx, runner=HostRunner(ctx.inventory.source, timeout=args.timeout),
-              kits_root=ops.kits_root(ctx, args.kits_dir))
+    kits_root = ops.kits_root(ctx, args.kits_dir)
+    env = Env(ctx=ctx, runner=HostRunner(ctx.inventory.source, timeout=args.timeout), kits_root=kits_root)
     statuses = person_status(person, env)
     data = as_dict(person, statuses)
     if args.json:
