@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from ansible_collections.teleshift.toolkit.plugins.module_utils.assign import assign_hosts
 from ansible_collections.teleshift.toolkit.plugins.module_utils.desktop_accounts import NAME_RE, Account
 from ansible_collections.teleshift.toolkit.plugins.module_utils.desktop_health import evaluate as evaluate_health
-from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import Problem
+from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import SYSTEM_ACCOUNTS, Problem, is_system_account
 
 CAPACITY_VARS = ("xrdp_host_max_sessions", "teleshift_desktop_max_sessions")
 DEFAULT_MAX_SESSIONS = 50
@@ -40,12 +40,8 @@ CAPABILITY = "desktop"  # the kit subdirectory
 PASSWORD_FILE = "password"
 HASH_FILE = ".password.crypt"  # hidden: the notice does not list it
 RDP_PORT = 3389
-# Names that exist on every Debian desktop host (or its packages): never a person's login.
-RESERVED_LOGINS = frozenset("""
-root daemon bin sys sync games man lp mail news uucp proxy www-data backup list irc gnats nobody _apt
-systemd-network systemd-resolve systemd-timesync systemd-coredump messagebus sshd _ssh polkitd xrdp
-avahi colord lightdm saned pulse rtkit usbmux dnsmasq tss geoclue nm-openvpn fail2ban nslcd sssd
-""".split())
+# Names the hosts already have: never a person's login (the roster refuses them too: one list).
+RESERVED_LOGINS = SYSTEM_ACCOUNTS
 _RANK = {"critical": 0, "high": 1, "normal": 2, "low": 3}
 _ASCII = {"đ": "d", "Đ": "D", "ø": "o", "Ø": "O", "ß": "ss", "æ": "ae", "Æ": "AE", "œ": "oe", "Œ": "OE",
           "ł": "l", "Ł": "L", "þ": "th", "ð": "d"}
@@ -133,7 +129,7 @@ def plan_desktop(people, capacities, state=None, source="roster"):
     for person in people:
         if not person.needs_(CAPABILITY):
             continue
-        if person.id in RESERVED_LOGINS or not NAME_RE.match(person.id):
+        if is_system_account(person.id) or not NAME_RE.match(person.id):
             plan.problems.append(Problem(source, person.line, "id", f"{person.id!r} cannot be a login name on "
                                          "desktop hosts (a system account has it); give this person another id"))
             continue
