@@ -164,10 +164,10 @@ def parsed(kind, data, options, build, refresh=False, codec=None):
     value = build()
     try:
         document = encode(value)
-    except (ValueError, TypeError, KeyError, AttributeError):
-        return value
-    if codec is None and json.loads(json.dumps(document)) != value:
-        return value  # tuples, non-string keys, dates...: JSON would not give it back
+        if codec is None and json.loads(json.dumps(document)) != value:
+            return value  # tuples, non-string keys...: JSON would not give it back
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
+        return value  # dates, sets...: not JSON at all
     _write(name, document, prune=kind)
     return value
 
@@ -197,6 +197,6 @@ def save_memo(kind, options, memo, encode=None):
         return
     try:
         document = encode(memo) if encode else memo
-    except (ValueError, TypeError, KeyError, AttributeError):
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
         return
     _write(_memo_name(kind, options), document)

@@ -154,6 +154,17 @@ def test_values_json_would_change_are_not_cached(cache_dir):
     assert not cache_dir.exists() or not [n for n in os.listdir(cache_dir) if n.startswith("thing-")]
 
 
+def test_a_state_file_json_cannot_hold_is_read_without_the_cache(cache_dir, tmp_path):
+    import datetime
+
+    from ansible_collections.teleshift.toolkit.plugins.module_utils.state import load_state
+
+    path = tmp_path / "state.yml"
+    path.write_text("when: 2024-01-02\n1: one\npeople: {a: [x]}\n", encoding="utf-8")
+    expected = {"when": datetime.date(2024, 1, 2), 1: "one", "people": {"a": ["x"]}}
+    assert load_state(path) == expected and load_state(path) == expected
+
+
 def test_5000_people_come_back_from_the_cache_well_under_a_second(cache_dir, tmp_path):
     path = tmp_path / "staff.csv"
     with open(path, "w", encoding="utf-8", newline="") as stream:
