@@ -206,7 +206,7 @@ def _read_table(rows, source, problems, cell_text=None):
         return
     width = len(columns)
     for start, row in rows:
-        if cell_text is None and not any(cell.strip() for cell in row):
+        if cell_text is None and not any(cell.strip(_BLANKS) for cell in row):
             continue
         if len(row) > width or (cell_text is None and len(row) != width):
             problems.append(Problem(source, start, "", f"{len(row)} values for {width} columns"))
@@ -278,8 +278,12 @@ def _read_yaml(text, source, problems):
 
 
 # --------------------------------------------------------------------------------------------
-# Field parsing: each returns (value, error message or None).
+# Field parsing: each returns the value or raises ValueError saying what is wrong.
 # --------------------------------------------------------------------------------------------
+
+_BLANKS = roster_files.BLANKS
+_CONTROL_NAMES = {"\r": "carriage return", "\n": "line feed", "\t": "tab", "\x00": "NUL"}
+
 
 def _text(value):
     if value is None:
@@ -291,10 +295,6 @@ def _text(value):
     if isinstance(value, bool):
         return "yes" if value else "no"
     return str(value).strip(_BLANKS)  # spaces only: a CR or line break around a value is refused, not hidden
-
-
-_BLANKS = " \t\u00a0\u202f\u3000"
-_CONTROL_NAMES = {"\r": "carriage return", "\n": "line feed", "\t": "tab", "\x00": "NUL"}
 
 
 def free_text(text, col=""):

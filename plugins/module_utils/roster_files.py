@@ -214,8 +214,11 @@ def xlsx_table(data, problem):
         book.close()
 
 
+BLANKS = " \t\u00a0\u202f\u3000"  # what is stripped around a value (a line break is not: it is refused)
+
+
 def _blank(value):
-    return value is None or (isinstance(value, str) and not value.strip())
+    return value is None or (isinstance(value, str) and not value.strip(BLANKS))
 
 
 _TEXT_HINT = "format the column as Text and type the value again"

@@ -1,5 +1,6 @@
 """Roster files read as written: YAML without type guessing or aliases, Excel cells Excel may have
 changed, Windows-1252 CSV, empty rosters; strict emails, free text and ids (issues 19 and 11)."""
+import dataclasses
 import io
 import re
 import textwrap
@@ -321,3 +322,40 @@ def test_roster_and_desktop_planner_share_one_list():
                                     "tel:+33612345678", "+33 6 12 34 56 78\r"])
 def test_forward_to_is_only_a_phone_number(number):
     assert located(csv_with(forward_to=number)) == [(2, "forward_to")]
+
+
+# ------------------------------------------------------------------- one value, three formats
+
+SAMPLES = ["0123", "1_001", "10:01", "0612345670", "06 12 34 56 78", "+33 6 12 34 56 78", "yes", "No", "null", "~",
+           "", "1001", "20", "2e1", "0x10", "a;b", "a\rb", "\u2028", "é", "Anaïs O'Brien", "vpn, phone", "[vpn]",
+           "a@ex.fr", "ǅ", "#x", "&a", "*a", "!x", "%x", "@x", "'q'", '"d"', "-", "? x", "a: b", "{x}", "| x"]
+
+
+def yaml_scalar(value):
+    import json
+
+    return json.dumps(value, ensure_ascii=False)  # a JSON string is a YAML double-quoted scalar
+
+
+@pytest.mark.parametrize("field", [c for c in COLUMNS if c != "id"])
+def test_a_value_reads_the_same_from_csv_yaml_and_xlsx(field):
+    import csv
+
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    base = dict(zip(COLUMNS, GOOD.split(",")))
+    for value in SAMPLES:
+        row = dict(base, **{field: value})
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerows([list(COLUMNS), [row[c] for c in COLUMNS]])
+        results = {"csv": parse_roster(out.getvalue(), "csv", "r", SERVICES),
+                   "yaml": parse_roster("people:\n  - " + "\n    ".join(f"{c}: {yaml_scalar(row[c])}" for c in COLUMNS)
+                                        + "\n", "yaml", "r", SERVICES)}
+        if not ILLEGAL_CHARACTERS_RE.search(value):
+            results["xlsx"] = parse_roster(workbook([list(COLUMNS), [row[c] for c in COLUMNS]]), "xlsx", "r", SERVICES)
+        people = {fmt: [dataclasses.replace(p, line=0) for p in r.people] for fmt, r in results.items()}
+        fields = {fmt: sorted(p.field for p in r.problems) for fmt, r in results.items()}
+        assert all(v == people["csv"] for v in people.values()), (value, people)
+        assert all(v == fields["csv"] for v in fields.values()), (value, fields)
+        assert set(fields["csv"]) <= {field}
