@@ -246,8 +246,10 @@ def check_desktop(people, tmp_path):
 def notice_of(person, root):
     from teleshift_cli import kits
 
-    template = kits._env().get_template("notice.html.j2")
-    return kits.render_notice(template, kits.person_view(person, {}), root, {"name": "CD17", "hotline": "05 46 00 00 00"})
+    if "notice" not in _TEMPLAR:
+        _TEMPLAR["notice"] = kits._env().get_template("notice.html.j2")
+    return kits.render_notice(_TEMPLAR["notice"], kits.person_view(person, {}), root,
+                              {"name": "CD17", "hotline": "05 46 00 00 00"})
 
 
 TEXT_FIELDS = ("full_name", "email", "service", "site", "extension", "forward_to")
