@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import stat
 import time
 
@@ -117,13 +118,17 @@ def _write(name, document, prune=None):
         os.close(fd)
 
 
+_OLD_PICKLE = re.compile(r"[a-z]+(?:-[a-z]+)*-[0-9a-f]{40}\.pickle")  # an older teleshift's entries
+
+
 def _prune(fd, kind):
     now = time.time()
     for name in os.listdir(fd):
-        if name.startswith(f"{kind}-") or name.endswith(".pickle"):  # pickles: an older teleshift's
+        old = _OLD_PICKLE.fullmatch(name)
+        if name.startswith(f"{kind}-") or old:
             try:
                 st = os.stat(name, dir_fd=fd, follow_symlinks=False)
-                if name.endswith(".pickle") or now - st.st_mtime > MAX_AGE:
+                if old or now - st.st_mtime > MAX_AGE:
                     os.unlink(name, dir_fd=fd)
             except OSError:
                 pass

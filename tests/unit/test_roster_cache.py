@@ -126,12 +126,11 @@ def test_symlinked_entries_and_old_pickles_are_not_read(cache_dir, roster_file, 
     class Trap:  # unpickling it creates the trap file
         def __reduce__(self):
             return (open, (str(trap), "w"))
-    (cache_dir / "roster-old.pickle").write_bytes(pickle.dumps(Trap()))
-    for name in os.listdir(cache_dir):
-        if name.endswith(".json1"):
-            os.symlink(cache_dir / "roster-old.pickle", cache_dir / f"{name}.pickle")
+    old = "roster-" + "0" * 40 + ".pickle"
+    (cache_dir / old).write_bytes(pickle.dumps(Trap()))
+    (cache_dir / "someone-elses.pickle").write_bytes(b"kept")
     assert rmod.load_roster(roster_file) == honest
-    assert not any(name.endswith(".pickle") for name in os.listdir(cache_dir))  # old pickles are removed
+    assert [name for name in os.listdir(cache_dir) if name.endswith(".pickle")] == ["someone-elses.pickle"]
     assert not trap.exists()
 
 
