@@ -33,7 +33,8 @@ from dataclasses import dataclass, field
 from ansible_collections.teleshift.toolkit.plugins.module_utils.assign import assign_hosts
 from ansible_collections.teleshift.toolkit.plugins.module_utils.desktop_accounts import NAME_RE, Account
 from ansible_collections.teleshift.toolkit.plugins.module_utils.desktop_health import evaluate as evaluate_health
-from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import SYSTEM_ACCOUNTS, Problem, is_system_account
+from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import (
+    SYSTEM_ACCOUNTS, Problem, is_system_account)
 
 CAPACITY_VARS = ("xrdp_host_max_sessions", "teleshift_desktop_max_sessions")
 DEFAULT_MAX_SESSIONS = 50

@@ -70,7 +70,8 @@ _ID_RE = re.compile(r"^[a-z][a-z0-9._-]{0,31}$")
 # A plain address: no quoting, comments or IP literals, nothing a config format reads as syntax
 # (, | ; < > " spaces, control characters); a domain of DNS labels with an alphabetic top level.
 _EMAIL_RE = re.compile(r"(?=.{6,254}$)(?!\.)(?!.*\.\.)[A-Za-z0-9._%+'-]{1,64}(?<!\.)"
-                       r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+(?:[A-Za-z]{2,63}|xn--[A-Za-z0-9-]{1,59})")
+                       r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+"
+                       r"(?:[A-Za-z]{2,63}|xn--[A-Za-z0-9-]{1,59})")
 _EXTENSION_RE = re.compile(r"^[1-9][0-9]{1,5}$")
 _PHONE_CHARS_RE = re.compile(r"^\+?[0-9 .()/-]+$")
 MAX_TEXT = {"full_name": 128, "site": 128, "service": 64}
@@ -168,7 +169,8 @@ def _read_csv(text, source, problems):
             except StopIteration:
                 return
             except csv.Error as exc:
-                problems.append(Problem(source, start, "", f"unreadable CSV {'header' if start == 1 else 'row'}: {exc}"))
+                what = "header" if start == 1 else "row"
+                problems.append(Problem(source, start, "", f"unreadable CSV {what}: {exc}"))
                 return
             yield start, row
     return _read_table(rows(), source, problems)
@@ -631,8 +633,8 @@ def load_roster(path, services=None, region="FR"):
     except OSError as exc:
         return Roster(problems=[Problem(source, 0, "", f"cannot read the roster: {exc.strerror}")], source=source)
     if size > MAX_BYTES or len(raw) > MAX_BYTES:
-        return Roster(problems=[Problem(source, 0, "", f"not a regular file of at most {MAX_BYTES // 2**20} MiB: not a roster")],
-                      source=source)
+        message = f"not a regular file of at most {MAX_BYTES // 2**20} MiB: not a roster"
+        return Roster(problems=[Problem(source, 0, "", message)], source=source)
     if fmt == "xlsx":
         text = raw
     else:

@@ -11,7 +11,8 @@ from ansible_collections.teleshift.toolkit.plugins.module_utils import cache, ro
 from ansible_collections.teleshift.toolkit.plugins.module_utils.rostergen import SERVICES, generate_people
 
 HEADER = ",".join(rmod.COLUMNS)
-ROWS = ["amartin,Anaïs Martin,anais@ex.fr,rsa,critical,Siège,laptop,vpn;phone,1001,06 12 34 56 78,always,20,yes,yes,fr",
+ROWS = ["amartin,Anaïs Martin,anais@ex.fr,rsa,critical,Siège,laptop,vpn;phone,1001,06 12 34 56 78,always,20,yes,yes,"
+        "fr",
         "bbrun,Gaëlle Brun,gaelle@ex.fr,dsi,high,,thin_client,desktop,,,none,,no,no,en",
         "bad,Bad,not-an-email,dsi,,,,,,,,,,,"]
 

@@ -66,9 +66,10 @@ def test_random_yaml_people(people):
     check(parse_roster(yaml.safe_dump(people), "yaml", "r.yml", SERVICES))
 
 
-xlsx_cell = st.one_of(st.none(), st.booleans(), st.integers(-10**16, 10**16), st.floats(allow_nan=False, allow_infinity=False),
-                      st.dates(), st.datetimes(), st.times(), st.text(alphabet=st.characters(blacklist_categories=("Cc", "Cs")),
-                                                                         max_size=12), st.sampled_from(["#N/A", "=1+1", "0123"]))
+xlsx_cell = st.one_of(st.none(), st.booleans(), st.integers(-10**16, 10**16),
+                      st.floats(allow_nan=False, allow_infinity=False), st.dates(), st.datetimes(), st.times(),
+                      st.text(alphabet=st.characters(blacklist_categories=("Cc", "Cs")), max_size=12),
+                      st.sampled_from(["#N/A", "=1+1", "0123"]))
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])

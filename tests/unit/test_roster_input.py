@@ -229,7 +229,8 @@ def test_not_a_workbook_is_a_problem(tmp_path):
 # ------------------------------------------------------------------------------- CSV encodings
 
 def test_windows_1252_csv_is_read(tmp_path):
-    text = ";".join(COLUMNS) + "\n" + GOOD.replace("vpn;phone", "vpn phone").replace(",", ";").replace("Anaïs Martin", "Œdipe L’Été €") + "\n"
+    row = GOOD.replace("vpn;phone", "vpn phone").replace(",", ";").replace("Anaïs Martin", "Œdipe L’Été €")
+    text = ";".join(COLUMNS) + "\n" + row + "\n"
     path = tmp_path / "hr.csv"
     path.write_bytes(text.encode("cp1252"))
     roster = load_roster(path, services=SERVICES)
