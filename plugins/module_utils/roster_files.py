@@ -31,9 +31,13 @@ _WIDE_BOMS = ((b"\xff\xfe\x00\x00", "UTF-32"), (b"\x00\x00\xfe\xff", "UTF-32"), 
               (b"\xfe\xff", "UTF-16"))
 
 
+_UTF8_SEQUENCE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}")
+
+
 def decode(raw, fmt):
     """(text, None) or (None, (line, message)). UTF-8 (with or without BOM); for CSV, Windows-1252
-    when the bytes are not UTF-8 and every byte is a Windows-1252 character."""
+    when the bytes are not UTF-8, hold no UTF-8 sequence at all (a UTF-8 file with one damaged byte
+    is not read as Windows-1252) and every byte is a Windows-1252 character."""
     for bom, name in _WIDE_BOMS:
         if raw.startswith(bom):
             return None, (1, f"{name} text: export the file as UTF-8 (Excel: 'CSV UTF-8')")
@@ -42,6 +46,11 @@ def decode(raw, fmt):
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
     if fmt == "csv":
+        utf8 = _UTF8_SEQUENCE.search(raw)
+        if utf8:  # part UTF-8, part something else: a damaged file, no guess is safe
+            where = raw.count(b"\n", 0, utf8.start()) + 1
+            return None, (line, f"not UTF-8 text, though line {where} is: the file mixes encodings "
+                                "(export it again as UTF-8: Excel 'CSV UTF-8')")
         try:
             return raw.decode("cp1252"), None
         except UnicodeDecodeError:

@@ -241,6 +241,7 @@ def test_windows_1252_csv_is_read(tmp_path):
 @pytest.mark.parametrize("raw, words", [
     ((",".join(COLUMNS) + "\n" + GOOD + "\n").encode("cp1252") + b"\x81\n", "Windows-1252"),  # undefined in cp1252
     ((",".join(COLUMNS) + "\n" + GOOD + "\n").encode("utf-16"), "UTF-16"),
+    ((",".join(COLUMNS) + "\n" + GOOD + "\n").encode("utf-8") + "x,Zoé\n".encode("cp1252"), "mixes"),
 ])
 def test_ambiguous_encodings_are_refused_with_a_hint(tmp_path, raw, words):
     path = tmp_path / "hr.csv"
