@@ -576,8 +576,9 @@ def roster_to_json(roster):
 
 
 def roster_from_json(data):
-    if not all(isinstance(item, list) and len(item) == 4 for item in data["problems"]):
-        raise ValueError("not a problem list")
+    if not isinstance(data["source"], str) or not all(
+            isinstance(item, list) and list(map(type, item)) == [str, int, str, str] for item in data["problems"]):
+        raise ValueError("not a roster")
     problems = [Problem(*item) for item in data["problems"]]
     return Roster(people=[person_from_json(v) for v in data["people"]], problems=problems, source=data["source"])
 
