@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import os
 import re
 import subprocess
@@ -32,7 +33,8 @@ from dataclasses import dataclass, field
 from ansible_collections.teleshift.toolkit.plugins.module_utils.assign import assign_hosts
 from ansible_collections.teleshift.toolkit.plugins.module_utils.desktop_accounts import NAME_RE, Account
 from ansible_collections.teleshift.toolkit.plugins.module_utils.desktop_health import evaluate as evaluate_health
-from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import Problem, priority_order
+from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import (
+    SYSTEM_ACCOUNTS, Problem, is_system_account, priority_order)
 
 CAPACITY_VARS = ("xrdp_host_max_sessions", "teleshift_desktop_max_sessions")
 DEFAULT_MAX_SESSIONS = 50
@@ -40,12 +42,8 @@ CAPABILITY = "desktop"  # the kit subdirectory
 PASSWORD_FILE = "password"
 HASH_FILE = ".password.crypt"  # hidden: the notice does not list it
 RDP_PORT = 3389
-# Names that exist on every Debian desktop host (or its packages): never a person's login.
-RESERVED_LOGINS = frozenset("""
-root daemon bin sys sync games man lp mail news uucp proxy www-data backup list irc gnats nobody _apt
-systemd-network systemd-resolve systemd-timesync systemd-coredump messagebus sshd _ssh polkitd xrdp
-avahi colord lightdm saned pulse rtkit usbmux dnsmasq tss geoclue nm-openvpn fail2ban nslcd sssd
-""".split())
+# Names the hosts already have: never a person's login (the roster refuses them too: one list).
+RESERVED_LOGINS = SYSTEM_ACCOUNTS
 _ASCII = {"đ": "d", "Đ": "D", "ø": "o", "Ø": "O", "ß": "ss", "æ": "ae", "Æ": "AE", "œ": "oe", "Œ": "OE",
           "ł": "l", "Ł": "L", "þ": "th", "ð": "d"}
 
@@ -54,13 +52,16 @@ def gecos(full_name):
     """The GECOS field for a full name: ASCII (the shadow tools reject other bytes in some locales)."""
     text = "".join(_ASCII.get(c, c) for c in full_name)
     text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    text = "".join(c if c.isprintable() else " " for c in text)  # no control character in /etc/passwd
     return re.sub(r"[\s:,=]+", " ", text).strip()
 
 
 def service_group(prefix, service):
     """The Unix group of a service (``ts-rsa``): lower case, [a-z0-9_-], at most 32 characters."""
-    name = prefix + re.sub(r"[^a-z0-9_-]+", "-", service.lower())
-    return name[:32].rstrip("-")
+    name = (prefix + re.sub(r"[^a-z0-9_-]+", "-", service.lower()))[:32].rstrip("-")
+    if not re.search(r"[a-z0-9_]", name[len(prefix):]):  # nothing ASCII in it: never the bare prefix
+        name = prefix + "s" + hashlib.sha256(service.encode("utf-8")).hexdigest()[:8]
+    return name
 
 
 def host_capacities(hosts, hostvars, source="inventory"):
@@ -122,7 +123,7 @@ def previous_hosts(state):
 
 
 def unusable_login(person):
-    return person.id in RESERVED_LOGINS or not NAME_RE.match(person.id)
+    return is_system_account(person.id) or not NAME_RE.match(person.id)
 
 
 def reserved_login_problems(people, source="roster"):
@@ -250,10 +251,23 @@ def freerdp_command(address, login, port=RDP_PORT):
             f"/sec:tls\n")
 
 
+def _yaml_text(value):
+    """``value`` as a YAML scalar that reads back as the same text (an id such as ``no`` or ``null``
+    would read as a boolean or nothing): plain when it is safe, JSON-quoted otherwise."""
+    import yaml
+
+    text = str(value)
+    if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._/-]*", text) and yaml.resolver.Resolver().resolve(
+            yaml.ScalarNode, text, (True, False)) == "tag:yaml.org,2002:str":
+        return text
+    return json.dumps(text)  # a JSON string is a YAML double-quoted scalar
+
+
 def kit_files(person, host, address, port=RDP_PORT):
     """name -> content of the person's desktop/ kit files (the password file is kept separately)."""
-    summary = (f"host: {host}\naddress: {address}\nport: {port}\nlogin: {person.id}\n"
-               f"connect (Windows): {person.id}.rdp\nconnect (Linux): connect-linux.sh\n")
+    summary = (f"host: {_yaml_text(host)}\naddress: {_yaml_text(address)}\nport: {int(port)}\n"
+               f"login: {_yaml_text(person.id)}\nconnect (Windows): {_yaml_text(person.id + '.rdp')}\n"
+               "connect (Linux): connect-linux.sh\n")
     script = ("#!/bin/sh\n# Remote desktop from Linux (package freerdp2-x11): connect the VPN first.\n"
               "exec " + freerdp_command(address, person.id, port))
     return {"summary.yml": summary, f"{person.id}.rdp": rdp_file(address, person.id, port),

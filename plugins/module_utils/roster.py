@@ -2,18 +2,28 @@
 # Copyright: teleshift contributors. GNU General Public License v3.0+
 """The staff roster: one model, one loader, one validator for every module, plugin and script.
 
-A roster is what HR exports: a CSV file (UTF-8, one person per row) or a YAML list. Loading never
-raises on bad content: every problem is collected as a Problem(source, line, field, message) so the
-user sees all of them at once, and people with problems are left out of ``Roster.people``.
+A roster is what HR exports: a CSV file (UTF-8, or Windows-1252 when that is unambiguous), an Excel
+workbook (.xlsx: its first sheet) or a YAML list. Loading never raises on bad content: every problem
+is collected as a Problem(source, line, field, message) so the user sees all of them at once, and
+people with problems are left out of ``Roster.people``.
+
+Every value is taken as written: YAML scalars stay text (``0123`` is not 83, ``10:01`` not 601),
+spreadsheet cells whose type could change a number (phone numbers typed as numbers, dates) are
+refused with a hint. Values that end up in configuration files are held to strict forms: ids are
+login-like and never a system account, emails are plain addresses, free text has no control
+characters and no ``;``.
 """
 from __future__ import annotations
 
 import csv
 import io
+import os
 import re
-from dataclasses import dataclass, field
+import stat
+from dataclasses import dataclass, field, fields as dataclass_fields
 from pathlib import Path
 
+from ansible_collections.teleshift.toolkit.plugins.module_utils import roster_files
 from ansible_collections.teleshift.toolkit.plugins.module_utils.cache import parsed as cached_parse
 
 PRIORITIES = ("critical", "high", "normal", "low")
@@ -52,9 +62,31 @@ COLUMNS = {
     "language": False,
 }
 
+# Accounts and groups that exist on the hosts teleshift manages (Debian, its packages, teleshift's own
+# groups): never a person's id. The desktop planner refuses the same names (one list, so `validate`
+# and preflight agree). Ids starting with SYSTEM_PREFIX are the per-service groups' names.
+SYSTEM_ACCOUNTS = frozenset("""
+root daemon bin sys sync games man lp mail news uucp proxy www-data backup list irc gnats nobody _apt
+systemd-network systemd-resolve systemd-timesync systemd-coredump systemd-journal messagebus sshd _ssh
+polkitd xrdp asterisk avahi colord lightdm saned pulse rtkit usbmux dnsmasq tss geoclue nm-openvpn
+fail2ban nslcd sssd postfix exim debian-exim msmtp _chrony chrony ntp ntpsec uuidd tcpdump statd _rpc
+dhcpcd sddm gdm speech-dispatcher cups-pk-helper lpadmin
+adm tty disk kmem dialout fax voice cdrom floppy tape sudo audio dip operator src shadow utmp video
+sasl plugdev staff users input sgx kvm render ssl-cert netdev bluetooth wireshark nogroup
+teleshift tsusers tsusers-admins
+""".split())
+SYSTEM_PREFIX = "ts-"
+
 _ID_RE = re.compile(r"^[a-z][a-z0-9._-]{0,31}$")
-_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# A plain address: no quoting, comments or IP literals, nothing a config format reads as syntax
+# (, | ; < > " spaces, control characters); a domain of DNS labels with an alphabetic top level.
+_EMAIL_RE = re.compile(r"(?=.{6,254}$)(?!\.)(?!.*\.\.)[A-Za-z0-9._%+'-]{1,64}(?<!\.)"
+                       r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+"
+                       r"(?:[A-Za-z]{2,63}|xn--[A-Za-z0-9-]{1,59})")
 _EXTENSION_RE = re.compile(r"^[1-9][0-9]{1,5}$")
+_PHONE_CHARS_RE = re.compile(r"^\+?[0-9 .()/-]+$")
+MAX_TEXT = {"full_name": 128, "site": 128, "service": 64}
+MAX_BYTES = 64 * 1024 * 1024  # a roster file; 5,000 people take about 1 MB
 _TRUE = {"yes", "y", "true", "1", "oui", "o"}
 _FALSE = {"no", "n", "false", "0", "non", ""}
 
@@ -139,33 +171,63 @@ def _read_csv(text, source, problems):
     first_line = text.split("\n", 1)[0]
     delimiter = max(",;\t", key=first_line.count)  # HR tools export with , ; or tabs
     reader = csv.reader(io.StringIO(text), delimiter=delimiter)
-    try:
-        header = next(reader)
-    except StopIteration:
-        problems.append(Problem(source, 0, "", "the file is empty"))
+
+    def rows():
+        while True:
+            start = reader.line_num + 1
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                what = "header" if start == 1 else "row"
+                problems.append(Problem(source, start, "", f"unreadable CSV {what}: {exc}"))
+                return
+            yield start, row
+    return _read_table(rows(), source, problems)
+
+
+def _read_xlsx(data, source, problems):
+    def problem(line, col, message):
+        problems.append(Problem(source, line, col, message))
+
+    rows = roster_files.xlsx_table(data, problem)
+    header = next(rows, None)
+    if header is None:
+        if not problems:
+            problems.append(Problem(source, 0, "", "the first sheet is empty"))
         return
-    except csv.Error as exc:
-        problems.append(Problem(source, 1, "", f"unreadable CSV header: {exc}"))
+    line, cells = header
+    names = ["" if c[0] is None else str(c[0]) for c in cells]
+
+    def table():
+        yield line, names
+        yield from rows
+    yield from _read_table(table(), source, problems, roster_files.cell_text)
+
+
+def _read_table(rows, source, problems, cell_text=None):
+    """(line, {column: raw value}) from (line, cells) rows, the first of them the header. CSV rows
+    are text, one cell per column; spreadsheet rows go through ``cell_text`` and may be short."""
+    header = next(rows, None)
+    if header is None:
+        if not problems:
+            problems.append(Problem(source, 0, "", "the file is empty"))
         return
-    columns = [_normalise_column(h) for h in header]
+    columns = [_normalise_column(h) for h in header[1]]
     if not _check_columns(columns, source, problems):
         return
-    while True:
-        start = reader.line_num + 1
-        try:
-            row = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            problems.append(Problem(source, start, "", f"unreadable CSV row: {exc}"))
-            return
-        if not any(cell.strip() for cell in row):
+    width = len(columns)
+    for start, row in rows:
+        if cell_text is None and not any(cell.strip(_BLANKS) for cell in row):
             continue
-        if len(row) != len(columns):
-            problems.append(Problem(source, start, "",
-                                    f"{len(row)} values for {len(columns)} columns"))
+        if len(row) > width or (cell_text is None and len(row) != width):
+            problems.append(Problem(source, start, "", f"{len(row)} values for {width} columns"))
             continue
-        yield start, dict(zip(columns, row))
+        if cell_text is None:
+            yield start, dict(zip(columns, row))
+        else:
+            yield start, {col: cell_text(row[i], col) if i < len(row) else "" for i, col in enumerate(columns)}
 
 
 def _check_columns(columns, source, problems):
@@ -187,58 +249,89 @@ def _check_columns(columns, source, problems):
 
 
 def _read_yaml(text, source, problems):
-    import yaml
+    def problem(line, col, message):
+        problems.append(Problem(source, line, col, message))
 
-    class LineLoader(yaml.SafeLoader):
-        pass
-
-    def construct_mapping(loader, node, deep=False):
-        mapping = yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
-        mapping["__line__"] = node.start_mark.line + 1
-        return mapping
-
-    LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
-    try:
-        data = yaml.load(text, Loader=LineLoader)  # noqa: S506 - SafeLoader subclass
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problems.append(Problem(source, mark.line + 1 if mark else 0, "", f"invalid YAML: {exc}"))
+    root = roster_files.yaml_tree(text, problem, _normalise_column)
+    if root is roster_files.FAILED:
         return
-    if isinstance(data, dict) and "people" in data:
-        data = data["people"]
+    data = root
+    if isinstance(root, roster_files.Mapping):
+        found = [(line, value) for key, line, value in root.entries if key == "people"]
+        if len(found) > 1:
+            problems.append(Problem(source, found[1][0], "people", f"appears twice (first on line {found[0][0]})"))
+            return
+        if not found:
+            problems.append(Problem(source, root.line, "", "expected a list of people (or a mapping with 'people:')"))
+            return
+        data = found[0][1]
     if data is None:
         problems.append(Problem(source, 0, "", "the file is empty"))
         return
-    if not isinstance(data, list):
+    if not isinstance(data, roster_files.Sequence):
         problems.append(Problem(source, 1, "", "expected a list of people (or a mapping with 'people:')"))
         return
-    for item in data:
-        if not isinstance(item, dict):
-            problems.append(Problem(source, 0, "", f"expected a mapping for a person, got {type(item).__name__}"))
+    for item, line in zip(data, data.lines):
+        if not isinstance(item, roster_files.Mapping):
+            kind = "a list" if isinstance(item, list) else "nothing" if item is None else f"the text {item!r}"
+            problems.append(Problem(source, line, "", f"expected a mapping for a person, got {kind}"))
             continue
-        line = item.pop("__line__", 0)
-        row = {}
-        for key, value in item.items():
+        row, first = {}, {}
+        for key, key_line, value in item.entries:
             col = _normalise_column(key)
             if col not in COLUMNS:
-                problems.append(Problem(source, line, col, "unknown field (known: " + ", ".join(COLUMNS) + ")"))
+                problems.append(Problem(source, item.line, col, "unknown field (known: " + ", ".join(COLUMNS) + ")"))
                 continue
-            row[col] = value
-        yield line, row
+            if col in first:
+                row[col] = roster_files.Refused(f"given twice in this person (lines {first[col]} and {key_line})")
+                continue
+            first[col] = key_line
+            row[col] = roster_files.plain(value)
+        yield item.line, row
 
 
 # --------------------------------------------------------------------------------------------
-# Field parsing: each returns (value, error message or None).
+# Field parsing: each returns the value or raises ValueError saying what is wrong.
 # --------------------------------------------------------------------------------------------
+
+_BLANKS = roster_files.BLANKS
+_CONTROL_NAMES = {"\r": "carriage return", "\n": "line feed", "\t": "tab", "\x00": "NUL"}
+
 
 def _text(value):
     if value is None:
         return ""
-    if isinstance(value, (list, dict)):
+    if isinstance(value, roster_files.Refused):
+        raise ValueError(value.message)
+    if isinstance(value, (list, tuple, dict)):
         raise ValueError("expected a single value, not a list or mapping")
     if isinstance(value, bool):
         return "yes" if value else "no"
-    return str(value).strip()
+    return str(value).strip(_BLANKS)  # spaces only: a CR or line break around a value is refused, not hidden
+
+
+def free_text(text, col=""):
+    """``text`` when it can go into any configuration file or notice: no control or invisible
+    characters (a lone CR, tabs, Unicode line separators, bidi overrides...), no ';' (a comment in
+    INI-style files), within the field's length. Raises ValueError saying what to remove."""
+    if not text.isprintable():  # every Unicode "Other" and "Separator" except the plain space...
+        import unicodedata
+
+        for position, char in enumerate(text, 1):
+            if not char.isprintable() and unicodedata.category(char) != "Zs":  # ...but no-break spaces are fine
+                name = _CONTROL_NAMES.get(char) or unicodedata.name(char, "a control character").lower()
+                raise ValueError(f"{text!r} contains U+{ord(char):04X} ({name}) at position {position}: remove it")
+    if ";" in text:
+        raise ValueError(f"{text!r} contains ';': remove it")
+    limit = MAX_TEXT.get(col)
+    if limit and len(text) > limit:
+        raise ValueError(f"{len(text)} characters: {limit} at most")
+    return text
+
+
+def is_system_account(name):
+    """True when ``name`` is an account or group the hosts already have (or a service group)."""
+    return name in SYSTEM_ACCOUNTS or name.startswith(SYSTEM_PREFIX)
 
 
 def _parse_bool(raw):
@@ -258,7 +351,7 @@ def _parse_choice(raw, choices, default):
 
 
 def _parse_needs(value, known):
-    if isinstance(value, list):
+    if isinstance(value, (list, tuple)):
         items = [_text(v).lower() for v in value]
     else:
         items = [v.strip().lower() for v in re.split(r"[;,|\s]+", _text(value)) if v.strip()]
@@ -303,13 +396,27 @@ def _build_person(line, row, source, problems, region, services, needs=None):
             continue
         if not text:
             errors.append(Problem(source, line, col, "required field is empty"))
+        elif col in MAX_TEXT:
+            try:
+                free_text(text, col)
+            except ValueError as exc:
+                errors.append(Problem(source, line, col, str(exc)))
+                continue
         values[col] = text
 
-    if values.get("id") and not _ID_RE.match(values["id"]):
-        errors.append(Problem(source, line, "id", f"{values['id']!r} must be lower case letters, digits, "
+    pid = values.get("id")
+    if pid and not _ID_RE.fullmatch(pid):
+        errors.append(Problem(source, line, "id", f"{pid!r} must be lower case letters, digits, "
                                                   "'.', '_' or '-', start with a letter, 32 characters at most"))
-    if values.get("email") and not _EMAIL_RE.match(values["email"]):
-        errors.append(Problem(source, line, "email", f"{values['email']!r} is not an email address"))
+    elif pid and is_system_account(pid):
+        errors.append(Problem(source, line, "id", f"{pid!r} is the name of a system account or group on the hosts"
+                                                  + (f" (or starts with {SYSTEM_PREFIX!r}, kept for service groups)"
+                                                     if pid.startswith(SYSTEM_PREFIX) else "")
+                                                  + ": give this person another id"))
+    if values.get("email") and not _EMAIL_RE.fullmatch(values["email"]):
+        errors.append(Problem(source, line, "email", f"{values['email']!r} is not a plain email address "
+                                                     "(name@domain.tld: letters, digits and . _ % + - ' only, "
+                                                     "an ASCII domain)"))
     if "service" in values:
         values["service"] = values["service"].lower()
 
@@ -318,25 +425,28 @@ def _build_person(line, row, source, problems, region, services, needs=None):
     take("forward_mode", lambda v: _parse_choice(_text(v), FORWARD_MODES, "none"))
     take("language", lambda v: _parse_choice(_text(v), LANGUAGES, "fr"))
     take("needs", lambda v: _parse_needs(v, needs))
-    take("site", _text)
+    take("site", lambda v: free_text(_text(v), "site"))
     take("voicemail", lambda v: _parse_bool(_text(v)))
     take("active", lambda v: True if _text(v) == "" else _parse_bool(_text(v)))
 
     def extension(v):
         text = _text(v)
-        if text and not _EXTENSION_RE.match(text):
+        if text and not _EXTENSION_RE.fullmatch(text):
             raise ValueError(f"{text!r} is not a desk extension (2 to 6 digits, not starting with 0)")
         return text
 
     def forward_to(v):
         text = _text(v)
+        if text and not _PHONE_CHARS_RE.fullmatch(text):
+            raise ValueError(f"{text!r} is not a phone number (digits, spaces, '.', '-', '/', "
+                             "parentheses and a leading '+' only)")
         return parse_phone(text, region) if text else ""
 
     def delay(v):
         text = _text(v)
         if not text:
             return 20
-        if not text.isdigit() or not 5 <= int(text) <= 120:
+        if not (text.isascii() and text.isdigit()) or not 5 <= int(text) <= 120:
             raise ValueError(f"{text!r} is not a number of seconds between 5 and 120")
         return int(text)
 
@@ -378,29 +488,33 @@ def _check_unique(people, source, problems):
                 first[key] = person.line
 
 
+_READERS = {"csv": _read_csv, "yaml": _read_yaml, "xlsx": _read_xlsx}
+
+
 def parse_roster(text, fmt, source="roster", services=None, region="FR", memo=None):
-    """Parse roster text in ``fmt`` ('csv' or 'yaml'). ``services``: known service names, if any.
+    """Parse roster text in ``fmt`` ('csv' or 'yaml'; 'xlsx' takes the workbook's bytes).
+    ``services``: known service names, if any. A roster with nobody in it is a problem.
 
     memo: optional dict of row -> Person from an earlier parse with the same services and region; a
     row found there is not parsed again (a one-line change to a 5,000-person roster parses one row).
-    It is updated in place to hold exactly this roster's valid rows. Keys are (column names, values):
-    the names tuple is shared by every row with the same columns, so the memo pickles small."""
+    It is updated in place to hold exactly this roster's valid rows. Keys are text: digests of the
+    column names and of the row's values (text, None, tuples of text: their repr is exact)."""
     problems = []
-    rows = _read_csv(text, source, problems) if fmt == "csv" else _read_yaml(text, source, problems)
+    if fmt not in _READERS:
+        raise ValueError(f"unknown roster format {fmt!r}")
+    rows = _READERS[fmt](text, source, problems)
     known = set(services) if services is not None else None
     needs = known_needs()
     if memo is None:
         built = [_build_person(line, row, source, problems, region, known, needs) for line, row in rows]
     else:
-        built, kept, columns = [], {}, {}
+        from hashlib import blake2b
+
+        built, kept, tags = [], {}, {}
         for line, row in rows:
             names = tuple(row)
-            names = columns.setdefault(names, names)
-            try:
-                key = (names, tuple(row.values()))
-                hash(key)
-            except TypeError:  # YAML rows can hold lists
-                key = (names, tuple(repr(v) for v in row.values()))
+            tag = tags.get(names) or tags.setdefault(names, _names_tag(names))
+            key = tag + blake2b(repr(tuple(row.values())).encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
             person = memo.get(key)
             if person is not None:
                 if person.line != line:
@@ -417,9 +531,18 @@ def parse_roster(text, fmt, source="roster", services=None, region="FR", memo=No
         memo.clear()
         memo.update(kept)
     people = [p for p in built if p is not None]
+    if not built and not problems:
+        problems.append(Problem(source, 0, "", "the roster lists nobody: an empty or truncated export? "
+                                               "(a roster must list everyone, active or not)"))
     _check_unique(people, source, problems)
     problems.sort(key=lambda p: (p.line, p.field))
     return Roster(people=people, problems=problems, source=source)
+
+
+def _names_tag(names):
+    import hashlib
+
+    return hashlib.blake2b(repr(names).encode("utf-8"), digest_size=6).hexdigest()
 
 
 def _moved(person, line):
@@ -431,8 +554,60 @@ def _moved(person, line):
     return copy
 
 
+# --------------------------------------------------------------------------------------------
+# The controller cache holds rosters as JSON: these turn them into JSON data and back, exactly.
+# --------------------------------------------------------------------------------------------
+
+_PERSON_FIELDS = tuple(f.name for f in dataclass_fields(Person))
+_PERSON_TYPES = [{"needs": list, "forward_delay": int, "voicemail": bool, "active": bool, "line": int}.get(name, str)
+                 for name in _PERSON_FIELDS]
+_NEEDS_AT = _PERSON_FIELDS.index("needs")
+
+
+def person_to_json(person):
+    values = list(person.__dict__.values())  # field order: __init__, _moved and person_from_json keep it
+    if len(values) != len(_PERSON_FIELDS):
+        values = [getattr(person, name) for name in _PERSON_FIELDS]
+    values[_NEEDS_AT] = sorted(values[_NEEDS_AT])
+    return values
+
+
+def person_from_json(values):
+    """The Person of ``person_to_json``; ValueError on anything else (a damaged cache file)."""
+    if list(map(type, values)) != _PERSON_TYPES:
+        raise ValueError("not a person")
+    person = object.__new__(Person)  # the fields' own types were just checked: no __init__ needed
+    person.__dict__.update(zip(_PERSON_FIELDS, values))
+    person.__dict__["needs"] = frozenset(values[_NEEDS_AT])
+    return person
+
+
+def roster_to_json(roster):
+    return {"source": roster.source, "people": [person_to_json(p) for p in roster.people],
+            "problems": [[p.source, p.line, p.field, p.message] for p in roster.problems]}
+
+
+def roster_from_json(data):
+    if not isinstance(data["source"], str) or not all(
+            isinstance(item, list) and list(map(type, item)) == [str, int, str, str] for item in data["problems"]):
+        raise ValueError("not a roster")
+    problems = [Problem(*item) for item in data["problems"]]
+    return Roster(people=[person_from_json(v) for v in data["people"]], problems=problems, source=data["source"])
+
+
+def _memo_to_json(memo):
+    return {"rows": {key: person_to_json(person) for key, person in memo.items()}}
+
+
+def _memo_from_json(data):
+    return {key: person_from_json(person) for key, person in data["rows"].items()}
+
+
+ROSTER_CODEC = (roster_to_json, roster_from_json)
+
+
 def _parser_version():
-    """What a cached roster depends on besides the file: this parser and the phone metadata."""
+    """What a cached roster depends on besides the file: this parser, its readers, the phone metadata."""
     import hashlib
 
     try:
@@ -440,32 +615,45 @@ def _parser_version():
         phones = phonenumbers.__version__
     except ImportError:
         phones = None
-    try:
-        with open(__file__, "rb") as stream:
-            source = stream.read()
-    except OSError:  # inside a module's zip payload on a managed host
-        source = __loader__.get_data(__file__) if hasattr(__loader__, "get_data") else b""
-    return hashlib.sha256(source).hexdigest()[:16], phones
+    digest = hashlib.sha256()
+    for module_file, loader in ((__file__, globals().get("__loader__")),
+                                (roster_files.__file__, getattr(roster_files, "__loader__", None))):
+        try:
+            with open(module_file, "rb") as stream:
+                digest.update(stream.read())
+        except OSError:  # inside a module's zip payload on a managed host
+            digest.update(loader.get_data(module_file) if hasattr(loader, "get_data") else b"")
+    return digest.hexdigest()[:16], phones
+
+
+FORMATS = {".csv": "csv", ".yml": "yaml", ".yaml": "yaml", ".xlsx": "xlsx"}
 
 
 def load_roster(path, services=None, region="FR"):
-    """Load a roster file; the format follows the extension (.csv, .yml/.yaml)."""
+    """Load a roster file; the format follows the extension (.csv, .xlsx, .yml/.yaml)."""
     path = Path(path)
     source = str(path)
-    suffix = path.suffix.lower()
-    if suffix not in (".csv", ".yml", ".yaml"):
-        return Roster(problems=[Problem(source, 0, "", "roster must be a .csv, .yml or .yaml file")], source=source)
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        hint = " (save the sheet as .xlsx or CSV UTF-8)" if path.suffix.lower() in (".xls", ".ods", ".xlsm") else ""
+        return Roster(problems=[Problem(source, 0, "", "roster must be a .csv, .xlsx, .yml or .yaml file" + hint)],
+                      source=source)
     try:
-        raw = path.read_bytes()
+        with open(path, "rb") as stream:
+            st = os.fstat(stream.fileno())
+            size = st.st_size if stat.S_ISREG(st.st_mode) else MAX_BYTES + 1  # no FIFO or device
+            raw = stream.read() if size <= MAX_BYTES else b""
     except OSError as exc:
         return Roster(problems=[Problem(source, 0, "", f"cannot read the roster: {exc.strerror}")], source=source)
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        return Roster(problems=[Problem(source, line, "", "not UTF-8 text (export the file as UTF-8)")],
-                      source=source)
-    fmt = "csv" if suffix == ".csv" else "yaml"
+    if size > MAX_BYTES or len(raw) > MAX_BYTES:
+        message = f"not a regular file of at most {MAX_BYTES // 2**20} MiB: not a roster"
+        return Roster(problems=[Problem(source, 0, "", message)], source=source)
+    if fmt == "xlsx":
+        text = raw
+    else:
+        text, refusal = roster_files.decode(raw, fmt)
+        if refusal:
+            return Roster(problems=[Problem(source, refusal[0], "", refusal[1])], source=source)
     options = (source, fmt, tuple(sorted(services)) if services is not None else None, region, _parser_version(),
                known_needs())
 
@@ -473,11 +661,11 @@ def load_roster(path, services=None, region="FR"):
         from ansible_collections.teleshift.toolkit.plugins.module_utils.cache import load_memo, save_memo
 
         memo_options = options[2:]  # rows parse the same whatever the file's name and format
-        memo = load_memo("roster-rows", memo_options)
+        memo = load_memo("roster-rows", memo_options, decode=_memo_from_json)
         roster = parse_roster(text, fmt, source, services, region, memo=memo)
-        save_memo("roster-rows", memo_options, memo)
+        save_memo("roster-rows", memo_options, memo, encode=_memo_to_json)
         return roster
-    return cached_parse("roster", raw, options, parse)
+    return cached_parse("roster", raw, options, parse, codec=ROSTER_CODEC)
 
 
 PRIORITY_RANK = {p: i for i, p in enumerate(PRIORITIES)}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 import unicodedata
 
-from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import Person
+from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import Person, is_system_account
 
 # service key -> (label, share of staff, priority weights critical/high/normal/low)
 SERVICES = {
@@ -97,7 +97,7 @@ def generate_people(count=5000, seed=1, services=None):
         base = f"{_slug(first)[:1]}{_slug(last)}"[:24] or "agent"
         pid = base
         n = 1
-        while pid in used_ids:
+        while pid in used_ids or is_system_account(pid):  # never the name of a system account
             n += 1
             pid = f"{base}{n}"
         used_ids.add(pid)

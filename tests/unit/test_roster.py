@@ -129,11 +129,12 @@ def test_require_valid_raises_with_every_problem():
 
 
 def test_unreadable_files_are_problems_not_tracebacks(tmp_path):
-    latin1 = tmp_path / "latin1.csv"
-    latin1.write_bytes(csv_text(GOOD).encode("latin-1"))
-    assert "UTF-8" in load_roster(latin1).problems[0].message
+    not_text = tmp_path / "binary.csv"
+    not_text.write_bytes(csv_text(GOOD).encode("utf-8") + b"\x81\x8d broken")
+    assert "UTF-8" in load_roster(not_text).problems[0].message
     assert load_roster(tmp_path / "missing.csv").problems[0].message.startswith("cannot read")
-    assert "csv" in load_roster(tmp_path / "roster.xlsx").problems[0].message
+    assert load_roster(tmp_path / "missing.xlsx").problems[0].message.startswith("cannot read")
+    assert "xlsx" in load_roster(tmp_path / "roster.xls").problems[0].message
     broken = tmp_path / "broken.yml"
     broken.write_text("people: [\n  {id: x\n", encoding="utf-8")
     assert "invalid YAML" in load_roster(broken).problems[0].message

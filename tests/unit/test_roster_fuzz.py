@@ -64,3 +64,29 @@ def test_random_yaml_people(people):
     import yaml
 
     check(parse_roster(yaml.safe_dump(people), "yaml", "r.yml", SERVICES))
+
+
+xlsx_cell = st.one_of(st.none(), st.booleans(), st.integers(-10**16, 10**16),
+                      st.floats(allow_nan=False, allow_infinity=False), st.dates(), st.datetimes(), st.times(),
+                      st.text(alphabet=st.characters(blacklist_categories=("Cc", "Cs")), max_size=12),
+                      st.sampled_from(["#N/A", "=1+1", "0123"]))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.lists(xlsx_cell, max_size=len(COLUMNS) + 2), max_size=5), st.booleans())
+def test_random_workbooks(body, with_header):
+    import io as io_
+
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    if with_header:
+        sheet.append(list(COLUMNS))
+    for row in body:
+        sheet.append(row)
+    out = io_.BytesIO()
+    book.save(out)
+    roster = parse_roster(out.getvalue(), "xlsx", "r.xlsx", SERVICES)
+    check(roster)
+    assert all(p.line <= len(body) + 1 for p in roster.problems + roster.people)

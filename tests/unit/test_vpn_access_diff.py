@@ -19,6 +19,7 @@ PEERS = [{"id": "amartin", "public_key": key(1), "allowed_ips": ["10.100.0.2/32"
 def firewall(access):
     env = jinja2.Environment(trim_blocks=True, undefined=jinja2.StrictUndefined)
     env.tests["search"] = lambda value, pattern: re.search(pattern, str(value)) is not None
+    env.filters["regex_replace"] = lambda value, pattern, repl: re.sub(pattern, repl, str(value))
     return env.from_string(TEMPLATE.read_text()).render(
         wireguard_gateway_interface="wg0", wireguard_gateway_port=51820, wireguard_gateway_ssh_port=22,
         wireguard_gateway_admin_networks=["10.89.250.0/24"], wireguard_gateway_internal_networks=["10.89.251.0/24"],
