@@ -367,9 +367,30 @@ def probe_for(cap):
     return BUILTIN[cap]
 
 
+def recorded_verification(env, person):
+    """What the last verify step recorded for the person: {capability: text} ({} when nothing)."""
+    try:
+        from teleshift_cli.report import load_verification
+
+        value = env.ctx.inventory.all_vars.get("teleshift_verify_file")
+        source = Path(env.ctx.inventory.source)
+        base = source if source.is_dir() else source.parent
+        path = (base / value) if value else (Path(env.kits_root) / "verify.json" if env.kits_root else None)
+        data = load_verification(path) if path else {}
+    except Exception:  # noqa: BLE001 - a missing or unreadable file only means "not recorded"
+        return {}
+    when = str(data.get("updated") or "?")
+    done = (data.get("people") or {}).get(person.id)
+    why = (data.get("people_problems") or {}).get(person.id)
+    why = why if isinstance(why, dict) else {}
+    return {cap: f"verified ({when})" if ok is True else f"NOT verified ({when}): {why.get(cap) or 'see verify'}"
+            for cap, ok in (done.items() if isinstance(done, dict) else ())}
+
+
 def person_status(person, env, probes=None):
     """{capability: CapStatus} for one person; a probe that raises gives 'unknown', never a crash."""
     result = {}
+    recorded = recorded_verification(env, person)
     for cap in CAPS:
         needed = cap in person.needs or (cap == "phone" and person.forward_mode != "none")
         if not person.active or not needed:
@@ -380,6 +401,7 @@ def person_status(person, env, probes=None):
             result[cap] = probe(person, env)
         except Exception as exc:  # noqa: BLE001 - the hotline must always get an answer
             result[cap] = CapStatus(cap, "unknown", problems=[f"status probe failed: {exc}"])
+        result[cap].facts["verify step"] = recorded.get(cap, "no result recorded")
     return result
 
 
