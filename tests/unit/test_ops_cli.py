@@ -27,7 +27,8 @@ def inv(tmp_path):
     """A private copy of the lab inventory whose kits directory is inside tmp_path."""
     root = tmp_path / "inv"
     shutil.copytree(LAB, root, ignore=shutil.ignore_patterns("state", "kits"))
-    (root / "group_vars" / "all" / "zz_test.yml").write_text("teleshift_kits_dir: kits\n")
+    (root / "group_vars" / "all" / "zz_test.yml").write_text("teleshift_kits_dir: kits\n"
+                                                             "teleshift_verify_file: kits/verify.json\n")
     return root
 
 
