@@ -31,8 +31,9 @@ GROUPS = {"vpn": "vpn_gateways", "desktop": "desktop_hosts", "phone": "pbx_hosts
 MARK = "@@teleshift "
 READS = {
     "vpn": ["wg", "show", "all", "allowed-ips"],
+    # lock status needs root: without it the accounts and groups are still checked
     "desktop": ["sh", "-c", f"getent passwd && echo '{MARK}group' && getent group && echo '{MARK}status' "
-                            "&& passwd -S -a"],
+                            "&& { passwd -S -a 2>/dev/null || true; }"],
     "phone": ["sh", "-c", f"asterisk -rx 'database show' && echo '{MARK}endpoints' "
                           "&& asterisk -rx 'pjsip list endpoints'"],
 }
