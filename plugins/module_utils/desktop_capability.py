@@ -12,30 +12,46 @@ from ansible_collections.teleshift.toolkit.plugins.module_utils.kit_view import 
 from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import Problem
 
 SESSION_PROCESSES = {"Xorg", "Xvnc", "xrdp-chansrv", "openbox", "xfce4-session", "startwm.sh"}
-GROUP_PREFIX = "ts-"  # the desktop_accounts action's default group_prefix
+GROUP_PREFIX = "ts-"  # xrdp_host_service_group_prefix's default (the role documents the same)
+USERS_GROUP = "tsusers"  # xrdp_host_users_group's default: the group xrdp admits
 
 
 def parse_accounts(text):
-    """Output of Desktop.host_query() -> {"users": {login}, "groups": {group: {members}},
-    "sessions": {login: [process names]}}."""
-    users, groups, sessions, section = set(), {}, {}, None
+    """Output of Desktop.host_query() -> {"users": {login: primary gid}, "groups": {group: (gid, {members})},
+    "status": {login: passwd -S letter (L locked, P password, NP none)}, "sessions": {login: [processes]}}."""
+    users, groups, status, sessions, section = {}, {}, {}, {}, None
     for line in text.splitlines():
         if line.startswith("== "):
             section = line[3:].strip()
             continue
-        if section == "passwd":
-            name = line.split(":", 1)[0]
-            if name:
-                users.add(name)
-        elif section == "group":
-            parts = line.split(":")
-            if len(parts) >= 4 and parts[0]:
-                groups[parts[0]] = {m for m in parts[3].split(",") if m}
-        elif section == "ps":
+        fields = line.split(":")
+        if section == "passwd" and len(fields) >= 4 and fields[0]:
+            users[fields[0]] = fields[3]
+        elif section == "group" and len(fields) >= 4 and fields[0]:
+            groups[fields[0]] = (fields[2], {m for m in fields[3].split(",") if m})
+        elif section in ("status", "ps"):
             parts = line.split(None, 1)
             if len(parts) == 2:
-                sessions.setdefault(parts[0], []).append(parts[1].strip())
-    return {"users": users, "groups": groups, "sessions": sessions}
+                if section == "status":
+                    status[parts[0]] = parts[1].split()[0]
+                else:
+                    sessions.setdefault(parts[0], []).append(parts[1].strip())
+    return {"users": users, "groups": groups, "status": status, "sessions": sessions}
+
+
+def account_problems(login, groups_wanted, facts, host):
+    """Why ``login`` is not in place on ``host`` (None when it is): present, not locked, in every group
+    (a member, or the group is its primary group)."""
+    if login not in facts["users"]:
+        return f"no account {login} on {host}: the desktop capability has not created it"
+    if facts["status"].get(login) == "L":
+        return f"account {login} is locked on {host}"
+    primary = facts["users"][login]
+    missing = [g for g in groups_wanted if g not in facts["groups"]
+               or (login not in facts["groups"][g][1] and facts["groups"][g][0] != primary)]
+    if missing:
+        return f"{login} is not in group(s) {', '.join(missing)} on {host}"
+    return None
 
 
 class Desktop(registry.Capability):
@@ -193,7 +209,9 @@ class Desktop(registry.Capability):
 
     # --- the session host as it is
     def host_query(self):
+        # passwd -S (status letters, never a hash) needs root: without it accounts and groups are still read
         return ["sh", "-c", "echo '== passwd'; getent passwd; echo '== group'; getent group; "
+                            "echo '== status'; passwd -S -a 2>/dev/null || true; "
                             "echo '== ps'; ps -eo user:32=,comm= 2>/dev/null || true"]
 
     def parse_host(self, text):
@@ -210,17 +228,15 @@ class Desktop(registry.Capability):
             return status
         if facts is None:
             return status
-        group = service_group(GROUP_PREFIX, person.service)
+        groups = [inputs.hostvar(host, "xrdp_host_users_group", USERS_GROUP),
+                  service_group(inputs.hostvar(host, "xrdp_host_service_group_prefix", GROUP_PREFIX), person.service)]
         session = sorted(SESSION_PROCESSES.intersection(facts["sessions"].get(user, [])))
         status.facts["session open"] = f"yes ({', '.join(session)})" if session else "no"
-        if user not in facts["users"]:
-            status.state, status.verified = "problem", False
-            status.problems.append(f"no account {user} on {host}: the desktop capability has not created it")
-            return status
-        status.verified = user in facts["groups"].get(group, set())
-        if not status.verified:
-            status.problems.append(f"{user} is not in the group {group} on {host}")
-        status.state = "ok" if status.verified else "problem"
+        why = account_problems(user, groups, facts, host)
+        status.verified = why is None
+        status.state = "ok" if why is None else "problem"
+        if why:
+            status.problems.append(why)
         return status
 
 

@@ -7,7 +7,8 @@ Standard library only. Used three ways with the same code: by the desktop_health
 xrdp_host role which installs this file as ``/usr/local/sbin/teleshift-desktop-health`` (prints the
 figures as JSON; the verification suite, the report and the hotline read it), and in unit tests with
 fake /proc texts. ``evaluate`` (also ``plugins/module_utils/desktop.py: health_from``) turns the figures
-into a verdict; ``--verdict`` prints both.
+into a verdict; ``--verdict`` prints both; ``--settle SECONDS`` first waits, at most that long, for
+xrdp and sesman to leave a transitional state (right after a restart they can still be "activating").
 """
 from __future__ import annotations
 
@@ -16,8 +17,10 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 UNITS = {"xrdp": "xrdp", "sesman": "xrdp-sesman"}
+TRANSITIONAL = ("activating", "deactivating", "reloading", "refreshing")
 SESMAN_INI = "/etc/xrdp/sesman.ini"
 
 
@@ -67,6 +70,17 @@ def _unit_state(unit):
     return proc.stdout.strip() or "unknown"
 
 
+def settled_states(read, units, settle=0.0, interval=0.5, clock=time.monotonic, sleep=time.sleep):
+    """{name: state} read with ``read(unit)``, read again while any is transitional, for at most
+    ``settle`` seconds (then the last states are returned as they are)."""
+    deadline = clock() + settle
+    while True:
+        states = {name: read(unit) for name, unit in units.items()}
+        if not any(s in TRANSITIONAL for s in states.values()) or clock() >= deadline:
+            return states
+        sleep(interval)
+
+
 def _processes(proc="/proc"):
     result = []
     for pid in os.listdir(proc):
@@ -92,9 +106,9 @@ def _names_by_uid(path="/etc/passwd"):
     return names
 
 
-def collect():
+def collect(settle=0.0):
     """The host's figures (runs on the session host)."""
-    figures = {name: _unit_state(unit) for name, unit in UNITS.items()}
+    figures = settled_states(_unit_state, UNITS, settle)
     count, users = sessions_from(_processes(), _names_by_uid())
     figures["sessions"], figures["users"] = count, users
     try:
@@ -138,8 +152,16 @@ def evaluate(raw, capacity=None, min_free_mib=512, warn_share=0.9):
 
 
 def main():
-    figures = collect()
-    if "--verdict" in sys.argv[1:]:
+    args = sys.argv[1:]
+    settle = 0.0
+    if "--settle" in args:
+        try:
+            settle = max(0.0, min(float(args[args.index("--settle") + 1]), 600.0))
+        except (IndexError, ValueError):
+            sys.stderr.write("usage: teleshift-desktop-health [--verdict] [--settle SECONDS]\n")
+            return 2
+    figures = collect(settle)
+    if "--verdict" in args:
         figures = dict(figures, verdict=evaluate(figures))
     json.dump(figures, sys.stdout, sort_keys=True)
     sys.stdout.write("\n")

@@ -11,6 +11,8 @@ import re
 from ansible_collections.teleshift.toolkit.plugins.module_utils import registry
 
 FORWARD_FAMILIES = {"always": "CFIM", "busy": "CFBS", "no_answer": "CFNA"}
+# AstDB families holding a person's forwarding, keyed by their extension (telephony.py owns the names)
+PERSON_FAMILIES = ("CFIM", "CFBS", "CFNA", "CFNADELAY", "TSMOBILE")
 
 
 def _digits(number):
@@ -34,8 +36,8 @@ def parse_pbx(text):
             m = re.match(r"\s*Contact:\s+([^/\s]+)/(\S+)\s+\S+\s+(\S+)", line)
             if m:
                 contacts.setdefault(m.group(1), []).append((m.group(2), m.group(3)))
-        elif section == "endpoints":
-            m = re.match(r"\s*Endpoint:\s+([^/\s<]+)", line)
+        elif section == "endpoints":  # "pjsip list endpoints": "Endpoint:  1001/1001   Unavailable ..."
+            m = re.match(r"\s*Endpoint:\s+([^\s/<][^\s/]*)", line)
             if m:
                 endpoints.add(m.group(1))
     return {"astdb": astdb, "contacts": contacts, "endpoints": endpoints}
@@ -117,6 +119,22 @@ class Phone(registry.Capability):
             found.warnings += warnings
         return found
 
+    def hosts_for(self, person, entry, inputs):
+        return self.hosts(inputs)  # every PBX carries every line
+
+    def expected_astdb(self, inputs, host):
+        """The AstDB the telephony playbook gives ``host`` ({family: {key: value}}), or a problem text."""
+        from ansible_collections.teleshift.toolkit.plugins.module_utils import telephony as T
+
+        def build():
+            policy, _ = self.policy(inputs)
+            people = [p for p in inputs.roster.people if self.wants(p)]
+            pbx = {k: v for k, v in (inputs.hostvars.get(host) or {}).items() if k in T.PBX_VARS}
+            cfg, problems, _ = _pbx_config(T.load_pbx_config(pbx, policy, {p.id: p.extension for p in people},
+                                                             source=f"inventory ({host})"))
+            return f"cannot compile the PBX plan: {problems[0]}" if problems else T.desired_astdb(people, cfg, policy)
+        return inputs.memo(f"phone.astdb.{host}", build)
+
     def capacity(self, inputs, a):
         from ansible_collections.teleshift.toolkit.plugins.module_utils.capacity import Check, channels_needed, \
             trunk_erlangs
@@ -160,7 +178,7 @@ class Phone(registry.Capability):
     def host_query(self):
         return ["sh", "-c", "echo '== database'; asterisk -rx 'database show'; "
                             "echo '== contacts'; asterisk -rx 'pjsip show contacts'; "
-                            "echo '== endpoints'; asterisk -rx 'pjsip show endpoints'"]
+                            "echo '== endpoints'; asterisk -rx 'pjsip list endpoints'"]
 
     def parse_host(self, text):
         return parse_pbx(text)
@@ -182,19 +200,24 @@ class Phone(registry.Capability):
         status.state = "ok"
         family = FORWARD_FAMILIES.get(person.forward_mode)
         configured = {fam: val for fam, val in entries.items() if fam in FORWARD_FAMILIES.values()}
-        forwarding_ok = True
         if family and _digits(configured.get(family)) != _digits(person.forward_to):
-            forwarding_ok = False
             status.problems.append(f"PBX forwarding {family} is {configured.get(family) or 'not set'}, roster says "
                                    f"{person.forward_to}: the telephony change is not applied yet")
         extra = sorted(set(configured) - ({family} if family else set()))
         if extra:
-            forwarding_ok = False
             status.problems.append(f"PBX has forwarding the roster does not ask for: {', '.join(extra)}")
-        endpoint_ok = ext in facts["endpoints"] if facts["endpoints"] else None
-        if endpoint_ok is False:
+        if ext not in facts["endpoints"]:
             status.problems.append(f"no endpoint {ext} on {host}")
-        status.verified = forwarding_ok and endpoint_ok is not False
+        expected = self.expected_astdb(inputs, host) if inputs is not None else None
+        if isinstance(expected, str):
+            status.problems.append(expected)
+        elif expected is not None:
+            wrong = [f"{fam} is {facts['astdb'].get(fam, {}).get(ext) or 'not set'} (expected "
+                     f"{expected.get(fam, {}).get(ext) or 'not set'})" for fam in PERSON_FAMILIES
+                     if facts["astdb"].get(fam, {}).get(ext) != expected.get(fam, {}).get(ext)]
+            if wrong and not status.problems:
+                status.problems.append(f"forwarding of {ext} on {host}: " + ", ".join(wrong))
+        status.verified = not status.problems
         status.state = "ok" if status.verified else "problem"
         if "phone" in person.needs:
             regs = facts["contacts"].get(ext, [])

@@ -108,6 +108,13 @@ class Capability:
         value = entry.get(self.host_key) if isinstance(entry, dict) else None
         return value if isinstance(value, str) else ""
 
+    def hosts_for(self, person, entry, inputs):
+        """The hosts that must carry ``person``: the one their state entry names (or the group's only
+        host); a capability whose every host serves everyone overrides this."""
+        hosts = self.hosts(inputs)
+        host = self.host_of(entry) or (hosts[0] if len(hosts) == 1 and not self.state_file else "")
+        return [host] if host else []
+
     # --- checks and plans (pure: read inputs, never write)
     def validate(self, inputs):
         """Findings on this capability's inputs: its settings and the roster data it uses."""

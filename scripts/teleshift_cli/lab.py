@@ -1,8 +1,8 @@
 """The real-host lab: systemd-booted podman containers described by inventories/lab/hosts.yml.
 
 The lab inventory is the only lab definition. Every host in it carries ``teleshift_lab_*`` vars
-(suite, networks with static addresses, devices, capabilities, routes); this module turns them into
-locally built Debian images, podman networks and containers, idempotently:
+(suite, networks with static addresses, devices, capabilities, kernel settings, routes); this module
+turns them into locally built Debian images, podman networks and containers, idempotently:
 
     lab_up(inventory)      build missing images, (re)create what is missing, stale or outdated
     lab_down(inventory)    remove the lab's containers and networks
@@ -23,6 +23,7 @@ import resource
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -60,8 +61,15 @@ WANTED_ULIMITS = {"nofile": 65536, "nproc": 32768}
 CGROUP_PARENT = "teleshift-lab"
 BOOT_TIMEOUT = 180
 PODMAN_TIMEOUT = 120
+# A `podman exec` that only reads state: generous, so a loaded machine is not taken for a dead host.
+PROBE_TIMEOUT = 60
 BUILD_TIMEOUT = 1800
 READY_STATES = ("running", "degraded")
+# Kernel settings a container may be given at creation (podman allows the namespaced ones only).
+NAMESPACED_SYSCTLS = ("net.", "kernel.shm", "kernel.msg", "kernel.sem", "fs.mqueue.")
+# The machine-wide lab lock (container and network names are machine-wide, not per checkout).
+LOCK_ENV = "TELESHIFT_LAB_LOCK"
+LOCK_NAME = "teleshift-lab.lock"
 
 
 class LabError(RuntimeError):
@@ -94,6 +102,7 @@ class Host:
     devices: tuple = ()
     capabilities: tuple = ()
     routes: tuple = ()       # ("10.100.0.0/16 via 10.89.251.10", ...)
+    sysctls: tuple = ()      # (("net.ipv4.ip_forward", "1"), ...): set at creation, sorted by key
 
     def address(self, network):
         return dict(self.networks).get(network)
@@ -178,12 +187,43 @@ def parse_lab(data, inventory=Path("hosts.yml")):
             devices=tuple(hv.get("teleshift_lab_devices") or ()),
             capabilities=tuple(hv.get("teleshift_lab_capabilities") or ()),
             routes=tuple(expand(r, hv) for r in hv.get("teleshift_lab_routes") or ()),
+            sysctls=_sysctls(name, hv.get("teleshift_lab_sysctls"), hv, inventory),
         ))
     lab = Lab(inventory=inventory, networks=networks, hosts=hosts)
     problems = validate_lab(lab)
     if problems:
         raise LabError(f"invalid lab definition in {inventory}:\n  " + "\n  ".join(problems))
     return lab
+
+
+def _sysctls(hname, value, variables, inventory):
+    """teleshift_lab_sysctls {key: value} -> sorted ((key, value as text), ...)."""
+    if not value:
+        return ()
+    if not isinstance(value, dict):
+        raise LabError(f"invalid lab definition in {inventory}:\n  {hname}: teleshift_lab_sysctls "
+                       f"must be a mapping of kernel setting: value, got {type(value).__name__}")
+    pairs = []
+    for key, val in value.items():
+        if isinstance(val, bool) or not isinstance(val, (int, str)):
+            raise LabError(f"invalid lab definition in {inventory}:\n  {hname}: teleshift_lab_sysctls: "
+                           f"{key}: expected a number or text, got {val!r}")
+        pairs.append((str(key), expand(val, variables).strip()))
+    return tuple(sorted(pairs))
+
+
+def sysctl_problems(hname, sysctls):
+    """Problems with a host's kernel settings (names podman accepts at creation, one-word values)."""
+    problems = []
+    for key, val in sysctls:
+        if not re.fullmatch(r"[a-z0-9_]+(\.[A-Za-z0-9_-]+)+", key):
+            problems.append(f"{hname}: teleshift_lab_sysctls: {key!r} is not a kernel setting name")
+        elif not key.startswith(NAMESPACED_SYSCTLS):
+            problems.append(f"{hname}: teleshift_lab_sysctls: {key} is not namespaced: a container "
+                            f"cannot be given it (only {', '.join(NAMESPACED_SYSCTLS)}*)")
+        if not val or "=" in val or any(c.isspace() for c in val):
+            problems.append(f"{hname}: teleshift_lab_sysctls: {key}: value {val!r} is not one word")
+    return problems
 
 
 def validate_lab(lab):
@@ -206,6 +246,7 @@ def validate_lab(lab):
         for route in host.routes:
             if not re.fullmatch(r"\S+ via \S+", str(route)):
                 problems.append(f"{host.name}: route {route!r} is not 'CIDR via ADDRESS'")
+        problems.extend(sysctl_problems(host.name, host.sysctls))
     return problems
 
 
@@ -564,7 +605,7 @@ def reset_cgroup(path):
 
 def container_spec(host, lab, image, private_cgroup, ulimits):
     """Everything a container is created from; its hash says whether it is current."""
-    return {
+    spec = {
         "image": image["id"],
         "networks": [[n, a, spec_hash(lab.networks[n].spec())] for n, a in host.networks],
         "devices": list(host.devices),
@@ -572,6 +613,9 @@ def container_spec(host, lab, image, private_cgroup, ulimits):
         "private_cgroup": private_cgroup,
         "ulimits": list(ulimits),
     }
+    if host.sysctls:  # only when set: hosts without any keep their hash (and are not recreated)
+        spec["sysctls"] = dict(host.sysctls)
+    return spec
 
 
 def run_args(host, spec):
@@ -584,6 +628,8 @@ def run_args(host, spec):
         args += ["--device", dev]
     for cap in spec["capabilities"]:
         args += ["--cap-add", cap]
+    for key, val in sorted((spec.get("sysctls") or {}).items()):
+        args += ["--sysctl", f"{key}={val}"]
     if spec["private_cgroup"]:
         args += ["--volume", f"{cgroup_dir(host.name)}:/sys/fs/cgroup:rw"]
     return args + [spec["image"], "/sbin/init"]
@@ -599,11 +645,44 @@ def systemd_state(name, wait=None):
     """systemd's state inside a container ('running', 'degraded', ...) or '' when unreachable."""
     cmd = ["exec", name, "systemctl", "is-system-running"] + (["--wait"] if wait else [])
     try:
-        proc = podman(*cmd, check=False, timeout=wait or 15)
+        proc = podman(*cmd, check=False, timeout=wait or PROBE_TIMEOUT)
     except LabError:
         return ""
     lines = proc.stdout.strip().splitlines()
     return lines[-1].strip() if lines else ""
+
+
+def sysctl_read_args(name, keys):
+    """podman exec reading each key's live value, one line per key ('?' when it does not exist)."""
+    script = 'for p; do v=$(cat "$p" 2>/dev/null) || v="?"; echo "$v"; done'
+    return ["exec", name, "sh", "-c", script, "sh"] + [f"/proc/sys/{k.replace('.', '/')}" for k in keys]
+
+
+def sysctls_off(wanted, output):
+    """[(key, live value, wanted value)] of the settings whose live value (lines of
+    sysctl_read_args' output, in the same order) differs from the wanted one."""
+    lines = output.splitlines()
+    off = []
+    for i, (key, want) in enumerate(sorted(wanted.items())):
+        live = " ".join(lines[i].split()) if i < len(lines) else "?"
+        if live != " ".join(str(want).split()):
+            off.append((key, live or "?", str(want)))
+    return off
+
+
+def live_sysctls_off(name, wanted):
+    """The wanted kernel settings that are not in place in a running container (see sysctls_off)."""
+    if not wanted:
+        return []
+    keys = sorted(wanted)
+    proc = podman(*sysctl_read_args(name, keys), check=False, timeout=PROBE_TIMEOUT)
+    if proc.returncode != 0:
+        return [(k, "unreadable", str(wanted[k])) for k in keys]
+    return sysctls_off(wanted, proc.stdout)
+
+
+def describe_off(off):
+    return ", ".join(f"{key} is {live} (needs {want})" for key, live, want in off)
 
 
 def plan_containers(lab, images, layout, ulimits):
@@ -616,8 +695,10 @@ def plan_containers(lab, images, layout, ulimits):
     return specs
 
 
-def replace_reason(record, spec, probe):
-    """Why a container must be (re)created, or '' to keep it. probe(name) -> systemd state."""
+def replace_reason(record, spec, probe, sysctl_probe=live_sysctls_off):
+    """Why a container must be (re)created, or '' to keep it. probe(name) -> systemd state;
+    sysctl_probe(name, wanted) -> [(key, live, wanted)] of kernel settings not in place (a container
+    cannot change them: only a new one gets them)."""
     if not record:
         return "missing"
     if (record.get("Labels") or {}).get(SPEC_LABEL) != spec_hash(spec):
@@ -627,6 +708,9 @@ def replace_reason(record, spec, probe):
     state = probe(record["Names"][0])
     if state in ("", "offline", "maintenance", "stopping"):
         return f"systemd {state or 'unreachable'}"
+    off = sysctl_probe(record["Names"][0], spec.get("sysctls") or {}) if spec.get("sysctls") else []
+    if off:
+        return describe_off(off)
     return ""
 
 
@@ -652,7 +736,7 @@ def wait_ready(name, timeout=BOOT_TIMEOUT):
     else:
         raise LabError(f"{name}: systemd not ready after {timeout}s (state {state or 'unknown'})")
     python = podman("exec", name, "python3", "-c", "import sys; print(sys.version.split()[0])",
-                    check=False, timeout=30)
+                    check=False, timeout=PROBE_TIMEOUT)
     if python.returncode != 0:
         raise LabError(f"{name}: python3 does not run: {python.stderr.strip()}")
     return state
@@ -677,18 +761,38 @@ def apply_routes(host):
 
 def failed_units(name):
     proc = podman("exec", name, "systemctl", "list-units", "--failed", "--plain", "--no-legend",
-                  check=False, timeout=15)
+                  check=False, timeout=PROBE_TIMEOUT)
     return [line.split()[0] for line in proc.stdout.splitlines() if line.strip()]
 
 
 # ---------------------------------------------------------------- the API
 
+def lock_path():
+    """The machine-wide lab lock: $TELESHIFT_LAB_LOCK, else /run/lock (or the temporary
+    directory) - never in a checkout: every checkout on the machine drives the same containers."""
+    if os.environ.get(LOCK_ENV):
+        return Path(os.environ[LOCK_ENV])
+    run_lock = Path("/run/lock")
+    base = run_lock if run_lock.is_dir() and os.access(run_lock, os.W_OK) else Path(tempfile.gettempdir())
+    return base / LOCK_NAME
+
+
+def _open_lock(path):
+    """A descriptor to flock (read-only is enough); an existing file is opened without O_CREAT, which
+    sticky shared directories refuse on another user's file (fs.protected_regular)."""
+    try:
+        return os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o644)
+        return fd
+
+
 @contextlib.contextmanager
 def lab_lock(timeout=900):
     """One lab operation at a time on this machine (CI, benchmarks and people share it)."""
-    path = lab_cache() / "lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as handle:
+    path = lock_path()
+    with os.fdopen(_open_lock(path), "rb") as handle:
         deadline, told = time.monotonic() + timeout, False
         while True:
             try:
@@ -742,6 +846,10 @@ def _up(lab, rebuild, timeout):
         # the images replaced by this build, now that no container uses them
         podman("image", "prune", "--force", "--filter", f"label={LABEL}=1", check=False)
     for host in lab.hosts:
+        off = live_sysctls_off(host.name, dict(host.sysctls))
+        if off:
+            raise LabError(f"{host.name}: {describe_off(off)} although the container was given it: "
+                           "does podman accept --sysctl here?")
         apply_routes(host)
         if states[host.name] == "degraded":
             log(f"{host.name} is degraded: failed units {failed_units(host.name)}")
@@ -779,10 +887,11 @@ class HostStatus:
     state: str
     systemd: str
     addresses: dict
+    settings_off: list = field(default_factory=list)  # [(kernel setting, live, wanted)]
 
     @property
     def healthy(self):
-        return self.state == "running" and self.systemd in READY_STATES
+        return self.state == "running" and self.systemd in READY_STATES and not self.settings_off
 
 
 def lab_status(inventory_dir=None):
@@ -808,6 +917,7 @@ def lab_status(inventory_dir=None):
             state=state,
             systemd=(systemd_state(host.name) or "-") if state == "running" else "-",
             addresses={n: v.get("IPAddress") or "-" for n, v in nets.items()},
+            settings_off=live_sysctls_off(host.name, dict(host.sysctls)) if state == "running" else [],
         ))
     return rows
 
@@ -818,5 +928,9 @@ def format_status(rows):
         addrs = " ".join(f"{n}={a}" for n, a in sorted(r.addresses.items())) or "-"
         table.append((r.name, r.image, r.state, r.systemd, addrs))
     widths = [max(len(row[i]) for row in table) for i in range(4)]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row[:4], widths)) + "  " + row[4]
-                     for row in table)
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row[:4], widths)) + "  " + row[4] for row in table]
+    for r in rows:
+        if r.settings_off:
+            lines.append(f"{r.name}: kernel setting not in place: {describe_off(r.settings_off)}; "
+                         "`scripts/teleshift lab up` recreates the host with it")
+    return "\n".join(lines)

@@ -56,7 +56,9 @@ def start_rdp(address, login, password, seconds=120, tag="rdp"):
     run(CLIENT, "sh", "-c", f"umask 077; cat > /tmp/{tag}.pw", input=password, check=True)
     script = (f"#!/bin/sh\nexport DISPLAY=:{screen}\n"
               f"timeout {seconds + 10} Xvfb :{screen} -screen 0 1280x800x24 -nolisten tcp >/dev/null 2>&1 &\n"
-              f"sleep 1\necho $$ > /tmp/{tag}.pid\n"
+              # Xvfb's socket, waited for (at most 30 s) rather than a fixed second: a loaded laptop is slow
+              f"i=0; while [ ! -S /tmp/.X11-unix/X{screen} ] && [ $i -lt 150 ]; do sleep 0.2; i=$((i+1)); done\n"
+              f"echo $$ > /tmp/{tag}.pid\n"
               f"exec timeout {seconds} xfreerdp /v:{address} /u:{login} /p:\"$(cat /tmp/{tag}.pw)\" /cert:ignore "
               f"/size:1024x768 /log-level:ERROR\n")
     run(CLIENT, "sh", "-c", f"umask 077; cat > /tmp/{tag}.sh", input=script, check=True)

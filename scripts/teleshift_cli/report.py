@@ -12,9 +12,12 @@ default ``<kits>/verify.json``, or inventory ``teleshift_verify_file``, or ``--v
     {"version": 1, "updated": "2025-01-31T08:00:00Z",
      "hosts": {"ts-gw1": {"ok": false, "checks": {"wg listening": {"ok": false, "detail": "...",
                                                                     "at": "..."}}}},
-     "people": {"amartin": {"vpn": true, "phone": false}}}
+     "people": {"amartin": {"vpn": true, "phone": false}},
+     "people_problems": {"amartin": {"phone": "no endpoint 1001 on ts-pbx1"}}}
 
 A host is failing when any of its checks is not ok; a person's capability is verified when true.
+``people_problems`` says why a capability is not verified (written by the verify step, see
+``teleshift_cli/verify_people.py``).
 """
 from __future__ import annotations
 
@@ -53,8 +56,10 @@ def load_verification(path):
     return data
 
 
-def record_verification(path, host=None, check=None, person=None, capability=None, ok=True, detail=""):
-    """Merge one result into ``path`` (locked, atomic): a host check and/or a person's capability."""
+def record_verification(path, host=None, check=None, person=None, capability=None, ok=True, detail="",
+                        people=None):
+    """Merge one result into ``path`` (locked, atomic): a host check and/or a person's capability.
+    ``people`` ({id: {capability: {"ok", "detail"}}}: a whole verify run) replaces every person's results."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_name(f".{path.name}.lock"), "w", encoding="utf-8") as lock:
@@ -66,6 +71,10 @@ def record_verification(path, host=None, check=None, person=None, capability=Non
             entry["ok"] = all(c["ok"] for c in entry["checks"].values())
         if person and capability:
             data["people"].setdefault(person, {})[capability] = bool(ok)
+        if people is not None:
+            data["people"] = {pid: {cap: bool(r["ok"]) for cap, r in caps.items()} for pid, caps in people.items()}
+            data["people_problems"] = {pid: {cap: str(r["detail"]) for cap, r in caps.items() if not r["ok"]}
+                                       for pid, caps in people.items() if not all(r["ok"] for r in caps.values())}
         data["version"] = 1
         data["updated"] = _now()
         atomic_write(path, (json.dumps(data, indent=1, sort_keys=True) + "\n").encode(), mode=0o600)
@@ -107,7 +116,7 @@ def readiness(people, enabled, verification, services, caps=None):
             cap = c.name
             if not c.wants(p):
                 continue
-            on = p.id in enabled[cap]
+            on = p.id in enabled.get(cap, ())
             ok = on and verified.get(p.id, {}).get(cap) is True
             for counts in (row, per_cap[cap]):
                 counts["needed"] += 1

@@ -150,10 +150,29 @@ def capability_status(cap, person, env, cache=None):
     return status
 
 
+def recorded_verification(env, person):
+    """What the last verify step recorded for the person: {capability: text} ({} when nothing)."""
+    try:
+        from teleshift_cli.report import load_verification
+
+        value = env.ctx.inputs.all_vars.get("teleshift_verify_file")
+        path = env.ctx.inputs.path(value) if value else (Path(env.kits_root) / "verify.json" if env.kits_root else None)
+        data = load_verification(path) if path else {}
+    except Exception:  # noqa: BLE001 - a missing or unreadable file only means "not recorded"
+        return {}
+    when = str(data.get("updated") or "?")
+    done = (data.get("people") or {}).get(person.id)
+    why = (data.get("people_problems") or {}).get(person.id)
+    why = why if isinstance(why, dict) else {}
+    return {cap: f"verified ({when})" if ok is True else f"NOT verified ({when}): {why.get(cap) or 'see verify'}"
+            for cap, ok in (done.items() if isinstance(done, dict) else ())}
+
+
 def person_status(person, env, probes=None):
     """{capability: CapStatus} for one person; a probe that raises gives 'unknown', never a crash.
     probes: optional {capability name: function(person, env) -> CapStatus} replacing a capability's own."""
     result = {}
+    recorded = recorded_verification(env, person)
     for cap in registry.capabilities():
         if not cap.in_use(env.ctx.inputs):
             continue
@@ -165,6 +184,8 @@ def person_status(person, env, probes=None):
                 result[cap.name] = capability_status(cap, person, env)
         except Exception as exc:  # noqa: BLE001 - the hotline must always get an answer
             result[cap.name] = CapStatus(cap.name, "unknown", problems=[f"status probe failed: {exc}"])
+        if cap.wants(person):
+            result[cap.name].facts["verify step"] = recorded.get(cap.name, "no result recorded")
     return result
 
 

@@ -100,20 +100,30 @@ def test_kit_credentials_open_a_real_session_through_the_tunnel(lab):
         xorg = lab_exec("ts-desk1", "sh", "-c", "ps -u dnguyen -o args= | grep -m1 '^/usr/lib/xorg/Xorg'").stdout
         screen = next((word for word in xorg.split() if word.startswith(":")), ":10")  # the session's display
         lab_exec("ts-desk1", "sh", "-c", f"cd /tmp && DISPLAY={screen} nohup runuser -u dnguyen -- timeout 60 xterm "
-                                         "-geometry 90x20+60+60 -e 'echo teleshift: bureau de dnguyen; sleep 60' "
-                                         ">/dev/null 2>&1 &", timeout=20)
-        time.sleep(4)
-        shot = lab_exec("ts-client1", "sh", "-c", f"xwd -root -display :{labclient.display('main')} -silent | xwdtopnm 2>/dev/null"
-                                                  " | pnmtopng > /tmp/desktop-session.png && base64 -w0 /tmp/desktop-session.png",
-                        timeout=60)
+                                         "-T teleshift-screen -geometry 90x20+60+60 "
+                                         "-e 'echo teleshift: bureau de dnguyen; sleep 60' >/dev/null 2>&1 &", timeout=20)
+        # bounded waits on the real conditions (a loaded machine is slow): the window is mapped in the
+        # session, then the laptop's screen shows something (a blank 1280x800 screen is ~200 bytes)
+        assert wait_for(lambda: "teleshift-screen" in lab_exec(
+            "ts-desk1", "sh", "-c", f"DISPLAY={screen} runuser -u dnguyen -- xwininfo -root -tree", timeout=20).stdout,
+            seconds=40)
         import base64
 
-        png = base64.b64decode(shot.stdout)
+        shots = []
+
+        def screen_shows_something():
+            shot = lab_exec("ts-client1", "sh", "-c", f"xwd -root -display :{labclient.display('main')} -silent | "
+                                                      "xwdtopnm 2>/dev/null | pnmtopng > /tmp/desktop-session.png "
+                                                      "&& base64 -w0 /tmp/desktop-session.png", timeout=60)
+            shots.append(base64.b64decode(shot.stdout))
+            return shots[-1].startswith(b"\x89PNG") and len(shots[-1]) > 2000
+
+        assert wait_for(screen_shows_something, seconds=40, step=2), f"{len(shots[-1])} bytes"
         ARTEFACTS.mkdir(parents=True, exist_ok=True)
-        (ARTEFACTS / "desktop-session.png").write_bytes(png)
-        assert png.startswith(b"\x89PNG") and len(png) > 2000  # a blank 1280x800 screen is ~200 bytes
+        (ARTEFACTS / "desktop-session.png").write_bytes(shots[-1])
         # the health check counts the session
-        health = json.loads(lab_exec("ts-desk1", "/usr/local/sbin/teleshift-desktop-health", "--verdict").stdout)
+        health = json.loads(lab_exec("ts-desk1", "/usr/local/sbin/teleshift-desktop-health", "--verdict",
+                                     "--settle", "60", timeout=90).stdout)
         assert "dnguyen" in health["users"] and health["sessions"] >= 1
         assert health["verdict"]["ok"] and health["verdict"]["capacity"] == health["max_sessions"]
     finally:

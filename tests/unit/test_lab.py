@@ -285,13 +285,14 @@ def test_replace_reason():
     good = {"Names": ["ts-gw1"], "State": "running",
             "Labels": {lab.SPEC_LABEL: lab.spec_hash(spec)}}
     running = lambda name: "running"  # noqa: E731
-    assert lab.replace_reason(good, spec, running) == ""
-    assert lab.replace_reason(good, spec, lambda name: "degraded") == ""
-    assert lab.replace_reason(None, spec, running) == "missing"
-    assert lab.replace_reason({**good, "State": "exited"}, spec, running) == "exited"
-    assert lab.replace_reason({**good, "Labels": {}}, spec, running) == "outdated"
+    in_place = lambda name, wanted: []  # noqa: E731  (kernel settings: see the tests below)
+    assert lab.replace_reason(good, spec, running, in_place) == ""
+    assert lab.replace_reason(good, spec, lambda name: "degraded", in_place) == ""
+    assert lab.replace_reason(None, spec, running, in_place) == "missing"
+    assert lab.replace_reason({**good, "State": "exited"}, spec, running, in_place) == "exited"
+    assert lab.replace_reason({**good, "Labels": {}}, spec, running, in_place) == "outdated"
     # a record that says running but whose processes died with the machine
-    assert lab.replace_reason(good, spec, lambda name: "") == "systemd unreachable"
+    assert lab.replace_reason(good, spec, lambda name: "", in_place) == "systemd unreachable"
 
 
 def test_reset_cgroup_removes_nested_empty_dirs(tmp_path):
@@ -311,10 +312,135 @@ def test_format_status_and_health():
 
 
 def test_lab_operations_wait_for_each_other(tmp_path, monkeypatch):
-    monkeypatch.setattr(lab, "CACHE", tmp_path)
+    monkeypatch.setenv(lab.LOCK_ENV, str(tmp_path / "lab.lock"))
     with lab.lab_lock():
         with pytest.raises(lab.LabError, match="another lab operation"):
             with lab.lab_lock(timeout=0.2):
                 pass
     with lab.lab_lock(timeout=0.2):  # released
         pass
+
+
+def test_the_lab_lock_is_machine_wide(monkeypatch):
+    monkeypatch.delenv(lab.LOCK_ENV, raising=False)
+    path = lab.lock_path()
+    assert path.name == lab.LOCK_NAME and path.is_absolute()
+    assert lab.ROOT not in path.parents  # not per checkout: container names are machine-wide
+    assert path != Path("/work/lab.lock")  # the helpers' own lock around whole sequences
+
+
+def test_an_existing_lock_file_is_locked_without_write_access(tmp_path, monkeypatch):
+    path = tmp_path / "lab.lock"
+    path.write_text("")
+    path.chmod(0o444)
+    monkeypatch.setenv(lab.LOCK_ENV, str(path))
+    with lab.lab_lock(timeout=0.2):
+        with pytest.raises(lab.LabError, match="another lab operation"):
+            with lab.lab_lock(timeout=0.2):
+                pass
+
+
+# ------------------------------------------------------------ kernel settings at creation
+
+def test_gateway_sysctls_reach_the_spec_and_the_run_arguments():
+    host, spec = gw_spec()
+    assert host.sysctls == (("net.ipv4.ip_forward", "1"),)
+    assert spec["sysctls"] == {"net.ipv4.ip_forward": "1"}
+    args = lab.run_args(host, spec)
+    i = args.index("--sysctl")
+    assert args[i + 1] == "net.ipv4.ip_forward=1" and i < args.index(spec["image"])
+
+
+def test_sysctls_are_part_of_the_spec_hash_only_where_declared():
+    the_lab = lab.load_lab(LAB_INVENTORY)
+    host = the_lab.host("ts-gw1")
+    image = {"id": "img1"}
+    with_it = lab.container_spec(host, the_lab, image, False, [])
+    without = lab.container_spec(lab.Host(**{**host.__dict__, "sysctls": ()}), the_lab, image, False, [])
+    # a gateway created without forwarding is outdated, so `lab up` replaces it
+    assert lab.spec_hash(with_it) != lab.spec_hash(without) and "sysctls" not in without
+    other = lab.container_spec(the_lab.host("ts-pstn1"), the_lab, image, False, [])
+    assert "sysctls" not in other and "--sysctl" not in lab.run_args(the_lab.host("ts-pstn1"), other)
+
+
+def _role_sysctls():
+    """{kernel setting: condition or None} the gateway role sets."""
+    tasks = yaml.safe_load((lab.ROOT / "roles/wireguard_gateway/tasks/setup.yml").read_text())
+    found = {}
+    for task in tasks:
+        for block in [task] + list(task.get("block") or []):
+            args = block.get("ansible.posix.sysctl")
+            if args:
+                found[args["name"]] = block.get("when", task.get("when"))
+    return found
+
+
+def test_lab_gateways_get_every_kernel_setting_the_gateway_role_sets():
+    role = _role_sysctls()
+    assert "net.ipv4.ip_forward" in role and "net.ipv6.conf.all.forwarding" in role
+    group_vars = yaml.safe_load((LAB_INVENTORY / "group_vars/all/vpn.yml").read_text())
+    pool6 = bool(group_vars.get("teleshift_vpn_pool6"))
+    gateways = [h for h in lab.load_lab(LAB_INVENTORY).hosts if "vpn_gateways" in h.groups]
+    assert gateways
+    for gw in gateways:
+        have = dict(gw.sysctls)
+        for key, when in role.items():
+            needed = not when or ("pool6" in str(when) and pool6)
+            assert (have.get(key) == "1") is needed, (gw.name, key, when)
+
+
+@pytest.mark.parametrize("value, message", [
+    ({"vm.swappiness": 10}, "not namespaced"),
+    ({"net.ipv4.ip_forward": "1 2"}, "not one word"),
+    ({"net ipv4": 1}, "not a kernel setting name"),
+    ({"net.ipv4.ip_forward": True}, "expected a number or text"),
+    (["net.ipv4.ip_forward=1"], "must be a mapping"),
+])
+def test_invalid_sysctls_are_reported(value, message):
+    with pytest.raises(lab.LabError, match=message):
+        lab.parse_lab(minimal_lab(teleshift_lab_sysctls=value))
+
+
+def test_sysctl_values_expand_other_vars():
+    data = minimal_lab(teleshift_lab_sysctls={"net.ipv4.ip_forward": "{{ fwd }}"}, fwd=1)
+    assert lab.parse_lab(data).hosts[0].sysctls == (("net.ipv4.ip_forward", "1"),)
+
+
+def test_sysctl_read_args_and_mismatches():
+    args = lab.sysctl_read_args("ts-gw1", ["net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"])
+    assert args[:3] == ["exec", "ts-gw1", "sh"]
+    assert args[-2:] == ["/proc/sys/net/ipv4/ip_forward", "/proc/sys/net/ipv6/conf/all/forwarding"]
+    wanted = {"net.ipv6.conf.all.forwarding": "1", "net.ipv4.ip_forward": "1"}  # read in key order
+    assert lab.sysctls_off(wanted, "1\n1\n") == []
+    assert lab.sysctls_off(wanted, "0\n1\n") == [("net.ipv4.ip_forward", "0", "1")]
+    assert lab.sysctls_off(wanted, "1\n?\n") == [("net.ipv6.conf.all.forwarding", "?", "1")]
+    assert lab.sysctls_off(wanted, "1\n") == [("net.ipv6.conf.all.forwarding", "?", "1")]
+    # multi-word values compare word by word (the kernel separates them with tabs)
+    assert lab.sysctls_off({"net.ipv4.tcp_rmem": "4096 87380 6291456"}, "4096\t87380\t6291456\n") == []
+
+
+def test_replace_reason_recreates_a_host_whose_kernel_setting_is_off():
+    _, spec = gw_spec()
+    good = {"Names": ["ts-gw1"], "State": "running",
+            "Labels": {lab.SPEC_LABEL: lab.spec_hash(spec)}}
+    running = lambda name: "running"  # noqa: E731
+    off = lambda name, wanted: [("net.ipv4.ip_forward", "0", "1")]  # noqa: E731
+    asked = []
+    fine = lambda name, wanted: asked.append((name, wanted)) or []  # noqa: E731
+    assert lab.replace_reason(good, spec, running, off) == "net.ipv4.ip_forward is 0 (needs 1)"
+    assert lab.replace_reason(good, spec, running, fine) == ""
+    assert asked == [("ts-gw1", {"net.ipv4.ip_forward": "1"})]
+    # hosts without kernel settings are not probed for them
+    plain = {k: v for k, v in spec.items() if k != "sysctls"}
+    record = {**good, "Labels": {lab.SPEC_LABEL: lab.spec_hash(plain)}}
+    assert lab.replace_reason(record, plain, running, off) == ""
+
+
+def test_status_names_a_host_whose_kernel_setting_is_off():
+    rows = [lab.HostStatus("ts-gw1", "img", "running", "running", {"a": "1"},
+                           [("net.ipv4.ip_forward", "0", "1")]),
+            lab.HostStatus("ts-desk1", "img", "running", "running", {"a": "2"})]
+    assert not rows[0].healthy and rows[1].healthy
+    text = lab.format_status(rows)
+    assert "ts-gw1: kernel setting not in place: net.ipv4.ip_forward is 0 (needs 1)" in text
+    assert "ts-desk1:" not in text

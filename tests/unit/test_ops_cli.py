@@ -27,7 +27,8 @@ def inv(tmp_path):
     """A private copy of the lab inventory whose kits directory is inside tmp_path."""
     root = tmp_path / "inv"
     shutil.copytree(LAB, root, ignore=shutil.ignore_patterns("state", "kits"))
-    (root / "group_vars" / "all" / "zz_test.yml").write_text("teleshift_kits_dir: kits\n")
+    (root / "group_vars" / "all" / "zz_test.yml").write_text("teleshift_kits_dir: kits\n"
+                                                             "teleshift_verify_file: kits/verify.json\n")
     return root
 
 
@@ -233,7 +234,8 @@ ENDPOINTS = (" Endpoint:  1001                                                 N
              " Endpoint:  operator                                             Not in use    0 of inf\n")
 PBX = f"== database\n{ASTDB}== contacts\n{CONTACTS}== endpoints\n{ENDPOINTS}"
 DESK = ("== passwd\nroot:x:0:0:root:/root:/bin/bash\namartin:x:2001:2001:Anais Martin:/home/amartin:/bin/bash\n"
-        "== group\nts-rsa:x:3001:amartin,other\n== ps\namartin Xorg\namartin openbox\nroot systemd\n")
+        "== group\nts-rsa:x:3001:amartin,other\ntsusers:x:1000:amartin\n== status\namartin P 2026-01-01\n"
+        "== ps\namartin Xorg\namartin openbox\nroot systemd\n")
 STATES = {"vpn": {"people": {"amartin": {"gateway": "gw1", "address": "10.100.0.7", "public_key": "PUBKEY="}}},
           "desktop": {"people": {"amartin": {"host": "d1", "login": "amartin", "status": "active"}}}}
 
@@ -251,7 +253,7 @@ def test_parsers():
     assert pbx["contacts"]["1002"] == [("sip:1002@10.100.0.8:5060", "Unavail")]
     assert pbx["endpoints"] == {"1001", "operator"}
     desk = parse_accounts(DESK)
-    assert desk["users"] == {"root", "amartin"} and desk["groups"]["ts-rsa"] == {"amartin", "other"}
+    assert desk["users"] == {"root": "0", "amartin": "2001"} and desk["groups"]["ts-rsa"] == ("3001", {"amartin", "other"})
     assert desk["sessions"]["amartin"] == ["Xorg", "openbox"]
 
 

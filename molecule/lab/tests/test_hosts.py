@@ -1,6 +1,6 @@
 """Every lab host is a real, healthy machine on the networks the lab definition gives it,
 and the networks are isolated from each other. Network probes go only to lab addresses,
-each bounded (ping -c1 -W1, 1 s TCP connect)."""
+each bounded (ping -c1 -W2, 2 s TCP connect in a process given 10 s: a loaded machine starts it late)."""
 import ipaddress
 import json
 
@@ -24,7 +24,7 @@ def lab_devices(spec, host):
 
 
 def probe(host, addresses, port=None, devices=None):
-    """{address: reachable?} probed in parallel from inside a host (1 s per probe).
+    """{address: reachable?} probed in parallel from inside a host (2 s per probe).
 
     devices: send only through these interfaces (the lab networks' own), so a VPN tunnel the host
     may have up does not count as the network reaching the address."""
@@ -32,10 +32,10 @@ def probe(host, addresses, port=None, devices=None):
     checks = []
     for dev in devices:
         if port is None:
-            checks.append("ping -c1 -W1 -q " + (f"-I {dev} " if dev else "") + "{a} >/dev/null 2>&1")
+            checks.append("ping -c1 -W2 -q " + (f"-I {dev} " if dev else "") + "{a} >/dev/null 2>&1")
         else:
             bind = f"s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b'{dev}'); " if dev else ""
-            checks.append("timeout 3 python3 -c \"import socket; s = socket.socket(); s.settimeout(1); "
+            checks.append("timeout 10 python3 -c \"import socket; s = socket.socket(); s.settimeout(2); "
                           + bind + f"s.connect(('{{a}}', {port}))\" >/dev/null 2>&1")
     script = " ".join("( (" + " || ".join(c.format(a=a) for c in checks) + f") && echo '{a} up' || echo '{a} down' ) &"
                       for a in addresses) + " wait"
