@@ -210,7 +210,8 @@ class Ctx:
     def __init__(self, people=(), groups=None, states=None):
         groups = {"vpn_gateways": ["gw1"], "desktop_hosts": ["d1"], "pbx_hosts": ["pbx1"]} if groups is None \
             else groups
-        self.inputs = make_inputs(people, groups, states=states or {"vpn": {}, "desktop": {}})
+        self.inputs = make_inputs(people, groups, {"pbx1": {"asterisk_pbx_trunk": {"host": "10.0.0.1"}}},
+                                  states=states or {"vpn": {}, "desktop": {}})
 
 
 def person(**kw):
@@ -226,6 +227,7 @@ WG = ("== allowed-ips\nwg0\tPUBKEY=\t10.100.0.7/32\nwg0\tOTHER=\t10.100.0.8/32\n
       "== endpoints\nwg0\tPUBKEY=\t10.89.250.50:40000\nwg0\tOTHER=\t(none)\n"
       "== transfer\nwg0\tPUBKEY=\t2048\t4096\nwg0\tOTHER=\t0\t0\n")
 ASTDB = ("/CFIM/1001                                        : 0612345678\n"
+         "/TSMOBILE/1001                                    : 0612345678\n"
          "/CFNA/1002                                        : 0700000000\n"
          "/CFBS/10011                                       : 0799999999\n3 results found.\n")
 CONTACTS = ("  Contact:  1001/sip:1001@10.100.0.7:5060;ob                    5f2a3c1d9e Avail        12.441\n"
@@ -250,6 +252,7 @@ def test_parsers():
                                 "endpoint": "10.89.250.50:40000", "rx": 2048, "tx": 4096}
     pbx = parse_pbx(PBX)
     assert pbx["astdb"]["CFIM"] == {"1001": "0612345678"} and pbx["astdb"]["CFBS"] == {"10011": "0799999999"}
+    assert pbx["astdb"]["TSMOBILE"] == {"1001": "0612345678"}
     assert pbx["contacts"]["1002"] == [("sip:1002@10.100.0.8:5060", "Unavail")]
     assert pbx["endpoints"] == {"1001", "operator"}
     desk = parse_accounts(DESK)
