@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ansible_collections.teleshift.toolkit.plugins.module_utils import registry
-from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import Problem, Roster, load_roster
+from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import ID_RE, Problem, Roster, load_roster
 from ansible_collections.teleshift.toolkit.plugins.module_utils.settings import load_settings
 
 # Share of the people served today that a run may remove or deactivate without confirmation, and the
@@ -31,7 +31,6 @@ ALLOW_MASS_REMOVAL = "teleshift_allow_mass_removal"
 # Variables every capability may read, besides each capability's own (Capability.variables).
 GLOBAL_PREFIX = "teleshift_"
 HOST_KEYS = ("ansible_host",)
-_ID_RE = re.compile(r"^[a-z][a-z0-9._-]{0,31}$")
 
 
 @dataclass
@@ -100,7 +99,7 @@ def checked_state(data, source):
             continue
         if not isinstance(entries, dict):
             raise StateError(f"{source}: {section} must be a mapping of person id to entry")
-        bad = sorted(str(k) for k in entries if not _ID_RE.match(str(k)))
+        bad = sorted(str(k) for k in entries if not ID_RE.fullmatch(str(k)))
         if bad:
             raise StateError(f"{source}: {section}: {', '.join(map(repr, bad[:5]))} "
                              f"{'is not a person id' if len(bad) == 1 else 'are not person ids'}")

@@ -9,10 +9,13 @@ never rotates them; deleting a file (or an explicit rotation) makes a new one.
 from __future__ import annotations
 
 import os
+import re
 import secrets
+import stat
 import string
 from pathlib import Path
 
+from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import ID_RE
 from ansible_collections.teleshift.toolkit.plugins.module_utils.state import atomic_write
 
 _ALPHABET = string.ascii_letters + string.digits
@@ -24,20 +27,39 @@ def resolve_path(value, inventory_dir):
     return path if path.is_absolute() else (Path(inventory_dir) / path).resolve()
 
 
+_PRIVATE = {}  # directories already checked private in this process
+
+
+def _private_dir(path):
+    """``path`` as a 0700 directory, whether or not it existed (an existing one with wider rights is
+    narrowed); checked once per process."""
+    key = str(path)
+    if key in _PRIVATE:
+        return
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if stat.S_IMODE(path.stat().st_mode) != 0o700:
+        os.chmod(path, 0o700)
+    _PRIVATE[key] = True
+
+
 def kit_dir(root, person_id, capability):
-    """The kit's capability directory, made 0700 with its parents when it does not exist yet."""
+    """The kit's capability directory; it, the person's directory and the root are 0700, made so when
+    they existed with wider rights. ``person_id`` must be a roster id (never a path: ``../x`` is refused)."""
+    if not ID_RE.fullmatch(str(person_id)) or not re.match(r"^[a-z0-9._-]+$", str(capability)) \
+            or capability in (".", ".."):
+        raise ValueError(f"refusing kit path for id {person_id!r} and capability {capability!r}")
     path = Path(root) / person_id / capability
-    if path.is_dir():
-        return path
     for part in (Path(root), Path(root) / person_id, path):
-        part.mkdir(mode=0o700, exist_ok=True, parents=True)
-        os.chmod(part, 0o700)
+        _private_dir(part)
     return path
 
 
 def write_kit_file(root, person_id, capability, name, content):
     """Write one kit file 0600 atomically; returns True when its content changed."""
-    path = os.path.join(root, person_id, capability, name)
+    folder = kit_dir(root, person_id, capability)
+    if "/" in name or name in ("", ".", ".."):
+        raise ValueError(f"refusing kit file name {name!r}")
+    path = os.path.join(folder, name)
     data = content.encode("utf-8") if isinstance(content, str) else content
     try:
         with open(path, "rb") as stream:
@@ -45,11 +67,13 @@ def write_kit_file(root, person_id, capability, name, content):
                 return False  # unchanged: nothing touched (re-runs for 5,000 people stay fast)
     except OSError:
         pass
-    atomic_write(kit_dir(root, person_id, capability) / name, data, mode=0o600, dir_mode=0o700)
+    atomic_write(folder / name, data, mode=0o600, dir_mode=0o700)
     return True
 
 
 def read_kit_file(root, person_id, capability, name):
+    if not ID_RE.fullmatch(str(person_id)):
+        raise ValueError(f"refusing kit path for id {person_id!r}")
     try:
         with open(os.path.join(root, person_id, capability, name), encoding="utf-8") as stream:
             return stream.read()

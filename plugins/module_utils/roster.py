@@ -77,7 +77,8 @@ teleshift tsusers tsusers-admins
 """.split())
 SYSTEM_PREFIX = "ts-"
 
-_ID_RE = re.compile(r"^[a-z][a-z0-9._-]{0,31}$")
+ID_RE = re.compile(r"^[a-z][a-z0-9._-]{0,31}$")  # a person id: also a login, a kit directory
+_ID_RE = ID_RE
 # A plain address: no quoting, comments or IP literals, nothing a config format reads as syntax
 # (, | ; < > " spaces, control characters); a domain of DNS labels with an alphabetic top level.
 _EMAIL_RE = re.compile(r"(?=.{6,254}$)(?!\.)(?!.*\.\.)[A-Za-z0-9._%+'-]{1,64}(?<!\.)"

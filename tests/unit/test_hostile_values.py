@@ -175,6 +175,8 @@ def render_role_template(role, name, variables):
     role_dir = ROOT / "roles" / role
     if (role, name) not in _TEMPLAR:
         defaults = yaml.safe_load((role_dir / "defaults" / "main.yml").read_text(encoding="utf-8"))
+        # role defaults are templates the play renders (trusted, like a role's own files)
+        defaults = {k: trust_as_template(v) if isinstance(v, str) else v for k, v in defaults.items()}
         _TEMPLAR[role, name] = (defaults, (role_dir / "templates" / name).read_text(encoding="utf-8"))
     defaults, source = _TEMPLAR[role, name]
     templar = Templar(loader=DataLoader(), variables={**defaults, **variables})
@@ -183,8 +185,7 @@ def render_role_template(role, name, variables):
 
 def check_nft(part, plan, tmp_path):
     text = render_role_template("wireguard_gateway", "vpn-firewall.nft.j2", {
-        "wireguard_gateway_access": part["access"], "wireguard_gateway_internal_networks": part["internal_networks"],
-        "wireguard_gateway_admin_networks": ["10.89.250.0/24"], "wireguard_gateway_full_tunnel": False})
+        "wireguard_gateway_slice": part, "wireguard_gateway_admin_networks": ["10.89.250.0/24"]})
     services = sorted({p.service for p in plan.people.values()})
     sets = re.findall(r"^\tset (\S+) \{$", text, re.M)
     assert sets == ["admins4", "admins6", "internal4", "internal6"] + [

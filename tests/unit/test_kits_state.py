@@ -89,3 +89,32 @@ def test_state_text_reads_back_as_the_same_data_whatever_the_strings():
         assert yaml.safe_load(st.dump_state(data)) == (data or {})
 
     round_trip()
+
+
+def test_kit_directories_are_made_private_even_when_they_existed(tmp_path):
+    import os
+    import stat as st
+
+    from ansible_collections.teleshift.toolkit.plugins.module_utils import kits
+
+    root = tmp_path / "kits-open"
+    (root / "amartin" / "vpn").mkdir(parents=True)
+    for path in (root, root / "amartin", root / "amartin" / "vpn"):
+        os.chmod(path, 0o755)
+    kits._PRIVATE.clear()
+    assert kits.write_kit_file(root, "amartin", "vpn", "profile.conf", "x\n")
+    for path in (root, root / "amartin", root / "amartin" / "vpn"):
+        assert st.S_IMODE(path.stat().st_mode) == 0o700, path
+    assert st.S_IMODE((root / "amartin" / "vpn" / "profile.conf").stat().st_mode) == 0o600
+
+
+def test_ids_and_names_that_would_leave_the_kits_root_are_refused(tmp_path):
+    import pytest
+
+    from ansible_collections.teleshift.toolkit.plugins.module_utils import kits
+
+    for pid, cap, name in (("../outside", "vpn", "x"), ("/etc", "vpn", "x"), ("amartin", "..", "x"),
+                           ("amartin", "vpn", "../../x"), ("amartin", "vpn", "..")):
+        with pytest.raises(ValueError, match="refusing"):
+            kits.write_kit_file(tmp_path / "kits", pid, cap, name, "x")
+    assert not (tmp_path / "outside").exists() and not (tmp_path / "x").exists()
