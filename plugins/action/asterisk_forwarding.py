@@ -19,11 +19,14 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         task_vars = task_vars or {}
         args = {k: v for k, v in self._task.args.items() if k != "roster"}
+        warnings = []
         if "state" not in args:
-            people, cfg, policy, _ = compile_pbx(self, task_vars)
+            people, cfg, policy, _, warnings = compile_pbx(self, task_vars)
             labels = {}
             args["state"] = T.desired_astdb(people, cfg, policy, labels)
             args["labels"] = labels
         result.update(self._execute_module(module_name="teleshift.toolkit.asterisk_forwarding",
                                            module_args=args, task_vars=task_vars))
+        if warnings:
+            result["warnings"] = result.get("warnings", []) + warnings
         return result

@@ -15,7 +15,7 @@ from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import (
     format_problems, load_roster)
 from ansible_collections.teleshift.toolkit.plugins.module_utils.settings import load_settings
 from ansible_collections.teleshift.toolkit.plugins.module_utils.state import load_state
-from ansible_collections.teleshift.toolkit.plugins.module_utils.telephony import PBX_VARS, inventory_problems
+from ansible_collections.teleshift.toolkit.plugins.module_utils.telephony import PBX_VARS, inventory_check
 
 
 class ActionModule(ActionBase):
@@ -38,10 +38,13 @@ class ActionModule(ActionBase):
             roster_path = os.path.join(inventory_dir(task_vars), roster_path)
         roster = load_roster(roster_path, services=settings.services.keys(), region=settings.region)
         problems = settings.problems + roster.problems
-        problems += self._telephony_problems(task_vars, roster, settings.region)
+        telephony_problems, warnings = self._telephony_check(task_vars, roster, settings.region)
+        problems += telephony_problems
         problems += self._desktop_problems(task_vars, roster)
         result["roster"] = roster_path
         result["problems"] = [str(p) for p in problems]
+        if warnings:  # left out of the configuration (e.g. a revoked queue agent): never blocks
+            result["warnings"] = [str(w) for w in warnings]
         if problems:
             result.update(failed=True, msg="Preflight failed, no host was changed.\n" + format_problems(problems))
             return result
@@ -56,13 +59,14 @@ class ActionModule(ActionBase):
         result["changed"] = False
         return result
 
-    def _telephony_problems(self, task_vars, roster, region):
-        """Forwarding/transfer targets against the number policy, and each PBX's settings."""
+    def _telephony_check(self, task_vars, roster, region):
+        """(problems, warnings): extensions and forwarding/transfer targets against the number policy, and
+        each PBX's settings."""
         hostvars = task_vars.get("hostvars") or {}
         pbx_vars = {host: {k: self._templar.template(hostvars[host][k]) for k in PBX_VARS if k in hostvars[host]}
                     for host in (task_vars.get("groups") or {}).get("pbx_hosts", [])}
         policy_vars = {k: self._templar.template(task_vars[k]) for k in ("teleshift_phone_policy",) if k in task_vars}
-        return inventory_problems(policy_vars, pbx_vars, roster, region)
+        return inventory_check(policy_vars, pbx_vars, roster, region)
 
     def _desktop_problems(self, task_vars, roster):
         """Session-host capacity: the same plan the desktop role applies, so a shortfall stops the run here."""

@@ -2,6 +2,7 @@
 the playbooks read the same variables), the organisation's settings and the roster."""
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,12 +28,20 @@ class Context:
 
     @property
     def problems(self):
-        from ansible_collections.teleshift.toolkit.plugins.module_utils.telephony import inventory_problems
+        return self.settings.problems + self.roster.problems + self._telephony[0]
+
+    @property
+    def warnings(self):
+        """What is left out of the configuration (e.g. a revoked queue agent): reported, never blocks."""
+        return self._telephony[1]
+
+    @functools.cached_property
+    def _telephony(self):
+        from ansible_collections.teleshift.toolkit.plugins.module_utils.telephony import inventory_check
 
         pbx = {h: self.inventory.hostvars.get(h, {}) for h in self.inventory.groups.get("pbx_hosts", [])}
-        return (self.settings.problems + self.roster.problems
-                + inventory_problems(self.inventory.all_vars, pbx, self.roster, self.settings.region,
-                                     source=f"{self.inventory.source} (group_vars)"))
+        return inventory_check(self.inventory.all_vars, pbx, self.roster, self.settings.region,
+                               source=f"{self.inventory.source} (group_vars)")
 
 
 def inventory_source(path):
