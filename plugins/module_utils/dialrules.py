@@ -125,7 +125,9 @@ def dial_rules(policy, number_format="national", own=(), emergency=()):
     short = phonenumbers.PhoneMetadata.short_metadata_for_region(policy.region)
     general = meta.general_desc
     prefix = home_prefix(policy.region, number_format)
-    patterns = [("e164", ere(p)) for p in policy.allowed_patterns]
+    # allowed_patterns: one must match (an alternation of the translated patterns)
+    patterns = ([("e164", "(" + ")|(".join(ere(p) for p in policy.allowed_patterns) + ")")]
+                if policy.allowed_patterns else [])
     rules = []
     fixed = [n for n in list(own) + list(emergency) if n]
     if fixed:

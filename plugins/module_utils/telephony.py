@@ -302,6 +302,19 @@ def rules_allow(rules, num, e164=None):
     return False
 
 
+def dialplan_e164(num, policy, number_format="national"):
+    """What [ts-policy] computes as ${e164} from a dial string (for allowed_patterns)."""
+    import phonenumbers
+
+    if number_format == "e164":
+        return num
+    if num.startswith("00"):
+        return "+" + num[2:]
+    if num.startswith("0"):
+        return f"+{phonenumbers.country_code_for_region(policy.region)}{num[1:]}"
+    return num
+
+
 def dial_regex(policy, number_format="national"):
     """One POSIX regular expression every dial string the rules allow matches (the rules decide)."""
     from ansible_collections.teleshift.toolkit.plugins.module_utils.dialrules import ALLOW
@@ -442,6 +455,7 @@ class PbxConfig:
     sip_port: int = 5060
     codecs: tuple = ("alaw", "ulaw", "g722")
     mail_command: str = DEFAULT_MAIL_COMMAND  # voicemail notifications: a sendmail-compatible command
+    own_numbers: tuple = ()  # E.164 of every DID in the inventory (even one left out): never a target
 
 
 class _Checker:
@@ -636,8 +650,8 @@ def load_pbx_config(variables, policy, people_ext=None, source="inventory", rost
             chk.add(where, "the number as the operator delivers it: digits, + * # only")
         elif chk.text(ext, where, True, _EXT_RE, "an extension"):
             t.dids[str(number)] = str(ext)
-    policy = dataclasses.replace(policy, own_numbers=tuple(sorted(set(policy.own_numbers)
-                                                                  | set(own_numbers(t.dids, region)))))
+    cfg.own_numbers = own_numbers(t.dids, region)
+    policy = dataclasses.replace(policy, own_numbers=tuple(sorted(set(policy.own_numbers) | set(cfg.own_numbers))))
 
     cfg.timezone = chk.text(variables.get("asterisk_pbx_timezone", "Europe/Paris"), "asterisk_pbx_timezone", True,
                             _TZ_RE, "a timezone such as Europe/Paris") or "Europe/Paris"
@@ -1249,7 +1263,7 @@ def render_extensions(people, cfg, policy, sounds_dir):
 
 def pbx_policy(policy, cfg):
     """The policy with this PBX's own numbers (its DIDs) added: never a target."""
-    own = set(policy.own_numbers) | set(own_numbers(cfg.trunk.dids, policy.region))
+    own = set(policy.own_numbers) | set(cfg.own_numbers) | set(own_numbers(cfg.trunk.dids, policy.region))
     return dataclasses.replace(policy, own_numbers=tuple(sorted(own)))
 
 
