@@ -642,6 +642,8 @@ def load_pbx_config(variables, policy, people_ext=None, source="inventory", rost
                           "a user name (letters, digits, . _ + -)")
     t.password = chk.text(trunk.get("password"), "asterisk_pbx_trunk.password", False, _SECRET_RE,
                           "a password of printable characters without spaces")
+    if t.username and not t.password:
+        chk.add("asterisk_pbx_trunk.password", "required with asterisk_pbx_trunk.username")
     t.channels = chk.integer(trunk.get("channels"), "asterisk_pbx_trunk.channels", 30, 1, 10000)
     dids = chk.mapping(trunk.get("dids") or {}, "asterisk_pbx_trunk.dids") or {}
     for number, ext in dids.items():
