@@ -1310,13 +1310,13 @@ def render_dialout(cfg, policy):
         national = dial_string(number, policy.region, "national") if e164_of(number, policy.region) else ""
         if re.fullmatch(r"[0-9]{3,16}", national):
             lines.append(f"exten => {national},1,Goto(ts-route,{ext},1)")
-    lines += ["exten => _X.,1,Set(LOCAL(num)=${FILTER(0-9,${EXTEN})})",
-              "same => n,GotoIf($[${LEN(${num})} != ${LEN(${EXTEN})}]?policy)",
-              "same => n,Set(LOCAL(dial)=${num})"]
+    lines += ["exten => _X.,1,Set(TS_NUM=${FILTER(0-9,${EXTEN})})",
+              "same => n,GotoIf($[${LEN(${TS_NUM})} != ${LEN(${EXTEN})}]?policy)",
+              "same => n,Set(TS_DIAL=${TS_NUM})"]
     if cfg.trunk.number_format == "e164":
-        lines += [f'same => n,ExecIf($["${{num:0:1}}" = "0"]?Set(LOCAL(dial)=+{cc}${{num:1}}))',
-                  'same => n,ExecIf($["${num:0:2}" = "00"]?Set(LOCAL(dial)=+${num:2}))']
-    lines += ["same => n,Gosub(ts-forward,s,1(${dial},${CHANNEL(endpoint)},60))",
+        lines += [f'same => n,ExecIf($["${{TS_NUM:0:1}}" = "0"]?Set(TS_DIAL=+{cc}${{TS_NUM:1}}))',
+                  'same => n,ExecIf($["${TS_NUM:0:2}" = "00"]?Set(TS_DIAL=+${TS_NUM:2}))']
+    lines += ["same => n,Gosub(ts-forward,s,1(${TS_DIAL},${CHANNEL(endpoint)},60))",
               'same => n,GotoIf($["${TS_REFUSED}" = "policy"]?policy)',
               'same => n,GotoIf($["${TS_REFUSED}" = "limit"]?limit)',
               "same => n,Hangup()",

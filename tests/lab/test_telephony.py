@@ -808,29 +808,42 @@ def test_no_channel_driver_but_pjsip_is_loaded_and_iax2_does_not_listen():
 SCAN_PORTS = "T:22,80,443,2000,5038,5060,5061,8088,8089,U:2727,4520,4569,5000,5060"
 
 
-def open_ports(host, target):
-    """Ports nmap finds open on ``target`` from ``host`` (bounded: listed ports, one retry, 90 s)."""
+def scan(host, target):
+    """{port/proto: state} nmap finds on ``target`` from ``host`` (bounded: listed ports, one retry, 90 s).
+    TCP states are decisive (SYN scan); a UDP port that drops and one that listens but ignores nmap's
+    probe are both open|filtered, so SIP reachability is checked with a real OPTIONS too."""
     if sh(host, "command -v nmap").returncode != 0:
         _helpers.lab_missing(f"no nmap on {host}: run playbooks/lab.yml (lab_client_phone.yml) and telephony.yml")
     out = sh(host, f"nmap -Pn -n -sS -sU -p {SCAN_PORTS} --max-retries 1 --host-timeout 90s -oX - {target}",
              timeout=150, check=True).stdout
-    assert "<host " in out, out[-2000:]
-    return sorted(f"{p}/{proto}" for proto, p, state in
-                  re.findall(r'<port protocol="(\w+)" portid="(\d+)"><state state="([\w|]+)"', out) if state == "open")
+    found = {f"{p}/{proto}": state for proto, p, state in
+             re.findall(r'<port protocol="(\w+)" portid="(\d+)"><state state="([\w|]+)"', out)}
+    assert len(found) == SCAN_PORTS.count(",") + 1, out[-2000:]  # every port got a verdict: the scan ran
+    return found
+
+
+def assert_only(found, allowed=()):
+    """Nothing open but ``allowed``; every TCP port filtered (dropped before any listener could answer)."""
+    assert {p for p, state in found.items() if state == "open"} <= set(allowed), found
+    assert {p: s for p, s in found.items() if p.endswith("/tcp") and s != "filtered"} == {}, found
 
 
 def test_from_the_outside_network_a_scan_finds_nothing_open():
     firewall_or_skip()
-    assert open_ports(CLIENT, PBX_OUTSIDE) == []
+    assert_only(scan(CLIENT, PBX_OUTSIDE))
+    assert not sip_options_answered(CLIENT, "10.89.250.50")
 
 
 def test_from_the_trunk_a_scan_finds_sip_only():
     firewall_or_skip()
-    assert open_ports(PSTN, PBX_OUTSIDE) == ["5060/udp"]
+    found = scan(PSTN, PBX_OUTSIDE)
+    assert_only(found, ["5060/udp"])
+    assert found["5060/udp"] in ("open", "open|filtered") and sip_options_answered(PSTN, PSTN_IP)
 
 
 def vpn_scan(person):
-    """The laptop brings up ``person``'s tunnel (their kit), which must handshake, and scans the PBX."""
+    """The laptop brings up ``person``'s tunnel (their kit), which must handshake, and scans the PBX:
+    (scan, whether SIP answers an OPTIONS from the tunnel address)."""
     _helpers.client_tunnel_up((KITS / person / "vpn" / "teleshift.conf").read_text())
     deadline = time.monotonic() + 20
     while not tunnel_handshaken(within=30) and time.monotonic() < deadline:
@@ -839,7 +852,7 @@ def vpn_scan(person):
     assert tunnel_handshaken(within=30), f"{person}'s tunnel does not handshake: the scan would prove nothing"
     found = re.search(r"inet ([\d.]+)/", sh(CLIENT, "ip -4 -o addr show dev teleshift").stdout)
     assert found and ipaddress.ip_address(found.group(1)) in VPN_POOL
-    return open_ports(CLIENT, PBX_INSIDE)
+    return scan(CLIENT, PBX_INSIDE), sip_options_answered(CLIENT, found.group(1), PBX_INSIDE)
 
 
 def test_from_a_vpn_client_a_scan_finds_only_what_its_service_allows():
@@ -848,9 +861,13 @@ def test_from_a_vpn_client_a_scan_finds_only_what_its_service_allows():
     firewall_or_skip()
     assert roster_person("fmuller")["needs"] == "vpn" and "phone" in roster_person(SOFTPHONE_PERSON)["needs"]
     try:
-        assert vpn_scan("fmuller") == []
-    finally:  # the softphone tests expect their person's tunnel
-        assert vpn_scan(SOFTPHONE_PERSON) == ["5060/udp"]
+        found, sip = vpn_scan("fmuller")
+        assert_only(found)
+        assert not sip, "SIP answered a VPN client whose service has no telephony"
+    finally:  # the softphone tests expect their person's tunnel; it is also the positive control
+        found, sip = vpn_scan(SOFTPHONE_PERSON)
+    assert_only(found, ["5060/udp"])
+    assert sip, "SIP must answer a softphone through the VPN"
 
 
 # ------------------------------------------------------------------------------------------------ config injection
