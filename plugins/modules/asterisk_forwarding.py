@@ -85,7 +85,7 @@ method:
   returned: always
   type: str
 queue_members_removed:
-  description: Queue members removed (or that would be, in check mode), as C(queue: interface).
+  description: Queue members removed (or that would be, in check mode), each as C(queue) colon interface.
   returned: always
   type: list
 """
