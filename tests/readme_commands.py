@@ -30,12 +30,7 @@ PREREQUISITES = {
 }
 # known failures, strict (the test fails once they pass, so the mark is removed then): command ->
 # (reason, a pattern every problem line of the known failure matches; any other failure is a real one)
-XFAIL = {
-    "scripts/teleshift validate --roster staff.csv": (
-        "the lab's asterisk_pbx_queues name lab people a generated roster lacks; being changed in telephony "
-        "('revocation wins': a queue entry naming someone absent becomes a warning and is dropped)",
-        r"asterisk_pbx_queues\[\d+\]\.agents\[\d+\]: '\w+' is not an active person"),
-}
+XFAIL = {}
 # needs the lab (run on it, from the checkout): command -> expected exit code(s)
 LAB = {
     "scripts/teleshift lab up": 0,

@@ -18,7 +18,8 @@ from ansible_collections.teleshift.toolkit.plugins.module_utils.settings import 
 
 
 def compile_pbx(action, task_vars):
-    """(people, cfg, policy, kits_root) for the PBX host this task runs on; fails on invalid input."""
+    """(people, cfg, policy, kits_root, warnings) for the PBX host this task runs on; fails on invalid
+    input. Warnings (text) name what is left out of the configuration, e.g. a revoked queue agent."""
     templar = action._templar
 
     def var(name, default=None):
@@ -34,15 +35,19 @@ def compile_pbx(action, task_vars):
     roster = load_roster(roster_path, services=settings.services.keys(), region=settings.region)
     policy, problems = T.load_number_policy({"teleshift_phone_policy": var("teleshift_phone_policy")}
                                             if "teleshift_phone_policy" in task_vars else {}, settings.region)
-    people = T.phone_people(roster)
-    cfg, pbx_problems = T.load_pbx_config({k: var(k) for k in T.PBX_VARS if k in task_vars}, policy,
-                                          {p.id: p.extension for p in people},
-                                          source=f"inventory ({task_vars.get('inventory_hostname')})")
-    problems = settings.problems + roster.problems + problems + pbx_problems + T.forwarding_problems(roster, policy)
+    warnings = []
+    people = T.phone_people(roster, warnings)
+    cfg, pbx_problems, left_out = T.load_pbx_config(
+        {k: var(k) for k in T.PBX_VARS if k in task_vars}, policy, {p.id: p.extension for p in people},
+        source=f"inventory ({task_vars.get('inventory_hostname')})",
+        roster_ids={p.id: p.extension for p in roster.people})
+    policy = T.pbx_policy(policy, cfg)
+    problems = (settings.problems + roster.problems + problems + pbx_problems
+                + T.extension_problems(roster, policy) + T.forwarding_problems(roster, policy))
     if problems:
         raise AnsibleActionFail("Telephony input is invalid, nothing was changed.\n" + format_problems(problems))
     kits_root = resolve_path(var("teleshift_kits_dir", "kits"), base)
-    return people, cfg, policy, kits_root
+    return people, cfg, policy, kits_root, [str(w) for w in warnings + left_out]
 
 
 def _read_only_secrets(kits_root):
@@ -66,11 +71,14 @@ class ActionModule(ActionBase):
             result.update(self._execute_module(module_name="teleshift.toolkit.asterisk_config",
                                                module_args=args, task_vars=task_vars))
             return result
-        people, cfg, policy, kits_root = compile_pbx(self, task_vars)
+        people, cfg, policy, kits_root, warnings = compile_pbx(self, task_vars)
         sounds_dir = self._task.args.get("sounds_dir") or "/var/lib/asterisk/sounds/teleshift"
         secret_of = T.kit_secrets(kits_root) if not self._task.check_mode else _read_only_secrets(kits_root)
         rtp = (int(self._task.args.get("rtp_start", 10000)), int(self._task.args.get("rtp_end", 10999)))
-        plan = T.plan_pbx(people, cfg, policy, secret_of, sounds_dir=sounds_dir, rtp=rtp)
+        try:
+            plan = T.plan_pbx(people, cfg, policy, secret_of, sounds_dir=sounds_dir, rtp=rtp)
+        except ValueError as exc:  # a damaged kit secret: named, nothing sent
+            raise AnsibleActionFail(f"{exc}; nothing was changed") from None
         sip_address = self._task.args.get("sip_address") or task_vars.get("inventory_hostname")
         kits_changed = []
         if not self._task.check_mode:
@@ -100,6 +108,8 @@ class ActionModule(ActionBase):
         module_result = self._execute_module(module_name="teleshift.toolkit.asterisk_config",
                                              module_args=module_args, task_vars=task_vars)
         result.update(module_result)
+        if warnings:  # people left out of queues, ring groups... (never blocks)
+            result["warnings"] = result.get("warnings", []) + warnings
         result["kits_changed"] = len(kits_changed)
         result["endpoints"] = len(people)
         return result

@@ -13,17 +13,23 @@ from ansible_collections.teleshift.toolkit.plugins.module_utils import telephony
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("roster", "state", "labels", "families", "ami_credentials_file", "ami_port"))
+    _VALID_ARGS = frozenset(("roster", "state", "labels", "families", "ami_credentials_file", "ami_port",
+                             "queue_agents"))
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         task_vars = task_vars or {}
         args = {k: v for k, v in self._task.args.items() if k != "roster"}
+        warnings = []
         if "state" not in args:
-            people, cfg, policy, _ = compile_pbx(self, task_vars)
+            people, cfg, policy, _, warnings = compile_pbx(self, task_vars)
             labels = {}
             args["state"] = T.desired_astdb(people, cfg, policy, labels)
             args["labels"] = labels
+            exts = {p.id: p.extension for p in people}
+            args["queue_agents"] = {q.name: [exts[a] for a in q.agents if a in exts] for q in cfg.queues}
         result.update(self._execute_module(module_name="teleshift.toolkit.asterisk_forwarding",
                                            module_args=args, task_vars=task_vars))
+        if warnings:
+            result["warnings"] = result.get("warnings", []) + warnings
         return result

@@ -157,6 +157,7 @@ class Plan:
     unmanaged: int = 0  # DNs whose number is in no roster line (untouched unless purge)
     matched: set = field(default_factory=set)  # person ids found on this gateway
     problems: list = field(default_factory=list)  # text, e.g. a number the gateway cannot dial
+    warnings: list = field(default_factory=list)  # text, e.g. forwarding on a DN no roster line names
 
     @property
     def commands(self):
@@ -251,11 +252,18 @@ def check_dialing(dialing):
     return problems
 
 
-def desired_forwarding(person, dialing):
-    """The forwarding the roster wants on ``person``'s line (inactive people: none)."""
+def desired_forwarding(person, dialing, policy=None):
+    """The forwarding the roster wants on ``person``'s line (inactive people: none). With ``policy``
+    (telephony.NumberPolicy), a target the number policy refuses raises ValueError (toll fraud)."""
     mode = person.forward_mode if person.active else "none"
     if mode == "none" or not person.forward_to:
         return NO_FORWARDING
+    if policy is not None:
+        from ansible_collections.teleshift.toolkit.plugins.module_utils.telephony import check_number
+
+        why = check_number(person.forward_to, policy)
+        if why:
+            raise ValueError(f"refused by the number policy: {why}")
     target = dial_string(person.forward_to, dialing)
     if mode == "always":
         return Forwarding(all=target)
@@ -301,12 +309,13 @@ def dn_commands(dn, after):
     return [dn.header, *body, "exit"] if body else []
 
 
-def plan_gateway(dns, people, dialing):
+def plan_gateway(dns, people, dialing, policy=None):
     """The changes that bring ``dns`` (parsed from one gateway) to the roster's forwarding.
 
     ``people``: roster Person records; everyone with an extension is managed (inactive people and
-    forward_mode none get no forwarding). A number the gateway cannot dial is a problem and that DN
-    is left as it is.
+    forward_mode none get no forwarding). A number the gateway cannot dial, or that ``policy`` refuses,
+    is a problem and that DN is left as it is. A DN no roster line names that still forwards somewhere
+    (someone removed from the roster) is a warning, cleared only with ``purge``.
     """
     by_extension = {p.extension: p for p in people if p.extension}
     plan = Plan()
@@ -315,6 +324,10 @@ def plan_gateway(dns, people, dialing):
         person = by_extension.get(dn.number)
         if person is None:
             plan.unmanaged += 1
+            if not dn.forwarding.empty and not dialing.purge:
+                plan.warnings.append(f"{dn.kind} {dn.tag} (number {dn.number or 'none'}) forwards "
+                                     f"({dn.forwarding.describe()}) but no roster line names it: left as is "
+                                     "(purge clears it)")
             if not dialing.purge or dn.forwarding.empty:
                 continue
             after, who, name = NO_FORWARDING, "", ""
@@ -323,7 +336,7 @@ def plan_gateway(dns, people, dialing):
             plan.matched.add(person.id)
             if person.id not in wanted:
                 try:
-                    wanted[person.id] = desired_forwarding(person, dialing)
+                    wanted[person.id] = desired_forwarding(person, dialing, policy)
                 except ValueError as exc:
                     wanted[person.id] = None
                     plan.problems.append(f"{person.id} (extension {person.extension}): forward_to {exc}")
@@ -502,7 +515,7 @@ def _read_prompts(conn, prompt, count, timeout):
     return output
 
 
-def converge_gateway(gateway, people, check_mode=False, save=True, connect=netmiko_connect):
+def converge_gateway(gateway, people, check_mode=False, save=True, connect=netmiko_connect, policy=None):
     """Converge one gateway; always returns a result dict (never raises)."""
     started = time.monotonic()
     result = {"name": gateway.name, "host": gateway.host, "changed": False, "failed": False,
@@ -518,8 +531,9 @@ def converge_gateway(gateway, people, check_mode=False, save=True, connect=netmi
     try:
         conn = connect(gateway)
         original = read_dns(conn, gateway)
-        plan = plan_gateway(original, people, gateway.dialing)
+        plan = plan_gateway(original, people, gateway.dialing, policy)
         result["matched"] = sorted(plan.matched)
+        result["warnings"] = plan.warnings
         result.update(dns=len(original), managed=plan.managed, unmanaged=plan.unmanaged,
                       problems=plan.problems, commands=plan.commands, people=plan.people())
         result["before"], result["after"] = plan_diff(plan)
@@ -527,7 +541,7 @@ def converge_gateway(gateway, people, check_mode=False, save=True, connect=netmi
         if plan.changes and not check_mode:
             try:
                 send_config(conn, gateway, plan.commands)
-                remaining = plan_gateway(read_dns(conn, gateway), people, gateway.dialing).commands
+                remaining = plan_gateway(read_dns(conn, gateway), people, gateway.dialing, policy).commands
                 if remaining:
                     raise GatewayError("verify", "the gateway accepted the commands but its configuration still "
                                                  f"differs ({len(remaining)} lines left, e.g. {remaining[:2]!r})")
@@ -571,11 +585,12 @@ def _roll_back(conn, gateway, original):
         return False
 
 
-def converge_gateways(gateways, people, check_mode=False, save=True, parallel=8, connect=netmiko_connect):
+def converge_gateways(gateways, people, check_mode=False, save=True, parallel=8, connect=netmiko_connect,
+                      policy=None):
     """Converge every gateway, at most ``parallel`` at a time; results in the gateways' order."""
     if not gateways:
         return []
     workers = max(1, min(int(parallel), len(gateways)))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cme") as pool:
-        futures = [pool.submit(converge_gateway, gw, people, check_mode, save, connect) for gw in gateways]
+        futures = [pool.submit(converge_gateway, gw, people, check_mode, save, connect, policy) for gw in gateways]
         return [future.result() for future in futures]

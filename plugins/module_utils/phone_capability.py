@@ -43,14 +43,6 @@ def parse_pbx(text):
     return {"astdb": astdb, "contacts": contacts, "endpoints": endpoints}
 
 
-def _pbx_config(loaded):
-    """(cfg, problems, warnings) from load_pbx_config, whichever of its result shapes."""
-    if len(loaded) == 3:
-        return loaded
-    cfg, problems = loaded
-    return cfg, problems, []
-
-
 class Phone(registry.Capability):
     name = "phone"
     need = "phone"
@@ -106,18 +98,11 @@ class Phone(registry.Capability):
     def validate(self, inputs):
         from ansible_collections.teleshift.toolkit.plugins.module_utils import telephony as T
 
-        found = registry.Findings()
-        policy, problems = self.policy(inputs)
-        found.problems += problems
-        found.problems += T.forwarding_problems(inputs.roster, policy)
-        people_ext = {p.id: p.extension for p in inputs.roster.active() if p.extension}
-        for host in self.hosts(inputs):
-            pbx = {k: v for k, v in (inputs.hostvars.get(host) or {}).items() if k in T.PBX_VARS}
-            _, problems, warnings = _pbx_config(T.load_pbx_config(pbx, policy, people_ext,
-                                                                  source=f"{inputs.source} ({host})"))
-            found.problems += problems
-            found.warnings += warnings
-        return found
+        hosts = self.hosts(inputs)
+        pbx = {h: inputs.hostvars.get(h) or {} for h in hosts}
+        problems, warnings = T.inventory_check(inputs.all_vars, pbx, inputs.roster, inputs.settings.region,
+                                               source=inputs.source)
+        return registry.Findings(problems=problems, warnings=warnings)
 
     def hosts_for(self, person, entry, inputs):
         return self.hosts(inputs)  # every PBX carries every line
@@ -128,11 +113,14 @@ class Phone(registry.Capability):
 
         def build():
             policy, _ = self.policy(inputs)
-            people = [p for p in inputs.roster.people if self.wants(p)]
+            people = T.phone_people(inputs.roster)
             pbx = {k: v for k, v in (inputs.hostvars.get(host) or {}).items() if k in T.PBX_VARS}
-            cfg, problems, _ = _pbx_config(T.load_pbx_config(pbx, policy, {p.id: p.extension for p in people},
-                                                             source=f"inventory ({host})"))
-            return f"cannot compile the PBX plan: {problems[0]}" if problems else T.desired_astdb(people, cfg, policy)
+            cfg, problems, _ = T.load_pbx_config(pbx, policy, {p.id: p.extension for p in people},
+                                                 source=f"inventory ({host})",
+                                                 roster_ids={p.id: p.extension for p in inputs.roster.people})
+            if problems:
+                return f"cannot compile the PBX plan: {problems[0]}"
+            return T.desired_astdb(people, cfg, T.pbx_policy(policy, cfg))
         return inputs.memo(f"phone.astdb.{host}", build)
 
     def capacity(self, inputs, a):

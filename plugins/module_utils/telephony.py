@@ -18,9 +18,11 @@ the dialplan (a regular expression on the dialled string).
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import re
+import unicodedata
 from dataclasses import dataclass, field
 
 from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import Problem
@@ -49,20 +51,22 @@ BLOCK_MARK = ";; teleshift: "
 HEADER = ("; Written by teleshift (role asterisk_pbx) from the roster and the inventory: do not edit,\n"
           "; changes are overwritten. May contain secrets: 0640 root:asterisk, never shown in diffs.\n")
 
-_NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,30}$")
-_EXT_RE = re.compile(r"^[1-9][0-9]{1,5}$")
-_PIN_RE = re.compile(r"^[0-9]{4,12}$")
-_DATE_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
-_TIME_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
+_NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,30}\Z")
+_EXT_RE = re.compile(r"^[1-9][0-9]{1,5}\Z")
+_PIN_RE = re.compile(r"^[0-9]{4,12}\Z")
+_DATE_RE = re.compile(r"^([0-9]{4})-([0-9]{2})-([0-9]{2})\Z")
+_TIME_RE = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])-([01][0-9]|2[0-3]):([0-5][0-9])\Z")
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_DAYS_RE = re.compile(r"^(mon|tue|wed|thu|fri|sat|sun)(-(mon|tue|wed|thu|fri|sat|sun))?$")
-_DIGITS_RE = re.compile(r"^[0-9*#+]+$")
+_DAYS_RE = re.compile(r"^(mon|tue|wed|thu|fri|sat|sun)(-(mon|tue|wed|thu|fri|sat|sun))?\Z")
+_DIGITS_RE = re.compile(r"^[0-9*#+]+\Z")
+_DIGITS_ONLY_RE = re.compile(r"[0-9]{2,6}")
 
 # phonenumbers types by policy name; premium_rate is governed by allow_premium alone.
 NUMBER_TYPES = ("fixed_line", "mobile", "fixed_line_or_mobile", "toll_free", "premium_rate", "shared_cost",
                 "voip", "personal_number", "pager", "uan", "voicemail", "unknown")
-DEFAULT_ALLOWED_TYPES = ("fixed_line", "mobile", "fixed_line_or_mobile", "voip", "toll_free")
-POLICY_KEYS = ("allow_international", "allow_premium", "allowed_types", "allowed_patterns")
+DEFAULT_ALLOWED_TYPES = ("fixed_line", "mobile", "fixed_line_or_mobile")
+POLICY_KEYS = ("allow_international", "allow_premium", "allow_short_codes", "allowed_types", "allowed_patterns",
+               "emergency_numbers")
 
 FEATURE_CODES = {"queue_login": "*45", "queue_logout": "*46", "queue_login_mobile": "*47", "voicemail": "*98"}
 TARGET_KEYS = ("transfer", "ring_group", "queue", "extension", "voicemail", "timeout")
@@ -72,6 +76,10 @@ TARGET_KEYS = ("transfer", "ring_group", "queue", "extension", "voicemail", "tim
 # Number policy
 # ------------------------------------------------------------------------------------------------
 
+# Numbers always reachable from softphones (routed to the trunk, no limit), never a forwarding target.
+EMERGENCY_NUMBERS = ("15", "17", "18", "112", "114", "115", "119")
+
+
 @dataclass(frozen=True)
 class NumberPolicy:
     region: str = "FR"
@@ -79,27 +87,37 @@ class NumberPolicy:
     allow_premium: bool = False
     allowed_types: tuple = DEFAULT_ALLOWED_TYPES
     allowed_patterns: tuple = ()  # regular expressions on the E.164 form; when set, one must match
+    allow_short_codes: bool = False  # short numbers (3949, 118 712...) of the region's short-number plan
+    emergency_numbers: tuple = EMERGENCY_NUMBERS
+    own_numbers: tuple = ()  # the organisation's own numbers (E.164): never a forwarding target
 
     def describe(self):
         what = ["national numbers" + ("" if not self.allow_international else " and international numbers")]
         if self.allow_premium:
             what.append("premium-rate numbers")
+        if self.allow_short_codes:
+            what.append("short codes")
         return ", ".join(what) + f" of types {', '.join(self.allowed_types)}"
 
 
 def load_number_policy(variables, region="FR", source="inventory"):
     """NumberPolicy from inventory var ``teleshift_phone_policy`` (optional); returns (policy, problems)."""
+    from ansible_collections.teleshift.toolkit.plugins.module_utils.dialrules import check_region, ere
+
     problems = []
     raw = variables.get("teleshift_phone_policy") or {}
     path = "teleshift_phone_policy"
     if not isinstance(raw, dict):
         return NumberPolicy(region=region), [Problem(source, 0, path, "expected a mapping")]
     values = {"region": region}
+    why = check_region(region)
+    if why:
+        problems.append(Problem(source, 0, "teleshift_phone_region", f"{why}: the number policy cannot be enforced"))
     for key, value in raw.items():
         where = f"{path}.{key}"
         if key not in POLICY_KEYS:
             problems.append(Problem(source, 0, where, "unknown key (known: " + ", ".join(POLICY_KEYS) + ")"))
-        elif key in ("allow_international", "allow_premium"):
+        elif key in ("allow_international", "allow_premium", "allow_short_codes"):
             if not isinstance(value, bool):
                 problems.append(Problem(source, 0, where, "expected true or false"))
             else:
@@ -112,6 +130,11 @@ def load_number_policy(variables, region="FR", source="inventory"):
                                         + (f" (unknown: {', '.join(map(str, bad))})" if bad else "")))
             else:
                 values[key] = tuple(value)
+        elif key == "emergency_numbers":
+            if not isinstance(value, list) or not all(_DIGITS_ONLY_RE.fullmatch(str(v)) for v in value):
+                problems.append(Problem(source, 0, where, "expected a list of numbers (digits only)"))
+            else:
+                values[key] = tuple(str(v) for v in value)
         elif key == "allowed_patterns":
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 problems.append(Problem(source, 0, where, "expected a list of regular expressions"))
@@ -119,8 +142,10 @@ def load_number_policy(variables, region="FR", source="inventory"):
             for i, pattern in enumerate(value):
                 try:
                     re.compile(pattern)
-                except re.error as exc:
-                    problems.append(Problem(source, 0, f"{where}[{i}]", f"not a regular expression: {exc}"))
+                    ere(pattern)
+                except (re.error, ValueError) as exc:
+                    problems.append(Problem(source, 0, f"{where}[{i}]", "not a regular expression the dialplan "
+                                            f"can enforce (POSIX ERE: digits, [], (), |, ?, *, +, {{}}): {exc}"))
             values[key] = tuple(value)
     return NumberPolicy(**values), problems
 
@@ -144,15 +169,60 @@ def _parse_cached(number, region):
     return parsed
 
 
+@functools.lru_cache(maxsize=4096)
+def short_code(number, region):
+    """The digits of ``number`` when it is a valid short number of ``region`` (3949, 118712), else ''."""
+    import phonenumbers
+    from phonenumbers import shortnumberinfo
+
+    text = str(number)
+    if text.strip().startswith("+"):
+        return ""
+    try:
+        parsed = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        return ""
+    if not shortnumberinfo.is_valid_short_number_for_region(parsed, region):
+        return ""
+    return phonenumbers.national_significant_number(parsed)
+
+
+def _short_cost_premium(digits, region):
+    import phonenumbers
+    from phonenumbers import shortnumberinfo
+
+    parsed = phonenumbers.parse(digits, region)
+    return shortnumberinfo.expected_cost_for_region(parsed, region) == shortnumberinfo.ShortNumberCost.PREMIUM_RATE
+
+
 def check_number(number, policy):
-    """None when ``number`` is an allowed forwarding/transfer target, else the reason it is refused."""
+    """None when ``number`` is an allowed forwarding/transfer target, else the reason it is refused.
+
+    The same decisions as the dialplan's rules (dialrules.dial_rules), which tests compare on generated
+    numbers: emergency and own numbers refused, then the type of a national number, short codes, abroad."""
     import phonenumbers
 
+    if re.sub(r"[\s.()-]", "", str(number)) in policy.emergency_numbers:
+        return f"{number} is an emergency number: never a forwarding or transfer target"
     try:
         parsed = _parse(number, policy.region)
     except ValueError as exc:
-        return str(exc)
+        digits = short_code(number, policy.region)
+        if not digits:
+            return str(exc)
+        if not policy.allow_short_codes:
+            return (f"{digits} is a short code: refused to prevent toll fraud "
+                    "(set teleshift_phone_policy.allow_short_codes: true to allow)")
+        if _short_cost_premium(digits, policy.region) and not policy.allow_premium:
+            return (f"{digits} is a premium-rate short code: refused to prevent toll fraud "
+                    "(set teleshift_phone_policy.allow_premium: true to allow)")
+        if policy.allowed_patterns and not any(re.search(p, digits) for p in policy.allowed_patterns):
+            return f"{digits} matches none of teleshift_phone_policy.allowed_patterns"
+        return None
     e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    if e164 in policy.own_numbers:
+        return (f"{e164} is one of the organisation's own numbers (asterisk_pbx_trunk.dids): forwarding "
+                "there would loop back into the PBX")
     home = phonenumbers.country_code_for_region(policy.region)
     if parsed.country_code != home and not policy.allow_international:
         return (f"{e164} is an international number: refused to prevent toll fraud "
@@ -179,34 +249,83 @@ def _type_name(number_type):
     return "unknown"
 
 
-def dial_string(number, region, number_format="national"):
-    """What the trunk is sent for ``number``: national digits (0612345678), 00-international, or E.164."""
+def e164_of(number, region):
+    """The E.164 form of a valid number, '' when it is not one (short codes, garbage)."""
     import phonenumbers
 
-    parsed = _parse(number, region)
+    try:
+        return phonenumbers.format_number(_parse(number, region), phonenumbers.PhoneNumberFormat.E164)
+    except ValueError:
+        return ""
+
+
+def dial_string(number, region, number_format="national"):
+    """What the trunk is sent for ``number``: national digits (0612345678), 00-international, or E.164;
+    a short code as its digits."""
+    import phonenumbers
+
+    try:
+        parsed = _parse(number, region)
+    except ValueError:
+        digits = short_code(number, region)
+        if digits:
+            return digits
+        raise
     if number_format == "e164":
         return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
     if parsed.country_code == phonenumbers.country_code_for_region(region):
-        return re.sub(r"\D", "", phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.NATIONAL))
+        meta = phonenumbers.PhoneMetadata.metadata_for_region(region)
+        return (meta.national_prefix or "") + phonenumbers.national_significant_number(parsed)
     meta = phonenumbers.PhoneMetadata.metadata_for_region(region)
     prefix = (meta.international_prefix if meta and meta.international_prefix and
               meta.international_prefix.isdigit() else "00")
     return prefix + phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)[1:]
 
 
-def dial_regex(policy, number_format="national"):
-    """The dialplan's last guard: a POSIX regular expression every forwarded dial string must match."""
+def dial_rules(policy, number_format="national"):
+    """The policy as the dialplan's ordered rules (see dialrules.dial_rules), own numbers and emergency
+    numbers refused."""
+    from ansible_collections.teleshift.toolkit.plugins.module_utils import dialrules
+
+    own = sorted({dial_string(n, policy.region, number_format) for n in policy.own_numbers})
+    return dialrules.dial_rules(policy, number_format, own=own, emergency=policy.emergency_numbers)
+
+
+def rules_allow(rules, num, e164=None):
+    """Evaluate dial rules in Python (what the dialplan does with REGEX): True when allowed."""
+    from ansible_collections.teleshift.toolkit.plugins.module_utils.dialrules import ALLOW
+
+    values = {"num": num, "e164": num if e164 is None else e164}
+    for verdict, conds in rules:
+        if all(re.search(regex, values[var]) for var, regex in conds):
+            return verdict == ALLOW
+    return False
+
+
+def dialplan_e164(num, policy, number_format="national"):
+    """What [ts-policy] computes as ${e164} from a dial string (for allowed_patterns)."""
     import phonenumbers
 
-    cc = phonenumbers.country_code_for_region(policy.region)
     if number_format == "e164":
-        return rf"^\+{cc}[1-9][0-9]{{5,12}}$" if not policy.allow_international else r"^\+[1-9][0-9]{6,14}$"
-    meta = phonenumbers.PhoneMetadata.metadata_for_region(policy.region)
-    national = (meta.national_prefix if meta and meta.national_prefix else "")
-    pattern = f"^{national}[1-9][0-9]{{5,12}}$"
-    if policy.allow_international:
-        pattern = f"({pattern})|(^00[1-9][0-9]{{6,14}}$)"
-    return pattern
+        return num
+    if num.startswith("00"):
+        return "+" + num[2:]
+    if num.startswith("0"):
+        return f"+{phonenumbers.country_code_for_region(policy.region)}{num[1:]}"
+    return num
+
+
+def dial_regex(policy, number_format="national"):
+    """One POSIX regular expression every dial string the rules allow matches (the rules decide)."""
+    from ansible_collections.teleshift.toolkit.plugins.module_utils.dialrules import ALLOW
+
+    firsts = [conds[0][1] for verdict, conds in dial_rules(policy, number_format) if verdict == ALLOW]
+    return "(" + ")|(".join(firsts) + ")" if firsts else "^$"
+
+
+def own_numbers(dids, region):
+    """E.164 forms of the operator's numbers of the organisation (asterisk_pbx_trunk.dids keys)."""
+    return tuple(sorted({e for e in (e164_of(n, region) for n in dids) if e}))
 
 
 def forwarding_problems(roster, policy):
@@ -221,6 +340,13 @@ def forwarding_problems(roster, policy):
     return problems
 
 
+def extension_problems(roster, policy):
+    """Problems (line, field extension) for active people whose extension is an emergency number."""
+    return [Problem(roster.source, p.line, "extension", f"{p.extension} is an emergency number "
+                    f"({', '.join(policy.emergency_numbers)}): choose another extension")
+            for p in roster.active() if p.extension and p.extension in policy.emergency_numbers]
+
+
 # ------------------------------------------------------------------------------------------------
 # PBX settings from the inventory (asterisk_pbx_* variables of a pbx_hosts host)
 # ------------------------------------------------------------------------------------------------
@@ -229,8 +355,18 @@ PBX_VARS = ("asterisk_pbx_trunk", "asterisk_pbx_attendants", "asterisk_pbx_queue
             "asterisk_pbx_mailboxes", "asterisk_pbx_office_hours", "asterisk_pbx_holidays",
             "asterisk_pbx_timezone", "asterisk_pbx_feature_codes", "asterisk_pbx_voicemail",
             "asterisk_pbx_ring_timeout", "asterisk_pbx_sip_port", "asterisk_pbx_codecs",
-            "asterisk_pbx_mail_command")
+            "asterisk_pbx_mail_command", "asterisk_pbx_max_outbound_calls", "asterisk_pbx_max_call_seconds")
 DEFAULT_MAIL_COMMAND = "/usr/sbin/sendmail -t"
+# What reaches a configuration file from the inventory must have one of these shapes (refused otherwise).
+_HOST_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})\Z|^\[?[0-9A-Fa-f:.]{2,45}\]?\Z")
+_MATCH_RE = re.compile(r"^[A-Za-z0-9.:-]{1,253}(/[0-9]{1,3})?\Z")
+_USER_RE = re.compile(r"^[A-Za-z0-9._+-]{1,64}\Z")
+_SECRET_RE = re.compile(r"^[!-~]{1,128}\Z")  # printable ASCII, no space; ';' is escaped where written
+_TZ_RE = re.compile(r"^[A-Za-z0-9_+-]{1,32}(/[A-Za-z0-9_+-]{1,32}){0,2}\Z")
+_CODEC_RE = re.compile(r"^[a-z0-9_]{2,16}\Z")
+_FORMAT_RE = re.compile(r"^[a-z0-9]{2,8}(\|[a-z0-9]{2,8}){0,3}\Z")
+# An address every Asterisk file, mail header and command line holds as one plain token.
+EMAIL_RE = re.compile(r"^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})+\Z")
 
 
 @dataclass
@@ -314,9 +450,12 @@ class PbxConfig:
     features: dict = field(default_factory=lambda: dict(FEATURE_CODES))
     voicemail: dict = field(default_factory=dict)
     ring_timeout: int = 25
+    max_outbound_calls: int = 2  # per endpoint (softphone, forwarding desk, attendant), emergency calls apart
+    max_call_seconds: int = 7200  # an answered outbound call is cut after this
     sip_port: int = 5060
     codecs: tuple = ("alaw", "ulaw", "g722")
     mail_command: str = DEFAULT_MAIL_COMMAND  # voicemail notifications: a sendmail-compatible command
+    own_numbers: tuple = ()  # E.164 of every DID in the inventory (even one left out): never a target
 
 
 class _Checker:
@@ -325,9 +464,21 @@ class _Checker:
     def __init__(self, source):
         self.source = source
         self.problems = []
+        self.warnings = []  # what is left out of the configuration (revoked people): never blocks
 
     def add(self, path, message):
         self.problems.append(Problem(self.source, 0, path, message))
+
+    def warn(self, path, message):
+        self.warnings.append(Problem(self.source, 0, path, message))
+
+    def free_text(self, value, path, required=False):
+        """Text shown to people (names, labels): no control characters, nor ';' (comments in every file)."""
+        value = self.text(value, path, required)
+        if value and (has_control(value) or ";" in value):
+            self.add(path, "control characters (line breaks...) and ';' are not allowed")
+            return ""
+        return value
 
     def mapping(self, value, path):
         if not isinstance(value, dict):
@@ -394,7 +545,14 @@ def _prompt_spec(chk, value, path):
     return {"recording": chk.text(spec["recording"], f"{path}.recording")}
 
 
-def _target(chk, value, path, policy, region, people_ext, queues_by_name=None):
+def _left_out(pid, roster_ids):
+    """Why a person named in the PBX settings is left out (revocation wins over stale settings)."""
+    if roster_ids is not None and str(pid) in roster_ids:
+        return f"{str(pid)!r} is inactive or has no phone in the roster"
+    return f"{str(pid)!r} is not in the roster"
+
+
+def _target(chk, value, path, policy, region, people_ext, roster_ids=None):
     spec = chk.mapping(value, path)
     if spec is None:
         return Target()
@@ -416,12 +574,15 @@ def _target(chk, value, path, policy, region, people_ext, queues_by_name=None):
         for i, member in enumerate(chk.items(spec["ring_group"], f"{path}.ring_group")):
             member = str(member)
             ext = people_ext.get(member, member if _EXT_RE.match(member) else "")
-            if not ext:
-                chk.add(f"{path}.ring_group[{i}]", f"{member!r} is neither a person id with an extension "
-                                                    "nor an extension")
+            revoked = {e for pid, e in (roster_ids or {}).items() if e and pid not in people_ext}
+            if not ext or ext in revoked:
+                chk.warn(f"{path}.ring_group[{i}]", "left out of the ring group: "
+                         + (_left_out(member, roster_ids) if not ext else f"extension {ext} is a revoked person's"))
             else:
                 members.append(ext)
         target.ring_group = tuple(members)
+        if not members:
+            chk.warn(f"{path}.ring_group", "nobody is left in this ring group")
     if spec.get("queue"):
         target.queue = chk.text(spec["queue"], f"{path}.queue", pattern=_NAME_RE, hint="a queue name")
     if spec.get("extension"):
@@ -447,10 +608,14 @@ def _hours(chk, value, path):
     return result
 
 
-def load_pbx_config(variables, policy, people_ext=None, source="inventory"):
-    """PbxConfig from a PBX host's variables; returns (config, problems naming the variable paths).
+def load_pbx_config(variables, policy, people_ext=None, source="inventory", roster_ids=None):
+    """PbxConfig from a PBX host's variables; returns (config, problems, warnings), each naming the
+    variable paths. Problems block; warnings name what is left out and never block: a queue agent,
+    ring-group member, attendant target or DID naming someone who is not an active phone user
+    (revocation wins over stale settings).
 
-    people_ext: person id -> extension (to resolve ring groups and agents, and to detect collisions).
+    people_ext: person id -> extension of the PBX's endpoints (to resolve ring groups and agents, and to
+    detect collisions); roster_ids: person id -> extension of everyone in the roster (to say why).
     """
     import datetime
 
@@ -464,15 +629,21 @@ def load_pbx_config(variables, policy, people_ext=None, source="inventory"):
                                            "password", "dids", "channels"))
     t = cfg.trunk
     t.name = chk.text(trunk.get("name", "operator"), "asterisk_pbx_trunk.name", True, _NAME_RE, "a name")
-    t.host = chk.text(trunk.get("host"), "asterisk_pbx_trunk.host", True)
+    t.host = chk.text(trunk.get("host"), "asterisk_pbx_trunk.host", True, _HOST_RE, "a host name or an address")
     t.port = chk.integer(trunk.get("port"), "asterisk_pbx_trunk.port", 5060, 1, 65535)
-    t.match = tuple(str(m) for m in chk.items(trunk.get("match"), "asterisk_pbx_trunk.match")) or (t.host,)
+    t.match = tuple(m for i, m in enumerate(chk.items(trunk.get("match"), "asterisk_pbx_trunk.match"))
+                    if chk.text(m, f"asterisk_pbx_trunk.match[{i}]", True, _MATCH_RE, "an address, network or host")
+                    ) or ((t.host,) if t.host else ())
     t.number_format = trunk.get("number_format", "national")
     if t.number_format not in ("national", "e164"):
         chk.add("asterisk_pbx_trunk.number_format", "expected national or e164")
         t.number_format = "national"
-    t.username = chk.text(trunk.get("username"), "asterisk_pbx_trunk.username")
-    t.password = chk.text(trunk.get("password"), "asterisk_pbx_trunk.password")
+    t.username = chk.text(trunk.get("username"), "asterisk_pbx_trunk.username", False, _USER_RE,
+                          "a user name (letters, digits, . _ + -)")
+    t.password = chk.text(trunk.get("password"), "asterisk_pbx_trunk.password", False, _SECRET_RE,
+                          "a password of printable characters without spaces")
+    if t.username and not t.password:
+        chk.add("asterisk_pbx_trunk.password", "required with asterisk_pbx_trunk.username")
     t.channels = chk.integer(trunk.get("channels"), "asterisk_pbx_trunk.channels", 30, 1, 10000)
     dids = chk.mapping(trunk.get("dids") or {}, "asterisk_pbx_trunk.dids") or {}
     for number, ext in dids.items():
@@ -481,18 +652,26 @@ def load_pbx_config(variables, policy, people_ext=None, source="inventory"):
             chk.add(where, "the number as the operator delivers it: digits, + * # only")
         elif chk.text(ext, where, True, _EXT_RE, "an extension"):
             t.dids[str(number)] = str(ext)
+    cfg.own_numbers = own_numbers(t.dids, region)
+    policy = dataclasses.replace(policy, own_numbers=tuple(sorted(set(policy.own_numbers) | set(cfg.own_numbers))))
 
-    cfg.timezone = chk.text(variables.get("asterisk_pbx_timezone", "Europe/Paris"), "asterisk_pbx_timezone", True)
+    cfg.timezone = chk.text(variables.get("asterisk_pbx_timezone", "Europe/Paris"), "asterisk_pbx_timezone", True,
+                            _TZ_RE, "a timezone such as Europe/Paris") or "Europe/Paris"
+    cfg.max_outbound_calls = chk.integer(variables.get("asterisk_pbx_max_outbound_calls"),
+                                         "asterisk_pbx_max_outbound_calls", 2, 1, 100)
+    cfg.max_call_seconds = chk.integer(variables.get("asterisk_pbx_max_call_seconds"),
+                                       "asterisk_pbx_max_call_seconds", 7200, 5, 86400)
     cfg.ring_timeout = chk.integer(variables.get("asterisk_pbx_ring_timeout"), "asterisk_pbx_ring_timeout",
                                    25, 5, 300)
     cfg.sip_port = chk.integer(variables.get("asterisk_pbx_sip_port"), "asterisk_pbx_sip_port", 5060, 1, 65535)
     cfg.mail_command = chk.text(variables.get("asterisk_pbx_mail_command", DEFAULT_MAIL_COMMAND),
-                                "asterisk_pbx_mail_command", True, re.compile(r"^/[^\n;]+\Z"),
+                                "asterisk_pbx_mail_command", True, re.compile(r"^/[^\x00-\x1f\x7f;]+\Z"),
                                 "an absolute command that reads the message on stdin, e.g. /usr/sbin/sendmail -t"
                                 ) or DEFAULT_MAIL_COMMAND
     codecs = variables.get("asterisk_pbx_codecs")
     if codecs is not None:
-        cfg.codecs = tuple(str(c) for c in chk.items(codecs, "asterisk_pbx_codecs"))
+        cfg.codecs = tuple(str(c) for i, c in enumerate(chk.items(codecs, "asterisk_pbx_codecs"))
+                           if chk.text(c, f"asterisk_pbx_codecs[{i}]", True, _CODEC_RE, "a codec name such as alaw"))
     features = chk.mapping(variables.get("asterisk_pbx_feature_codes") or {}, "asterisk_pbx_feature_codes") or {}
     chk.keys(features, "asterisk_pbx_feature_codes", tuple(FEATURE_CODES))
     for key, code in features.items():
@@ -502,6 +681,15 @@ def load_pbx_config(variables, policy, people_ext=None, source="inventory"):
     cfg.voicemail = chk.mapping(variables.get("asterisk_pbx_voicemail") or {}, "asterisk_pbx_voicemail") or {}
     chk.keys(cfg.voicemail, "asterisk_pbx_voicemail", ("from_email", "from_name", "max_seconds", "max_messages",
                                                         "attach", "format"))
+    vm, where = cfg.voicemail, "asterisk_pbx_voicemail"
+    cfg.voicemail = {
+        "from_email": chk.text(vm.get("from_email"), f"{where}.from_email", False, EMAIL_RE, "an e-mail address"),
+        "from_name": chk.free_text(vm.get("from_name"), f"{where}.from_name"),
+        "max_seconds": chk.integer(vm.get("max_seconds"), f"{where}.max_seconds", 180, 10, 3600),
+        "max_messages": chk.integer(vm.get("max_messages"), f"{where}.max_messages", 100, 1, 9999),
+        "attach": chk.boolean(vm.get("attach"), f"{where}.attach", True),
+        "format": chk.text(vm.get("format"), f"{where}.format", False, _FORMAT_RE, "formats such as wav49|wav"),
+    }
 
     for i, item in enumerate(chk.items(variables.get("asterisk_pbx_holidays"), "asterisk_pbx_holidays")):
         where = f"asterisk_pbx_holidays[{i}]"
@@ -518,7 +706,7 @@ def load_pbx_config(variables, policy, people_ext=None, source="inventory"):
         except ValueError:
             chk.add(f"{where}.date", f"{date!r} is not a date such as 2025-12-25")
             continue
-        cfg.holidays[date] = str(item.get("label") or "holiday")
+        cfg.holidays[date] = chk.free_text(item.get("label"), f"{where}.label") or "holiday"
 
     office_hours = _hours(chk, variables.get("asterisk_pbx_office_hours"), "asterisk_pbx_office_hours")
 
@@ -529,9 +717,8 @@ def load_pbx_config(variables, policy, people_ext=None, source="inventory"):
             continue
         chk.keys(item, where, ("box", "name", "email", "pin"))
         box = Mailbox(box=chk.text(item.get("box"), f"{where}.box", True, _EXT_RE, "a box number"),
-                      name=chk.text(item.get("name"), f"{where}.name", True),
-                      email=chk.text(item.get("email"), f"{where}.email", True,
-                                     re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$"), "an email address"),
+                      name=chk.free_text(item.get("name"), f"{where}.name", True),
+                      email=chk.text(item.get("email"), f"{where}.email", True, EMAIL_RE, "an e-mail address"),
                       pin=chk.text(item.get("pin"), f"{where}.pin", True, _PIN_RE, "a PIN of 4 to 12 digits"))
         cfg.mailboxes.append(box)
 
@@ -545,7 +732,7 @@ def load_pbx_config(variables, policy, people_ext=None, source="inventory"):
         agents = []
         for j, pid in enumerate(chk.items(item.get("agents"), f"{where}.agents")):
             if str(pid) not in people_ext:
-                chk.add(f"{where}.agents[{j}]", f"{pid!r} is not an active person with an extension in the roster")
+                chk.warn(f"{where}.agents[{j}]", f"left out of the queue: {_left_out(pid, roster_ids)}")
             else:
                 agents.append(str(pid))
         strategy = item.get("strategy", "ringall")
@@ -561,7 +748,7 @@ def load_pbx_config(variables, policy, people_ext=None, source="inventory"):
             announce_frequency=chk.integer(item.get("announce_frequency"), f"{where}.announce_frequency", 30, 0, 600),
             max_wait=chk.integer(item.get("max_wait"), f"{where}.max_wait", 600, 10, 7200),
             greeting=_prompt_spec(chk, item.get("greeting"), f"{where}.greeting"),
-            then=(_target(chk, item["then"], f"{where}.then", policy, region, people_ext)
+            then=(_target(chk, item["then"], f"{where}.then", policy, region, people_ext, roster_ids)
                   if item.get("then") else None)))
 
     for i, item in enumerate(chk.items(variables.get("asterisk_pbx_conferences"), "asterisk_pbx_conferences")):
@@ -593,7 +780,7 @@ def load_pbx_config(variables, policy, people_ext=None, source="inventory"):
             if not re.match(r"^[0-9]$", str(digit)):
                 chk.add(f"{where}.menu.{digit}", "menu keys are single digits 0-9")
                 continue
-            menu[str(digit)] = _target(chk, option, f"{where}.menu.{digit}", policy, region, people_ext)
+            menu[str(digit)] = _target(chk, option, f"{where}.menu.{digit}", policy, region, people_ext, roster_ids)
         if item.get("then") is None:
             chk.add(f"{where}.then", "required: where calls go after the greeting")
         greeting = _prompt_spec(chk, item.get("greeting"), f"{where}.greeting")
@@ -603,19 +790,19 @@ def load_pbx_config(variables, policy, people_ext=None, source="inventory"):
             name=chk.text(item.get("name"), f"{where}.name", True, _NAME_RE, "a name (a-z, 0-9, - and _)"),
             extension=chk.text(item.get("extension"), f"{where}.extension", True, _EXT_RE, "an extension"),
             language=language, greeting=greeting,
-            then=_target(chk, item.get("then") or {}, f"{where}.then", policy, region, people_ext),
+            then=_target(chk, item.get("then") or {}, f"{where}.then", policy, region, people_ext, roster_ids),
             menu=menu, menu_wait=chk.integer(item.get("menu_wait"), f"{where}.menu_wait", 5, 1, 30),
             hours=_hours(chk, item["hours"], f"{where}.hours") if "hours" in item else list(office_hours),
             holidays=chk.boolean(item.get("holidays"), f"{where}.holidays", True),
             closed=_prompt_spec(chk, item.get("closed"), f"{where}.closed"),
-            closed_then=(_target(chk, item["closed_then"], f"{where}.closed_then", policy, region, people_ext)
+            closed_then=(_target(chk, item["closed_then"], f"{where}.closed_then", policy, region, people_ext, roster_ids)
                          if item.get("closed_then") else None)))
 
-    _check_references(chk, cfg, people_ext)
-    return cfg, chk.problems
+    _check_references(chk, cfg, people_ext, policy)
+    return cfg, chk.problems, chk.warnings
 
 
-def _check_references(chk, cfg, people_ext):
+def _check_references(chk, cfg, people_ext, policy):
     owners = {ext: f"person {pid}" for pid, ext in people_ext.items()}
     for kind, items in (("asterisk_pbx_attendants", cfg.attendants), ("asterisk_pbx_queues", cfg.queues),
                         ("asterisk_pbx_conferences", cfg.conferences)):
@@ -624,13 +811,15 @@ def _check_references(chk, cfg, people_ext):
             if item.name and item.name in names:
                 chk.add(f"{kind}[{i}].name", f"{item.name!r} is used twice")
             names.add(item.name)
-            if item.extension and item.extension in owners:
+            if item.extension in policy.emergency_numbers:
+                chk.add(f"{kind}[{i}].extension", f"{item.extension} is an emergency number")
+            elif item.extension and item.extension in owners:
                 chk.add(f"{kind}[{i}].extension", f"{item.extension} is already used by {owners[item.extension]}")
             elif item.extension:
                 owners[item.extension] = f"{kind}[{i}]"
     boxes = {ext for ext in people_ext.values()}
     for i, box in enumerate(cfg.mailboxes):
-        if box.box in boxes or box.box in owners:
+        if box.box in boxes or box.box in owners or box.box in policy.emergency_numbers:
             chk.add(f"asterisk_pbx_mailboxes[{i}].box", f"{box.box} is already used")
         boxes.add(box.box)
     service_boxes = {b.box for b in cfg.mailboxes}
@@ -647,27 +836,50 @@ def _check_references(chk, cfg, people_ext):
             if q.then:
                 yield f"asterisk_pbx_queues[{i}].then", q.then
 
+    # A box or extension nobody holds any more (a person who left) is left out with a warning.
     for path, target in targets():
         if target.voicemail and target.voicemail not in service_boxes and target.voicemail not in people_ext.values():
-            chk.add(f"{path}.voicemail", f"box {target.voicemail} is neither in asterisk_pbx_mailboxes nor a "
-                                         "person's extension with voicemail")
+            chk.warn(f"{path}.voicemail", f"box {target.voicemail} is neither in asterisk_pbx_mailboxes nor an "
+                                          "active person's extension: left out")
+            target.voicemail = ""
         if target.queue and target.queue not in queue_names:
             chk.add(f"{path}.queue", f"no queue named {target.queue!r} in asterisk_pbx_queues")
         if target.extension and target.extension not in owners:
-            chk.add(f"{path}.extension", f"extension {target.extension} is not defined")
-    for number, ext in cfg.trunk.dids.items():
+            chk.warn(f"{path}.extension", f"extension {target.extension} is not defined (nobody active holds it): "
+                                          "left out")
+            target.extension = ""
+    for number, ext in list(cfg.trunk.dids.items()):
         if ext not in owners:
-            chk.add(f"asterisk_pbx_trunk.dids.{number}", f"extension {ext} is not defined")
+            chk.warn(f"asterisk_pbx_trunk.dids.{number}", f"extension {ext} is not defined (nobody active holds "
+                                                          "it): this number is left out")
+            del cfg.trunk.dids[number]
+
+
+def pbx_check(roster, pbx_vars, policy, source="inventory"):
+    """(problems, warnings) preflight reports for telephony: people's extensions and forwarding (against
+    the policy and every PBX's own numbers) and each PBX's settings."""
+    own = set(policy.own_numbers)
+    for host_vars in pbx_vars.values():
+        trunk = host_vars.get("asterisk_pbx_trunk")
+        dids = trunk.get("dids") if isinstance(trunk, dict) else None
+        if isinstance(dids, dict):
+            own |= set(own_numbers([str(n) for n in dids], policy.region))
+    policy = dataclasses.replace(policy, own_numbers=tuple(sorted(own)))
+    problems = extension_problems(roster, policy) + forwarding_problems(roster, policy)
+    warnings = []
+    people_ext = {p.id: p.extension for p in phone_people(roster)}
+    roster_ids = {p.id: p.extension for p in roster.people}
+    for host in sorted(pbx_vars):
+        _, found, left_out = load_pbx_config(pbx_vars[host], policy, people_ext, source=f"{source} ({host})",
+                                             roster_ids=roster_ids)
+        problems.extend(found)
+        warnings.extend(left_out)
+    return problems, warnings
 
 
 def pbx_problems(roster, pbx_vars, policy, source="inventory"):
-    """Everything preflight reports for telephony: people's forwarding and each PBX's settings."""
-    problems = forwarding_problems(roster, policy)
-    people_ext = {p.id: p.extension for p in roster.active() if p.extension}
-    for host in sorted(pbx_vars):
-        _, found = load_pbx_config(pbx_vars[host], policy, people_ext, source=f"{source} ({host})")
-        problems.extend(found)
-    return problems
+    """The blocking half of pbx_check."""
+    return pbx_check(roster, pbx_vars, policy, source)[0]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -680,6 +892,7 @@ def desired_astdb(people, cfg, policy, owners=None):
     owners (out): key label -> person id or item name, to name the people in diffs.
     """
     fmt = cfg.trunk.number_format
+    policy = pbx_policy(policy, cfg)
     state = {fam: {} for fam in MANAGED_FAMILIES}
     labels = {} if owners is None else owners
     for person in people:
@@ -769,15 +982,47 @@ def astdb_text(state, labels, families=MANAGED_FAMILIES):
 # ------------------------------------------------------------------------------------------------
 
 def _block(kind, name, text):
-    return f"{BLOCK_MARK}{kind} {name}\n{text}\n"
+    return f"{BLOCK_MARK}{kind} {re.sub(r'[^A-Za-z0-9._ -]', '_', str(name))}\n{text}\n"
+
+
+def has_control(text):
+    """True when ``text`` holds a character no configuration line may hold (controls, line separators)."""
+    return any(unicodedata.category(c)[0] == "C" or unicodedata.category(c) in ("Zl", "Zp") for c in str(text))
+
+
+def clean_text(text, drop="", limit=80):
+    """``text`` for one configuration value: control characters and line separators become spaces, the
+    characters in ``drop`` (and ';', a comment everywhere in Asterisk files) go, spaces are collapsed."""
+    text = "".join(" " if unicodedata.category(c)[0] == "C" or unicodedata.category(c) in ("Zl", "Zp")
+                   else c for c in str(text))
+    text = "".join(c for c in text if c not in drop and c != ";")
+    return " ".join(text.split())[:limit]
 
 
 def _quote_name(name):
-    return re.sub(r'[\\"<>\n;]', "", name)
+    """A display name inside callerid="..." <ext> (pjsip.conf) or a mail header: no quote, no brackets."""
+    return clean_text(name, '\\"<>[]') or "-"
+
+
+def _conf_value(value):
+    """A secret or token as an Asterisk option value: ';' escaped (\\;), nothing that ends the line."""
+    value = str(value)
+    if has_control(value) or value != value.strip() or not value:
+        raise ValueError("a value for an Asterisk file holds a line break, a control character or "
+                         "surrounding spaces")
+    return value.replace(";", "\\;")
+
+
+def safe_email(email):
+    """``email`` when it is one plain address (EMAIL_RE), else '' (the file gets no address)."""
+    return email if isinstance(email, str) and EMAIL_RE.match(email) else ""
 
 
 def render_pjsip(people, cfg, secret_of):
-    """pjsip.conf: transport, the operator trunk, and endpoint+auth+aor per person (by extension)."""
+    """pjsip.conf: transport, the operator trunk, and endpoint+auth+aor per person (by extension).
+
+    Every value is written safely on its own (defence in depth, whatever the roster let through):
+    names lose what would end the line or the quoted callerid, secrets are checked and ';' escaped."""
     t = cfg.trunk
     allow = ",".join(cfg.codecs)
     parts = [HEADER,
@@ -785,33 +1030,50 @@ def render_pjsip(people, cfg, secret_of):
                     "[global]\ntype=global\nendpoint_identifier_order=ip,username\n"
                     "user_agent=teleshift-pbx\ndefault_realm=teleshift\n"),
              _block("transport", "udp",
-                    f"[transport-udp]\ntype=transport\nprotocol=udp\nbind=0.0.0.0:{cfg.sip_port}\n")]
+                    f"[transport-udp]\ntype=transport\nprotocol=udp\nbind=0.0.0.0:{int(cfg.sip_port)}\n")]
     trunk = (f"[{t.name}]\ntype=endpoint\ncontext=ts-from-trunk\ndisallow=all\nallow={allow}\naors={t.name}\n"
              "direct_media=no\nrtp_symmetric=yes\nsend_pai=yes\ntrust_id_inbound=no\nsend_connected_line=no\n")
     if t.username:
         trunk += f"outbound_auth={t.name}-auth\n"
-    trunk += f"\n[{t.name}]\ntype=aor\ncontact=sip:{t.host}:{t.port}\nqualify_frequency=0\n"
+    trunk += f"\n[{t.name}]\ntype=aor\ncontact=sip:{t.host}:{int(t.port)}\nqualify_frequency=0\n"
     trunk += f"\n[{t.name}]\ntype=identify\nendpoint={t.name}\n" + "".join(f"match={m}\n" for m in t.match)
     if t.username:
-        trunk += (f"\n[{t.name}-auth]\ntype=auth\nauth_type=userpass\nusername={t.username}\n"
-                  f"password={t.password}\n"
+        trunk += (f"\n[{t.name}-auth]\ntype=auth\nauth_type=userpass\nusername={_conf_value(t.username)}\n"
+                  f"password={_conf_value(t.password)}\n"
                   f"\n[{t.name}]\ntype=registration\noutbound_auth={t.name}-auth\n"
-                  f"server_uri=sip:{t.host}:{t.port}\nclient_uri=sip:{t.username}@{t.host}:{t.port}\n"
+                  f"server_uri=sip:{t.host}:{int(t.port)}\nclient_uri=sip:{t.username}@{t.host}:{int(t.port)}\n"
                   "retry_interval=60\n")
     parts.append(_block("trunk", t.name, trunk))
     for p in people:
         ext = p.extension
         mailbox = f"mailboxes={ext}@{VOICEMAIL_CONTEXT}\n" if p.voicemail else ""
+        language = p.language if p.language in ("fr", "en") else "fr"
         parts.append(_block("person", p.id,
                             f"[{ext}]\ntype=endpoint\ncontext=ts-internal\ndisallow=all\nallow={allow}\n"
                             f"auth={ext}\naors={ext}\ncallerid=\"{_quote_name(p.full_name)}\" <{ext}>\n"
-                            f"language={p.language}\n{mailbox}"
+                            f"language={language}\n{mailbox}"
                             "direct_media=no\nrtp_symmetric=yes\nforce_rport=yes\nrewrite_contact=yes\n"
                             "allow_subscribe=yes\n"
                             f"\n[{ext}]\ntype=auth\nauth_type=userpass\nusername={ext}\n"
-                            f"password={secret_of(p, 'sip_password')}\n"
+                            f"password={_secret(secret_of(p, 'sip_password'), _SIP_SECRET_RE, p, 'sip_password')}\n"
                             f"\n[{ext}]\ntype=aor\nmax_contacts=2\nremove_existing=yes\n"))
     return "".join(parts)
+
+
+_SIP_SECRET_RE = re.compile(r"^[A-Za-z0-9._~+/=-]{8,128}\Z")
+_VM_PIN_RE = re.compile(r"^[0-9]{4,12}\Z")
+
+
+def _secret(value, pattern, person, name):
+    """A kept secret as written in a file: it must look like what teleshift makes (a damaged kit file
+    must not inject lines); ValueError names the kit file otherwise."""
+    value = str(value)
+    if value == "(new secret)":  # check mode's placeholder for a secret not made yet
+        return value
+    if not pattern.match(value):
+        raise ValueError(f"the kit file {person.id}/phone/{name} does not hold a secret teleshift made "
+                         "(unexpected characters or length): remove it to make a new one")
+    return value
 
 
 def _prompt_path(sounds_dir, name):
@@ -853,24 +1115,38 @@ def render_extensions(people, cfg, policy, sounds_dir):
     """extensions.conf: Gosub-only dialplan (no Macro) reading forwarding, on-duty numbers and holidays
     from the AstDB at call time."""
     t = cfg.trunk
-    regex = dial_regex(policy, t.number_format)
+    policy = pbx_policy(policy, cfg)
     tz = cfg.timezone
     fc = cfg.features
     out = [HEADER]
     out.append(_block("general", "dialplan",
                       "[general]\nstatic=yes\nwriteprotect=yes\nclearglobalvars=yes\n\n"
-                      f"[globals]\nTS_TRUNK={t.name}\nTS_RING_TIMEOUT={cfg.ring_timeout}\n"))
+                      f"[globals]\nTS_TRUNK={t.name}\nTS_RING_TIMEOUT={int(cfg.ring_timeout)}\n"
+                      f"TS_MAX_OUT={int(cfg.max_outbound_calls)}\nTS_MAX_SECS={int(cfg.max_call_seconds)}\n"))
     # Subroutines
+    out.append(_block("subroutine", "ts-policy", render_policy(policy, t.number_format)))
     out.append(_block("subroutine", "ts-forward", "\n".join([
-        "; Gosub(ts-forward,s,1(dial string,who,timeout)): call out through the trunk, after the number",
-        "; policy's last guard. Returns with DIALSTATUS set.",
+        "; Gosub(ts-forward,s,1(dial string,who,timeout)): every call to the trunk but emergency calls: the",
+        "; number policy (ts-policy), at most TS_MAX_OUT calls at once per endpoint (who), cut after",
+        "; TS_MAX_SECS. Returns with DIALSTATUS set, and TS_REFUSED=policy or limit when refused.",
         "[ts-forward]",
         "exten => s,1,Set(LOCAL(num)=${ARG1})",
-        f'same => n,GotoIf($[${{REGEX("{regex}" ${{num}})}}]?allowed)',
-        "same => n,Log(WARNING,teleshift: refused to dial ${num} for ${ARG2}: not an allowed number)",
+        "same => n,Set(TS_REFUSED=)",
+        "same => n,Gosub(ts-policy,s,1(${num}))",
+        'same => n,GotoIf($["${GOSUB_RETVAL}" = "allow"]?allowed)',
+        "same => n,Log(NOTICE,teleshift: refused to dial ${num} for ${ARG2}: not an allowed number)",
+        "same => n,Set(TS_REFUSED=policy)",
         "same => n,Set(DIALSTATUS=CHANUNAVAIL)",
         "same => n,Return()",
-        "same => n(allowed),Dial(PJSIP/${num}@${TS_TRUNK},${IF($[\"${ARG3}\" = \"\"]?60:${ARG3})})",
+        "same => n(allowed),Set(GROUP(tsout)=${ARG2})",
+        "same => n,GotoIf($[${GROUP_COUNT(${ARG2}@tsout)} <= ${TS_MAX_OUT}]?dial)",
+        "same => n,Log(NOTICE,teleshift: refused to dial ${num} for ${ARG2}: ${TS_MAX_OUT} outbound calls already)",
+        "same => n,Set(GROUP(tsout)=)",
+        "same => n,Set(TS_REFUSED=limit)",
+        "same => n,Set(DIALSTATUS=CHANUNAVAIL)",
+        "same => n,Return()",
+        "same => n(dial),Dial(PJSIP/${num}@${TS_TRUNK},${IF($[\"${ARG3}\" = \"\"]?60:${ARG3})},S(${TS_MAX_SECS}))",
+        "same => n,Set(GROUP(tsout)=)",
         "same => n,Return()",
     ]) + "\n"))
     out.append(_block("subroutine", "ts-desk", "\n".join([
@@ -971,18 +1247,82 @@ def render_extensions(people, cfg, policy, sounds_dir):
         "same => n,Return()",
         "",
         "[ts-agent-mobile]",
-        f"exten => _X.,1,Gosub(ts-forward,s,1(${{DB({MOBILE}/${{EXTEN}})}},agent ${{EXTEN}}))",
+        f"exten => _X.,1,Gosub(ts-forward,s,1(${{DB({MOBILE}/${{EXTEN}})}},${{EXTEN}}))",
         "same => n,Hangup()",
     ]) + "\n"))
     agents_globals = "".join(
         f"TS_AGENTS_{q.name}={'&'.join(p.extension for p in people if p.id in q.agents)}\n" for q in cfg.queues)
     out[1] = out[1].rstrip("\n") + "\n" + agents_globals + "\n"
-    internal = ["; Softphones: desks, services, feature codes and national calls through the trunk.",
-                "[ts-internal]", "include => ts-desks", "include => ts-services", "include => ts-features",
-                "exten => _0X.,1,Gosub(ts-forward,s,1(${EXTEN},${CHANNEL(endpoint)}))",
-                "same => n,Hangup()"]
+    out.append(_block("context", "ts-emergency", render_emergency(policy)))
+    out.append(_block("context", "ts-dialout", render_dialout(cfg, policy)))
+    internal = ["; Softphones: emergency numbers first, then desks, services, feature codes, and the",
+                "; outside through the number policy and the limits (ts-dialout). First match wins.",
+                "[ts-internal]", "include => ts-emergency", "include => ts-desks", "include => ts-services",
+                "include => ts-features", "include => ts-dialout"]
     out.append(_block("context", "ts-internal", "\n".join(internal) + "\n"))
     return "".join(out)
+
+
+def pbx_policy(policy, cfg):
+    """The policy with this PBX's own numbers (its DIDs) added: never a target."""
+    own = set(policy.own_numbers) | set(cfg.own_numbers) | set(own_numbers(cfg.trunk.dids, policy.region))
+    return dataclasses.replace(policy, own_numbers=tuple(sorted(own)))
+
+
+def render_policy(policy, number_format):
+    """[ts-policy]: Gosub(ts-policy,s,1(dial string)) returns allow or refuse, by the policy's rules in
+    order (phonenumbers' own patterns for the region, as POSIX ERE: see dialrules.py)."""
+    import phonenumbers
+
+    cc = phonenumbers.country_code_for_region(policy.region)
+    lines = ["; The number policy (teleshift_phone_policy) for every call to the trunk but emergency calls:",
+             f"; phonenumbers' patterns for {policy.region}, tried in its order; the first rule that matches decides.",
+             "[ts-policy]",
+             "exten => s,1,Set(LOCAL(num)=${ARG1})",
+             "same => n,Set(LOCAL(e164)=${num})"]
+    if number_format != "e164":
+        lines += [f'same => n,ExecIf($["${{num:0:1}}" = "0"]?Set(LOCAL(e164)=+{cc}${{num:1}}))',
+                  'same => n,ExecIf($["${num:0:2}" = "00"]?Set(LOCAL(e164)=+${num:2}))']
+    for verdict, conds in dial_rules(policy, number_format):
+        test = " & ".join(f'${{REGEX("{regex}" ${{{var}}})}}' for var, regex in conds)
+        lines.append(f"same => n,GotoIf($[{test}]?{verdict})")
+    lines += ["same => n(refuse),Return(refuse)", "same => n(allow),Return(allow)"]
+    return "\n".join(lines) + "\n"
+
+
+def render_emergency(policy):
+    lines = ["; Emergency numbers: always allowed from softphones, straight to the trunk, no limit.",
+             "[ts-emergency]"]
+    for number in policy.emergency_numbers:
+        lines += [f"exten => {number},1,Dial(PJSIP/{number}@${{TS_TRUNK}})", "same => n,Hangup()"]
+    return "\n".join(lines) + "\n"
+
+
+def render_dialout(cfg, policy):
+    """[ts-dialout]: softphones' calls to the outside. Digits only; the organisation's own numbers stay
+    inside; refused calls get a SIP refusal: 403 (policy) or 486 (too many calls at once)."""
+    import phonenumbers
+
+    cc = phonenumbers.country_code_for_region(policy.region)
+    lines = ["; Softphones' calls to the outside: digits only, then ts-forward (policy and limits).",
+             "[ts-dialout]"]
+    for number, ext in sorted(cfg.trunk.dids.items()):
+        national = dial_string(number, policy.region, "national") if e164_of(number, policy.region) else ""
+        if re.fullmatch(r"[0-9]{3,16}", national):
+            lines.append(f"exten => {national},1,Goto(ts-route,{ext},1)")
+    lines += ["exten => _X.,1,Set(TS_NUM=${FILTER(0-9,${EXTEN})})",
+              "same => n,GotoIf($[${LEN(${TS_NUM})} != ${LEN(${EXTEN})}]?policy)",
+              "same => n,Set(TS_DIAL=${TS_NUM})"]
+    if cfg.trunk.number_format == "e164":
+        lines += [f'same => n,ExecIf($["${{TS_NUM:0:1}}" = "0"]?Set(TS_DIAL=+{cc}${{TS_NUM:1}}))',
+                  'same => n,ExecIf($["${TS_NUM:0:2}" = "00"]?Set(TS_DIAL=+${TS_NUM:2}))']
+    lines += ["same => n,Gosub(ts-forward,s,1(${TS_DIAL},${CHANNEL(endpoint)},60))",
+              'same => n,GotoIf($["${TS_REFUSED}" = "policy"]?policy)',
+              'same => n,GotoIf($["${TS_REFUSED}" = "limit"]?limit)',
+              "same => n,Hangup()",
+              "same => n(policy),Hangup(21)",
+              "same => n(limit),Hangup(17)"]
+    return "\n".join(lines) + "\n"
 
 
 def _render_attendant(att, cfg, sounds_dir, tz):
@@ -1036,14 +1376,16 @@ def _render_queue(q, people, cfg, sounds_dir):
 
 
 def render_voicemail(people, cfg, secret_of):
+    """voicemail.conf. A box is ``box => pin,name,email,pager,options``: names lose ',' '|' and what would
+    end the line, an address that is not one plain address is left out (no e-mail, the box still works)."""
     vm = cfg.voicemail
     general = ["[general]",
-               f"format={vm.get('format', 'wav49|wav')}",
-               f"serveremail={vm.get('from_email', 'pbx@localhost')}",
-               f"fromstring={vm.get('from_name', 'Messagerie vocale')}",
+               f"format={vm.get('format') or 'wav49|wav'}",
+               f"serveremail={safe_email(vm.get('from_email')) or 'pbx@localhost'}",
+               f"fromstring={_vm_text(vm.get('from_name') or 'Messagerie vocale')}",
                f"attach={'yes' if vm.get('attach', True) else 'no'}",
-               f"maxmsg={int(vm.get('max_messages', 100))}",
-               f"maxsecs={int(vm.get('max_seconds', 180))}",
+               f"maxmsg={int(vm.get('max_messages') or 100)}",
+               f"maxsecs={int(vm.get('max_seconds') or 180)}",
                "maxlogins=3",
                f"mailcmd={cfg.mail_command}",
                "emailsubject=[PBX] ${VM_CALLERID}: message ${VM_MSGNUM} in box ${VM_MAILBOX}",
@@ -1054,17 +1396,19 @@ def render_voicemail(people, cfg, secret_of):
     out.append(_block("context", VOICEMAIL_CONTEXT, "\n".join(lines)))
     for p in people:
         if p.voicemail:
+            pin = _secret(secret_of(p, 'voicemail_pin'), _VM_PIN_RE, p, "voicemail_pin")
             out.append(_block("person", p.id,
-                              f"{p.extension} => {secret_of(p, 'voicemail_pin')},{_vm_text(p.full_name)},"
-                              f"{p.email},,attach=yes|tz=local|saycid=no|envelope=no"))
+                              f"{p.extension} => {pin},{_vm_text(p.full_name)},"
+                              f"{safe_email(p.email)},,attach=yes|tz=local|saycid=no|envelope=no"))
     for box in cfg.mailboxes:
         out.append(_block("mailbox", box.box,
-                          f"{box.box} => {box.pin},{_vm_text(box.name)},{box.email},,attach=yes|tz=local"))
+                          f"{box.box} => {box.pin},{_vm_text(box.name)},{safe_email(box.email)},,attach=yes|tz=local"))
     return "".join(out)
 
 
 def _vm_text(text):
-    return re.sub(r"[,|\n]", " ", text)
+    """A name in a voicemail.conf box line (fields split on ',', options on '|'; also a mail header)."""
+    return clean_text(text, ',|\\"<>') or "-"
 
 
 def render_queues(people, cfg):
@@ -1104,9 +1448,25 @@ class PbxPlan:
     dial_regex: str = ""
 
 
-def phone_people(roster):
-    """Active people with an extension who need a phone or forward their desk: the PBX's endpoints."""
-    return [p for p in roster.active() if p.extension and ("phone" in p.needs or p.forward_mode != "none")]
+_PERSON_ID_RE = re.compile(r"^[a-z][a-z0-9._-]{0,31}\Z")
+
+
+def phone_people(roster, warnings=None):
+    """Active people with an extension who need a phone or forward their desk: the PBX's endpoints.
+
+    Defence in depth: a person whose id or extension could not be written safely into the PBX's files,
+    or whose extension is an emergency number, is left out (appended to ``warnings`` when given)."""
+    people = []
+    for p in roster.active():
+        if not (p.extension and ("phone" in p.needs or p.forward_mode != "none")):
+            continue
+        if (_PERSON_ID_RE.match(str(p.id)) and _EXT_RE.match(str(p.extension))
+                and p.extension not in EMERGENCY_NUMBERS):
+            people.append(p)
+        elif warnings is not None:
+            warnings.append(Problem(roster.source, p.line, "extension",
+                                    "left out of the PBX: its id or extension cannot be used there"))
+    return people
 
 
 def prompts_of(cfg):
@@ -1135,6 +1495,7 @@ def render_rtp(start=10000, end=10999):
 def plan_pbx(people, cfg, policy, secret_of, sounds_dir="/var/lib/asterisk/sounds/teleshift", rtp=(10000, 10999)):
     """Everything one PBX should hold. ``secret_of(person, name)`` returns that person's kept secret."""
     labels = {}
+    policy = pbx_policy(policy, cfg)
     return PbxPlan(
         files={
             "manager.conf": render_manager(),
@@ -1185,7 +1546,7 @@ def write_phone_kits(kits_root, people, secret_of, server, port, cfg):
 
     changed = []
     for p in people:
-        lines = [f"# Softphone account of {p.full_name} (teleshift). Private: do not share.",
+        lines = [f"# Softphone account of {clean_text(p.full_name)} (teleshift). Private: do not share.",
                  f"server: {server}", f"port: {port}", "transport: udp",
                  f"username: {p.extension}", f"password: {secret_of(p, 'sip_password')}",
                  f"extension: {p.extension}"]
@@ -1228,30 +1589,65 @@ def diff_blocks(old_text, new_text):
     }
 
 
+def _strip_comments(lines):
+    """Asterisk's comment rules, line by line: ';' starts a comment unless escaped as '\\;' (the backslash
+    goes), ';--' ... '--;' is a block comment that may span lines."""
+    depth = 0
+    for number, raw in enumerate(lines, 1):
+        out, i = [], 0
+        while i < len(raw):
+            if depth:
+                if raw.startswith("--;", i):
+                    depth -= 1
+                    i += 3
+                elif raw.startswith(";--", i):
+                    depth += 1
+                    i += 3
+                else:
+                    i += 1
+                continue
+            char = raw[i]
+            if char == ";":
+                if out and out[-1] == "\\":
+                    out[-1] = ";"
+                elif raw.startswith(";--", i):
+                    depth += 1
+                    i += 3
+                    continue
+                else:
+                    break
+            else:
+                out.append(char)
+            i += 1
+        yield number, "".join(out)
+
+
 def parse_conf(text):
     """Asterisk config text -> list of (section, [(key, value)]) in order (same-named sections allowed).
 
-    Used by tests and by the module's pre-apply checks (every section well formed, no duplicate
-    endpoint/auth/aor)."""
+    Reads as Asterisk's own parser does (config.c): lines end at '\\n' only, comments as above, spaces
+    (and a lone CR) around names and values stripped. Used by tests and by the module's pre-apply checks
+    (every section well formed, no duplicate endpoint/auth/aor); Asterisk's own reading is checked on
+    the lab PBX (tests/lab/test_telephony.py)."""
     sections = []
     current = None
-    for number, raw in enumerate(text.splitlines(), 1):
-        line = raw.split(";", 1)[0].strip() if not raw.lstrip().startswith(";") else ""
+    for number, line in _strip_comments(text.split("\n")):
+        line = line.strip(" \t\n\v\f\r")
         if not line or line.startswith(("#include", "#tryinclude")):
             continue
-        if line.startswith("[") and line.endswith("]"):
-            current = (line[1:-1], [])
+        if line.startswith("["):
+            if "]" not in line:
+                raise ValueError(f"line {number}: a section name without its closing ']'")
+            current = (line[1:line.index("]")], [])
             sections.append(current)
             continue
         if current is None:
             raise ValueError(f"line {number}: setting outside a section")
-        if "=>" in line:
-            key, _, value = line.partition("=>")
-        elif "=" in line:
-            key, _, value = line.partition("=")
-        else:
-            raise ValueError(f"line {number}: neither key=value nor key => value: {raw!r}")
-        current[1].append((key.strip(), value.strip()))
+        if "=" not in line:
+            raise ValueError(f"line {number}: neither key=value nor key => value: {line!r}")
+        key, _, value = line.partition("=")
+        value = value[1:] if value.startswith(">") else value
+        current[1].append((key.strip(" \t\v\f\r"), value.strip(" \t\v\f\r")))
     return sections
 
 
@@ -1270,9 +1666,16 @@ def check_pjsip(text):
     return problems
 
 
-def inventory_problems(all_vars, pbx_vars, roster, region="FR", source="inventory"):
-    """Preflight's telephony checks: the number policy (teleshift_phone_policy in ``all_vars``), every
-    person's forwarding target and each PBX's settings (``pbx_vars``: host -> its asterisk_pbx_* vars)."""
+def inventory_check(all_vars, pbx_vars, roster, region="FR", source="inventory"):
+    """Preflight's telephony checks, (problems, warnings): the number policy (teleshift_phone_policy in
+    ``all_vars``), every person's extension and forwarding target, and each PBX's settings (``pbx_vars``:
+    host -> its asterisk_pbx_* vars). Warnings name what is left out of the configuration."""
     policy, problems = load_number_policy(all_vars, region, source)
     pbx = {h: {k: v for k, v in hv.items() if k in PBX_VARS} for h, hv in pbx_vars.items()}
-    return problems + pbx_problems(roster, pbx, policy, source)
+    found, warnings = pbx_check(roster, pbx, policy, source)
+    return problems + found, warnings
+
+
+def inventory_problems(all_vars, pbx_vars, roster, region="FR", source="inventory"):
+    """The blocking half of inventory_check."""
+    return inventory_check(all_vars, pbx_vars, roster, region, source)[0]

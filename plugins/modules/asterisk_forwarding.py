@@ -45,6 +45,14 @@ options:
     description: Port of the manager interface on 127.0.0.1.
     type: int
     default: 5038
+  queue_agents:
+    description:
+      - Queue name to the extensions allowed to be its members (logged in from their softphone, or on
+        their mobile). A member of one of these queues whose extension is not listed (a person made
+        inactive, removed from the roster or from the queue's agents) is removed now, persistent
+        membership included. Queues not named here are left alone.
+    type: dict
+    default: {}
 author: teleshift contributors
 """
 
@@ -76,7 +84,13 @@ method:
   description: How changes were written (C(ami), C(cli)), or C(none).
   returned: always
   type: str
+queue_members_removed:
+  description: Queue members removed (or that would be, in check mode), each as C(queue) colon interface.
+  returned: always
+  type: list
 """
+
+import re
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -117,6 +131,30 @@ def apply_changes(module, puts, deletes):
     return "cli"
 
 
+MEMBER_RE = re.compile(r"^\s+\S.*? \(([A-Za-z0-9]+/[^\s)]+)")
+
+
+def queue_members(module, queue):
+    """Interfaces of the members of ``queue`` (``queue show``), e.g. PJSIP/1004, Local/1004@ts-agent-mobile/n."""
+    rc, out, err = module.run_command(["asterisk", "-rx", f"queue show {queue}"])
+    if rc != 0:
+        module.fail_json(msg=f"cannot read queue {queue}: {err or out}")
+    if "No such queue" in out:
+        return []
+    members = out.split("Members:", 1)[1] if "Members:" in out else ""
+    members = re.split(r"^\s+(?:No )?Callers", members, maxsplit=1, flags=re.M)[0]
+    return [m.group(1) for m in map(MEMBER_RE.match, members.splitlines()) if m]
+
+
+def stale_members(module, queue_agents):
+    """[(queue, interface)] of members whose extension may no longer be in the queue."""
+    stale = []
+    for queue, extensions in sorted(queue_agents.items()):
+        allowed = {f"PJSIP/{e}" for e in extensions} | {f"Local/{e}@ts-agent-mobile/n" for e in extensions}
+        stale += [(queue, iface) for iface in queue_members(module, queue) if iface not in allowed]
+    return stale
+
+
 def main():
     module = AnsibleModule(
         argument_spec={
@@ -125,6 +163,7 @@ def main():
             "families": {"type": "list", "elements": "str", "default": list(MANAGED_FAMILIES)},
             "ami_credentials_file": {"type": "path", "default": "/etc/asterisk/manager.d/teleshift.conf"},
             "ami_port": {"type": "int", "default": 5038},
+            "queue_agents": {"type": "dict", "default": {}},
         },
         supports_check_mode=True,
     )
@@ -135,13 +174,23 @@ def main():
     current = read_astdb(module)
     puts, deletes = diff_astdb(current, desired, families)
     people = describe_astdb_changes(current, desired, labels, families)
-    result = {"changed": bool(puts or deletes), "people": people, "puts": len(puts), "deletes": len(deletes),
-              "method": "none", "invocation": brief_invocation(module.params, ("state", "labels"))}
+    stale = stale_members(module, {str(q): [str(e) for e in (exts or [])]
+                                   for q, exts in module.params["queue_agents"].items()})
+    result = {"changed": bool(puts or deletes or stale), "people": people, "puts": len(puts),
+              "deletes": len(deletes), "method": "none",
+              "queue_members_removed": [f"{q}: {iface}" for q, iface in stale],
+              "invocation": brief_invocation(module.params, ("state", "labels", "queue_agents"))}
     if module._diff and result["changed"]:
         result["diff"] = {"before": astdb_text({f: current.get(f, {}) for f in families}, labels, families),
                           "after": astdb_text(desired, labels, families),
                           "before_header": "AstDB (managed families)", "after_header": "AstDB (managed families)"}
     if not result["changed"] or module.check_mode:
+        module.exit_json(**result)
+    for queue, iface in stale:  # revocation: out of the queue now (persistent membership too)
+        rc, out, err = module.run_command(["asterisk", "-rx", f"queue remove member {iface} from {queue}"])
+        if rc != 0 or iface in queue_members(module, queue):
+            module.fail_json(msg=f"could not remove {iface} from queue {queue}: {err or out}", **result)
+    if not (puts or deletes):
         module.exit_json(**result)
     result["method"] = apply_changes(module, puts, deletes)
     after = read_astdb(module)

@@ -97,6 +97,18 @@ options:
     description: Also clear the forwarding of DNs whose number is in no roster line.
     type: bool
     default: false
+  policy:
+    description:
+      - The number policy (the inventory's C(teleshift_phone_policy)), against toll fraud. A forwarding
+        target it refuses (premium rate, international, short code, emergency number... unless allowed)
+        fails the run before any gateway is contacted, naming the roster line and field.
+    type: dict
+    default: {}
+  own_numbers:
+    description: The organisation's own numbers (e.g. the PBX trunk's DIDs), never a forwarding target.
+    type: list
+    elements: str
+    default: []
   save:
     description: Run C(write memory) on a gateway whose configuration changed.
     type: bool
@@ -162,6 +174,9 @@ gateways:
     saved:
       description: write memory ran.
       type: bool
+    warnings:
+      description: What was left as is, e.g. forwarding on a DN no roster line names (purge clears it).
+      type: list
     rolled_back:
       description: After a failure, the forwarding read before the run was put back.
       type: bool
@@ -172,11 +187,15 @@ not_found:
   elements: str
 """
 
+import dataclasses
+
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.teleshift.toolkit.plugins.module_utils.cisco_cme import (
     Dialing, Gateway, check_dialing, converge_gateways)
 from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import format_problems, load_roster
+from ansible_collections.teleshift.toolkit.plugins.module_utils.telephony import (
+    forwarding_problems, load_number_policy, own_numbers)
 
 GATEWAY_OPTIONS = dict(
     name=dict(type="str", required=True),
@@ -225,6 +244,8 @@ def main():
             dial_prefix=dict(type="str", default=""),
             dial_format=dict(type="str", default="national", choices=["national", "e164"]),
             purge=dict(type="bool", default=False),
+            policy=dict(type="dict", default={}),
+            own_numbers=dict(type="list", elements="str", default=[]),
             save=dict(type="bool", default=True),
             parallel=dict(type="int", default=8),
             conn_timeout=dict(type="int", default=10),
@@ -237,13 +258,17 @@ def main():
     if problems:
         module.fail_json(msg="Invalid gateway settings, no gateway was contacted:\n  " + "\n  ".join(problems),
                          gateways=[], not_found=[])
+    policy, problems = load_number_policy({"teleshift_phone_policy": params["policy"]}, params["region"],
+                                          source="policy")
+    policy = dataclasses.replace(policy, own_numbers=own_numbers(params["own_numbers"], params["region"]))
     roster = load_roster(params["roster"], region=params["region"])
-    if roster.problems:
-        module.fail_json(msg="Invalid roster, no gateway was contacted.\n" + format_problems(roster.problems),
-                         gateways=[], not_found=[])
+    problems += roster.problems or forwarding_problems(roster, policy)
+    if problems:
+        module.fail_json(msg="Invalid roster or number policy, no gateway was contacted.\n"
+                         + format_problems(problems), gateways=[], not_found=[])
 
     results = converge_gateways(gateways, roster.people, check_mode=module.check_mode, save=params["save"],
-                                parallel=params["parallel"])
+                                parallel=params["parallel"], policy=policy)
 
     diffs = []
     for res in results:
@@ -258,6 +283,8 @@ def main():
                      if p.extension and p.active and p.forward_mode != "none" and p.id not in matched]
     for res in results:
         res.pop("matched", None)
+        for warning in res.get("warnings", []):
+            module.warn(f"{res['name']}: {warning}")
 
     changed = any(r["changed"] for r in results)
     failed = [r for r in results if r["failed"]]

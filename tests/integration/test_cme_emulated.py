@@ -381,3 +381,69 @@ def test_a_failed_write_memory_is_reported_as_live_but_not_saved(gateways, roste
     assert res["changed"] is True and res["saved"] is False
     assert state(emulated)["1001"] == {"all": "00612345678"}  # live
     assert emulated.startup != emulated.running_config()  # not saved
+
+
+# ---- number policy (toll fraud) --------------------------------------------------------------
+
+PREMIUM = "08 99 12 34 56"  # a French premium-rate number
+INTERNATIONAL = "+44 20 7946 0958"
+
+
+@pytest.mark.parametrize("target, why", [(PREMIUM, "premium-rate"), (INTERNATIONAL, "international")])
+def test_a_target_the_policy_refuses_stops_the_run_before_any_gateway(gateways, tmp_path, capsys, target, why):
+    emulated = gateways()
+    bad = tmp_path / "roster.csv"
+    bad.write_text(ROSTER.replace("06 12 34 56 78", target), encoding="utf-8")
+    result = run_module(capsys, roster=str(bad), gateways=[gw("gw1", emulated)])
+    assert result["_rc"] == 1 and f"{bad}:2: forward_to:" in result["msg"] and why in result["msg"]
+    assert emulated.sessions == 0 and emulated.config_lines == []
+
+
+def test_the_policy_opens_exactly_what_it_allows(gateways, tmp_path, capsys):
+    emulated = gateways()
+    roster = tmp_path / "roster.csv"
+    roster.write_text(ROSTER.replace("06 12 34 56 78", PREMIUM), encoding="utf-8")
+    result = run_module(capsys, roster=str(roster), gateways=[gw("gw1", emulated)],
+                        policy={"allow_international": True})
+    assert result["_rc"] == 1 and "premium-rate" in result["msg"] and emulated.sessions == 0
+    result = run_module(capsys, roster=str(roster), gateways=[gw("gw1", emulated)], policy={"allow_premium": True})
+    assert result["_rc"] == 0, result["msg"]
+    assert state(emulated)["1001"] == {"all": "00899123456"}
+
+
+def test_own_numbers_are_never_a_target(gateways, tmp_path, capsys):
+    emulated = gateways()
+    result = run_module(capsys, roster=str(write_roster(tmp_path)), gateways=[gw("gw1", emulated)],
+                        own_numbers=["0612345678"])
+    assert result["_rc"] == 1 and "own numbers" in result["msg"] and emulated.sessions == 0
+
+
+def write_roster(tmp_path, text=ROSTER):
+    path = tmp_path / "roster.csv"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_forwarding_on_a_dn_no_roster_line_names_is_a_warning(gateways, roster, capsys):
+    emulated = gateways()
+    result = run_module(capsys, roster=str(roster), gateways=[gw("gw1", emulated)])
+    assert result["_rc"] == 0
+    (res,) = result["gateways"]
+    assert [w for w in res["warnings"] if "ephone-dn 9 (number 1999)" in w and "purge" in w]
+    assert state(emulated)["1999"] == {"all": "00612121212"}  # left as is without purge
+
+
+def test_playbook_alone_applies_the_inventory_policy(gateways, tmp_path):
+    emulated = gateways("GW1")
+    inventory = write_inventory(tmp_path, [("cme-a", emulated.port, PASSWORD)])
+    (inventory.parent / "roster.csv").write_text(ROSTER.replace("06 12 34 56 78", PREMIUM), encoding="utf-8")
+    run = playbook(inventory)
+    assert run.returncode != 0
+    assert "cme-a: not run:" in run.stdout and "roster.csv:2: forward_to:" in run.stdout
+    assert "premium-rate" in run.stdout and emulated.sessions == 0
+    all_vars = inventory.parent / "group_vars" / "all.yml"
+    all_vars.write_text(all_vars.read_text() + "teleshift_phone_policy: {allow_premium: true}\n")
+    run = playbook(inventory)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert state(emulated)["1001"] == {"all": "00899123456"}
+    assert "cme-a: ephone-dn 9 (number 1999) forwards" in run.stdout + run.stderr  # a warning, not a failure

@@ -25,6 +25,8 @@ import os
 import re
 import shutil
 import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -673,3 +675,349 @@ def test_failed_registrations_get_banned():
         sh(PBX, f"fail2ban-client set asterisk unbanip {DESK_IP}")
     assert DESK_IP not in banned()
     assert sip_options_answered(DESK, DESK_IP, PBX_INSIDE), "the address still cannot reach SIP after the unban"
+
+
+# ------------------------------------------------------------------------------------------------ toll fraud
+
+CALLER, CALLER_EXT = "dnguyen", "1004"  # a registered softphone (no forwarding of its own)
+
+
+def softphone_call(number, port, scenario="softphone-call", hold_ms=1000, timeout=30, log=None):
+    """The registered softphone on ts-desk1 calls ``number`` with the kit's credentials (SIPp UAC)."""
+    trace = f"-trace_msg -message_file /tmp/ts-sipp/{log} " if log else ""
+    return sipp(DESK, f"{PBX_INSIDE}:5060 -sf {scenario}.xml -s {number} -au {CALLER_EXT} -ap {secret(CALLER)} "
+                      f"-key user {CALLER_EXT} -i {DESK_IP} -p {port} -m 1 -d {hold_ms} {trace}", timeout)
+
+
+def final_response(log):
+    """The final error response the softphone got (from its SIPp message log)."""
+    text = sh(DESK, f"cat /tmp/ts-sipp/{log}").stdout
+    codes = re.findall(r"^SIP/2\.0 ([3-6]\d\d) ", text, re.M)
+    return [c for c in codes if c not in ("401", "407")]
+
+
+@pytest.fixture
+def registered_caller():
+    register(CALLER, CALLER_EXT, 5095)
+    yield
+    register(CALLER, CALLER_EXT, 5095, expires=0)
+
+
+@pytest.mark.parametrize("number, kind", [("0899123456", "premium rate"), ("00442079460958", "international"),
+                                          ("3949", "short code"), ("118712", "short code")])
+def test_softphone_calls_the_policy_refuses_get_a_sip_refusal_and_never_reach_the_operator(
+        registered_caller, number, kind):
+    since = operator_log_size()
+    log = f"refused-{number}.log"
+    rc, err = finish(softphone_call(number, 5096, "softphone-call-refused", log=log))
+    assert rc == 0, f"a call to {number} ({kind}) was not refused with a SIP error: {err}"
+    assert set(final_response(log)) == {"403"}
+    assert operator_invites(since, wait=3) == [], f"the PBX sent a call to {number} ({kind}) to the operator"
+
+
+@pytest.mark.parametrize("number", ["0612345678", "112", "15"])
+def test_a_national_mobile_and_emergency_numbers_go_through_to_the_operator(registered_caller, number):
+    since = operator_log_size()
+    rc, err = finish(softphone_call(number, 5097))
+    assert rc == 0, f"the call to {number} was not answered: {err}"
+    assert operator_invites(since) == [number]
+
+
+def test_a_third_concurrent_outbound_call_from_one_endpoint_is_refused(registered_caller):
+    limit = yaml.safe_load((INVENTORY / "group_vars" / "pbx_hosts" / "asterisk.yml").read_text())[
+        "asterisk_pbx_max_outbound_calls"]
+    assert limit == 2
+    since = operator_log_size()
+    held = [softphone_call(n, 5100 + i, hold_ms=15000, timeout=40) for i, n in enumerate(["0612345678", "0761234567"])]
+    try:
+        deadline = time.monotonic() + 10
+        while len(operator_invites(since, wait=0)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert sorted(operator_invites(since, wait=0)) == ["0612345678", "0761234567"]
+        third_since = operator_log_size()
+        rc, err = finish(softphone_call("0698765432", 5102, "softphone-call-refused", log="third.log"))
+        assert rc == 0, f"the third call was not refused: {err}"
+        assert set(final_response("third.log")) == {"486"}
+        assert operator_invites(third_since, wait=2) == []
+        rc, err = finish(softphone_call("112", 5103))  # emergency calls are never limited
+        assert rc == 0, err
+    finally:
+        for proc in held:
+            assert finish(proc, 45)[0] == 0, "a call within the limit was disturbed"
+    rc, err = finish(softphone_call("0698765432", 5104))  # the limit frees up when calls end
+    assert rc == 0, err
+
+
+def test_a_call_over_the_maximum_length_is_cut(tmp_path, registered_caller):
+    rc, out = playbook("playbooks/telephony.yml", "--tags", "asterisk_pbx_config",
+                       "-e", json.dumps({"asterisk_pbx_max_call_seconds": 6}))
+    assert rc == 0, out
+    try:
+        assert "TS_MAX_SECS=6" in sh(PBX, "cat /etc/asterisk/extensions.conf").stdout
+        start = time.monotonic()
+        rc, err = finish(softphone_call("0612345678", 5105, "softphone-call-cut", timeout=40))
+        elapsed = time.monotonic() - start
+        assert rc == 0, f"the PBX did not hang up the call: {err}"
+        assert 6 <= elapsed < 20, f"cut after {elapsed:.1f} s, the maximum is 6 s after the answer"
+    finally:
+        rc, out = playbook("playbooks/telephony.yml", "--tags", "asterisk_pbx_config")
+        assert rc == 0, out
+
+
+# ------------------------------------------------------------------------------------------------ revocation
+
+def queue_interfaces(queue="social"):
+    return re.findall(r"\((PJSIP/\d+|Local/[^)\s]+)", sh(PBX, f'asterisk -rx "queue show {queue}"').stdout)
+
+
+def test_an_inactive_queue_agent_is_left_out_with_a_warning_and_removed_from_the_queue(tmp_path):
+    register(CALLER, CALLER_EXT, 5064)
+    try:
+        login = sipp(DESK, f"{PBX_INSIDE}:5060 -sf softphone-feature.xml -s *458100 -au {CALLER_EXT} "
+                           f"-ap {secret(CALLER)} -key user {CALLER_EXT} -i {DESK_IP} -p 5064 -m 1", 30)
+        assert finish(login)[0] == 0
+        assert f"PJSIP/{CALLER_EXT}" in queue_interfaces()
+    finally:
+        register(CALLER, CALLER_EXT, 5064, expires=0)
+    roster = roster_with(tmp_path, {CALLER: {"active": "no"}})
+    try:
+        rc, out = playbook("playbooks/telephony.yml", "--tags", "asterisk_pbx_config,asterisk_pbx_forwarding",
+                           "-e", f"teleshift_roster_file={roster}")
+        assert rc == 0, out
+        text = json.dumps(out)
+        assert f"'{CALLER}' is inactive or has no phone in the roster" in text
+        result = task_result(out, "Converge forwarding")
+        assert result["queue_members_removed"] == [f"social: PJSIP/{CALLER_EXT}"]
+        assert f"PJSIP/{CALLER_EXT}" not in queue_interfaces()
+        assert "Unable to find" in sh(PBX, f'asterisk -rx "pjsip show endpoint {CALLER_EXT}"').stdout
+    finally:
+        rc, out = playbook("playbooks/telephony.yml", "--tags", "asterisk_pbx_config,asterisk_pbx_forwarding")
+        assert rc == 0, out
+
+
+# ------------------------------------------------------------------------------------------------ exposure
+
+def test_no_channel_driver_but_pjsip_is_loaded_and_iax2_does_not_listen():
+    loaded = re.findall(r"^(chan_\w+\.so)", sh(PBX, 'asterisk -rx "module show like chan_"', check=True).stdout, re.M)
+    assert sorted(loaded) == ["chan_bridge_media.so", "chan_pjsip.so"]
+    listening = sh(PBX, "ss -Hlnu; ss -Hlnt", check=True).stdout
+    assert not re.search(r":(4569|4520|2727|5000|5061|8088)\s", listening), listening
+    assert re.search(r"127\.0\.0\.1:5038\s", listening) and not re.search(r"(0\.0\.0\.0|\*|\[::\]):5038\s", listening)
+
+
+SCAN_PORTS = "T:22,80,443,2000,5038,5060,5061,8088,8089,U:2727,4520,4569,5000,5060"
+
+
+def scan(host, target):
+    """{port/proto: state} nmap finds on ``target`` from ``host`` (bounded: listed ports, one retry, 90 s).
+    TCP states are decisive (SYN scan); a UDP port that drops and one that listens but ignores nmap's
+    probe are both open|filtered, so SIP reachability is checked with a real OPTIONS too."""
+    if sh(host, "command -v nmap").returncode != 0:
+        _helpers.lab_missing(f"no nmap on {host}: run playbooks/lab.yml (lab_client_phone.yml) and telephony.yml")
+    out = sh(host, f"nmap -Pn -n -sS -sU -p {SCAN_PORTS} --max-retries 1 --host-timeout 90s -oX - {target}",
+             timeout=150, check=True).stdout
+    found = {f"{p}/{proto}": state for proto, p, state in
+             re.findall(r'<port protocol="(\w+)" portid="(\d+)"><state state="([\w|]+)"', out)}
+    assert len(found) == SCAN_PORTS.count(",") + 1, out[-2000:]  # every port got a verdict: the scan ran
+    return found
+
+
+def assert_only(found, allowed=()):
+    """Nothing open but ``allowed``; every TCP port filtered (dropped before any listener could answer)."""
+    assert {p for p, state in found.items() if state == "open"} <= set(allowed), found
+    assert {p: s for p, s in found.items() if p.endswith("/tcp") and s != "filtered"} == {}, found
+
+
+def test_from_the_outside_network_a_scan_finds_nothing_open():
+    firewall_or_skip()
+    assert_only(scan(CLIENT, PBX_OUTSIDE))
+    assert not sip_options_answered(CLIENT, "10.89.250.50")
+
+
+def test_from_the_trunk_a_scan_finds_sip_only():
+    firewall_or_skip()
+    found = scan(PSTN, PBX_OUTSIDE)
+    assert_only(found, ["5060/udp"])
+    assert found["5060/udp"] in ("open", "open|filtered") and sip_options_answered(PSTN, PSTN_IP)
+
+
+def vpn_scan(person):
+    """The laptop brings up ``person``'s tunnel (their kit), which must handshake, and scans the PBX:
+    (scan, whether SIP answers an OPTIONS from the tunnel address)."""
+    _helpers.client_tunnel_up((KITS / person / "vpn" / "teleshift.conf").read_text())
+    deadline = time.monotonic() + 20
+    while not tunnel_handshaken(within=30) and time.monotonic() < deadline:
+        sh(CLIENT, f"python3 -c \"import socket; socket.socket(2, 2).sendto(b'x', ('{PBX_INSIDE}', 9))\"")
+        time.sleep(1)
+    assert tunnel_handshaken(within=30), f"{person}'s tunnel does not handshake: the scan would prove nothing"
+    found = re.search(r"inet ([\d.]+)/", sh(CLIENT, "ip -4 -o addr show dev teleshift").stdout)
+    assert found and ipaddress.ip_address(found.group(1)) in VPN_POOL
+    return scan(CLIENT, PBX_INSIDE), sip_options_answered(CLIENT, found.group(1), PBX_INSIDE)
+
+
+def test_from_a_vpn_client_a_scan_finds_only_what_its_service_allows():
+    """fmuller (service culture: VPN, no phone) reaches nothing on the PBX; dnguyen (dsi, a softphone) reaches
+    SIP only: the VPN pool is a SIP source, not an admin network (SSH), and AMI listens on 127.0.0.1."""
+    firewall_or_skip()
+    assert roster_person("fmuller")["needs"] == "vpn" and "phone" in roster_person(SOFTPHONE_PERSON)["needs"]
+    try:
+        found, sip = vpn_scan("fmuller")
+        assert_only(found)
+        assert not sip, "SIP answered a VPN client whose service has no telephony"
+    finally:  # the softphone tests expect their person's tunnel; it is also the positive control
+        found, sip = vpn_scan(SOFTPHONE_PERSON)
+    assert_only(found, ["5060/udp"])
+    assert sip, "SIP must answer a softphone through the VPN"
+
+
+# ------------------------------------------------------------------------------------------------ config injection
+
+PARSE_DIR = "/etc/asterisk/teleshift-parse-check"
+GETCONFIG = r"""
+import json, re, socket, sys
+text = open("/etc/asterisk/manager.d/teleshift.conf").read()
+user = re.search(r"^\[([^\]]+)\]", text, re.M).group(1)
+secret = re.search(r"^\s*secret\s*=\s*(\S+)", text, re.M).group(1)
+sock = socket.create_connection(("127.0.0.1", 5038), timeout=20)
+stream = sock.makefile("rb")
+stream.readline()
+def send(fields):
+    sock.sendall(("".join(f"{k}: {v}\r\n" for k, v in fields.items()) + "\r\n").encode())
+def read():
+    lines = []
+    while True:
+        line = stream.readline().decode("utf-8", "surrogateescape")
+        if line in ("\r\n", ""):
+            if lines or not line:
+                return lines
+            continue
+        lines.append(line[:-2] if line.endswith("\r\n") else line)
+send({"Action": "Login", "Username": user, "Secret": secret, "Events": "off"})
+assert "Success" in read()[0]
+result = {}
+for name in sys.stdin.read().split():
+    send({"Action": "GetConfig", "Filename": name})
+    sections = []
+    for line in read():
+        key, _, value = line.partition(": ")
+        if key.startswith("Category-"):
+            sections.append([value, []])
+        elif key.startswith("Line-"):
+            option, _, val = value.partition("=")
+            sections[-1][1].append([option, val])
+        elif key == "Response" and value != "Success" or key == "Message":
+            sections.append(["!" + value, []])
+    result[name] = sections
+print(json.dumps(result))
+"""
+
+
+def asterisk_reads(examples):
+    """Asterisk's own parser (AMI GetConfig on the live PBX, read only) on rendered files:
+    {example index: {file: [(section, [(key, value)])]}}. The files sit in a directory of their own
+    under /etc/asterisk (GetConfig reads only there) and are removed afterwards; nothing is loaded."""
+    local = Path(tempfile.mkdtemp(prefix="ts-parse-"))
+    try:
+        names = []
+        for i, files in enumerate(examples):
+            (local / str(i)).mkdir()
+            for name, text in files.items():
+                (local / str(i) / name).write_text(text, encoding="utf-8")
+                names.append(f"teleshift-parse-check/{i}/{name}")
+        sh(PBX, f"rm -rf {PARSE_DIR} && mkdir -p {PARSE_DIR}", check=True)
+        subprocess.run(["podman", "cp", f"{local}/.", f"{PBX}:{PARSE_DIR}/"], check=True, env=ENV, timeout=60)
+        sh(PBX, f"chgrp -R asterisk {PARSE_DIR} && chmod -R g+rX,o-rwx {PARSE_DIR}", check=True)
+        out = subprocess.run(["podman", "exec", "-i", PBX, "python3", "-c", GETCONFIG], input="\n".join(names),
+                             capture_output=True, text=True, timeout=120, env=ENV)
+        assert out.returncode == 0, out.stderr
+        read = json.loads(out.stdout)
+    finally:
+        shutil.rmtree(local, ignore_errors=True)
+        sh(PBX, f"rm -rf {PARSE_DIR}")
+    result = {}
+    for key, sections in read.items():
+        _, index, name = key.split("/")
+        assert not [s for s, _ in sections if s.startswith("!")], f"Asterisk could not read {key}: {sections}"
+        result.setdefault(int(index), {})[name] = [(s, [tuple(kv) for kv in items]) for s, items in sections]
+    return result
+
+
+def hostile_examples(count):
+    """``count`` compiled examples with hostile roster and inventory values (hypothesis); refused ones dropped."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from hypothesis import HealthCheck, Phase, given, settings
+
+    from hostile import asterisk as hostile
+
+    examples = []
+
+    @settings(max_examples=count, database=None, deadline=None, phases=[Phase.generate],
+              suppress_health_check=list(HealthCheck))
+    @given(hostile.people(), hostile.inventories())
+    def collect(persons, inventory):
+        variables, _ = inventory
+        plan, phones, problems = hostile.compile_hostile(persons, variables)
+        if plan is not None:
+            examples.append((plan, phones, variables))
+
+    collect()
+    return hostile, examples
+
+
+def test_asterisk_reads_hostile_values_back_as_exactly_the_expected_sections_and_options():
+    hostile, examples = hostile_examples(60)
+    assert len(examples) >= 20
+    files = [{name: plan.files[name] for name in T_FILES} for plan, _, _ in examples]
+    read = asterisk_reads(files)
+    assert len(read) == len(examples)
+    for i, (plan, phones, variables) in enumerate(examples):
+        hostile.check_read_back(read[i], phones, variables)
+        # and Asterisk reads exactly what the module's pre-apply reader reads
+        for name in T_FILES:
+            assert read[i][name] == [(s, list(items)) for s, items in hostile.T.parse_conf(plan.files[name])], name
+
+
+T_FILES = ("pjsip.conf", "extensions.conf", "voicemail.conf", "queues.conf", "confbridge.conf", "rtp.conf")
+
+
+def test_hostile_names_and_emails_go_live_and_the_pbx_keeps_working_for_everyone(tmp_path):
+    sys.path[:0] = [str(ROOT / "tests"), str(ROOT / ".collections")]
+    import dataclasses
+
+    from ansible_collections.teleshift.toolkit.plugins.module_utils import telephony as T
+    from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import load_roster
+
+    attacks = {"amartin": ("Anaïs\r[evil]\r; Martin", "a@b.c,,dialout=ts-internal|callback=ts-internal"),
+               "blefevre": ('Benoît ;-- "Lefèvre" <9999>', "benoit.lefevre@departement.example"),
+               "dnguyen": ("Đức\nexten => _X.,1,Dial(PJSIP/0899@operator)", "d@x.example;evil=1")}
+    roster = load_roster(str(INVENTORY / "roster.csv"))
+    people = [dataclasses.replace(p, full_name=attacks[p.id][0], email=attacks[p.id][1]) if p.id in attacks else p
+              for p in T.phone_people(roster)]
+    variables = yaml.safe_load((INVENTORY / "group_vars" / "pbx_hosts" / "asterisk.yml").read_text())
+    policy = T.NumberPolicy()
+    cfg, problems, _ = T.load_pbx_config({k: v for k, v in variables.items() if k in T.PBX_VARS}, policy,
+                                         {p.id: p.extension for p in people})
+    assert not problems
+    plan = T.plan_pbx(people, cfg, policy, lambda p, name: secret(p.id, name))
+    (tmp_path / "files.json").write_text(json.dumps({"files": plan.files, "expected": len(people) + 1}))
+    (tmp_path / "play.yml").write_text(
+        "- hosts: ts-pbx1\n  gather_facts: false\n  tasks:\n"
+        "    - name: Install files rendered from hostile names and addresses\n"
+        "      teleshift.toolkit.asterisk_config:\n"
+        "        files: \"{{ files }}\"\n        expect_endpoints: \"{{ expected }}\"\n")
+    try:
+        rc, out = playbook(str(tmp_path / "play.yml"), "-e", f"@{tmp_path / 'files.json'}")
+        assert rc == 0, out  # the pre-apply check passes, every module reloads, every endpoint loads
+        users = sh(PBX, 'asterisk -rx "voicemail show users for teleshift"', check=True).stdout
+        assert {p.extension for p in people if p.voicemail} <= set(re.findall(r"^teleshift\s+(\d+)", users, re.M))
+        assert "evil" not in sh(PBX, 'asterisk -rx "dialplan show"', check=True).stdout
+        assert "There is no existence" in sh(PBX, 'asterisk -rx "dialplan show evil"').stdout
+        shown = sh(PBX, 'asterisk -rx "pjsip show endpoint 1001"', check=True).stdout
+        assert '"Anaïs evil Martin" <1001>' in shown, shown  # one line, no section, no comment
+        since = operator_log_size()
+        rc, err = finish(call("1001"))  # amartin's forwarding still works
+        assert rc == 0, err
+        assert "0612345678" in operator_invites(since)
+    finally:
+        rc, out = playbook("playbooks/telephony.yml", "--tags", "asterisk_pbx_config")
+        assert rc == 0, out
