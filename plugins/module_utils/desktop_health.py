@@ -3,20 +3,17 @@
 """What a remote-desktop session host reports about itself: xrdp and sesman running, sessions in use
 (one Xorg server started by xorgxrdp per session) against sesman's MaxSessions, memory available.
 
-Standard library only. Used three ways with the same code: by the desktop_health module, by the
-xrdp_host role which installs this file as ``/usr/local/sbin/teleshift-desktop-health`` (prints the
-figures as JSON; the verification suite, the report and the hotline read it), and in unit tests with
-fake /proc texts. ``evaluate`` (also ``plugins/module_utils/desktop.py: health_from``) turns the figures
-into a verdict; ``--verdict`` prints both; ``--settle SECONDS`` first waits, at most that long, for
-xrdp and sesman to leave a transitional state (right after a restart they can still be "activating").
+Standard library only: the desktop_health module runs it on the session host (the desktop playbook's
+health check, the lab tests), and unit tests feed it fake /proc texts. ``collect(settle)`` first waits,
+at most ``settle`` seconds, for xrdp and sesman to leave a transitional state (right after a restart
+they can still be "activating"); ``evaluate`` (also ``plugins/module_utils/desktop.py: health_from``)
+turns the figures into a verdict.
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
-import sys
 import time
 
 UNITS = {"xrdp": "xrdp", "sesman": "xrdp-sesman"}
@@ -149,24 +146,3 @@ def evaluate(raw, capacity=None, min_free_mib=512, warn_share=0.9):
     return {"ok": not problems, "status": status, "problems": problems, "warnings": warnings,
             "sessions": sessions, "capacity": capacity, "used_share": share,
             "mem_available_mib": free, "users": sorted(raw.get("users") or [])}
-
-
-def main():
-    args = sys.argv[1:]
-    settle = 0.0
-    if "--settle" in args:
-        try:
-            settle = max(0.0, min(float(args[args.index("--settle") + 1]), 600.0))
-        except (IndexError, ValueError):
-            sys.stderr.write("usage: teleshift-desktop-health [--verdict] [--settle SECONDS]\n")
-            return 2
-    figures = collect(settle)
-    if "--verdict" in args:
-        figures = dict(figures, verdict=evaluate(figures))
-    json.dump(figures, sys.stdout, sort_keys=True)
-    sys.stdout.write("\n")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

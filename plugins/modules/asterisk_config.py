@@ -102,11 +102,10 @@ import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.teleshift.toolkit.plugins.module_utils.asterisk import wait_for
+from ansible_collections.teleshift.toolkit.plugins.module_utils.asterisk import (
+    RELOADS, check_pjsip, diff_blocks, parse_conf, wait_for)
 from ansible_collections.teleshift.toolkit.plugins.module_utils.atomic import atomic_write
 from ansible_collections.teleshift.toolkit.plugins.module_utils.results import brief_invocation
-from ansible_collections.teleshift.toolkit.plugins.module_utils.telephony import (
-    RELOADS, check_pjsip, diff_blocks, parse_conf)
 
 
 def read(path):

@@ -95,10 +95,9 @@ import re
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.teleshift.toolkit.plugins.module_utils.asterisk import (
-    Ami, AsteriskError, astdb_actions, cli_commands, read_ami_credentials)
+    MANAGED_FAMILIES, Ami, AsteriskError, astdb_actions, astdb_text, cli_commands, describe_astdb_changes, diff_astdb,
+    parse_database_show, read_ami_credentials)
 from ansible_collections.teleshift.toolkit.plugins.module_utils.results import brief_invocation
-from ansible_collections.teleshift.toolkit.plugins.module_utils.telephony import (
-    MANAGED_FAMILIES, astdb_text, describe_astdb_changes, diff_astdb, parse_database_show)
 
 
 def read_astdb(module):

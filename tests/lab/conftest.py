@@ -99,6 +99,16 @@ def run_playbook(playbook, *args, inventory=None, extra_vars=None, check=False, 
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
 
 
+def desktop_health(host, settle=0):
+    """The teleshift.toolkit.desktop_health module's result on a lab host (through the lab connection)."""
+    env = {**PODMAN_ENV, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
+           "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json"}
+    proc = subprocess.run([str(VENV_BIN / "ansible"), host, "-i", str(LAB_INVENTORY / "hosts.yml"), "-m",
+                           "teleshift.toolkit.desktop_health", "-a", f"settle={settle} fail_when_down=false"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=settle + 120)
+    return json.loads(proc.stdout)["plays"][0]["tasks"][0]["hosts"][host]
+
+
 def recap(output):
     """PLAY RECAP of an ansible-playbook output: host -> {ok, changed, failed, ...} (ints)."""
     result, on = {}, False

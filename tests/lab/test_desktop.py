@@ -25,7 +25,7 @@ _helpers = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_helpers)
 ROOT, lab_exec, lab_inventory_copy, recap, run_playbook = (
     _helpers.ROOT, _helpers.lab_exec, _helpers.lab_inventory_copy, _helpers.recap, _helpers.run_playbook)
-client_tunnel_up = _helpers.client_tunnel_up
+client_tunnel_up, desktop_health = _helpers.client_tunnel_up, _helpers.desktop_health
 from teleshift_cli import labclient  # noqa: E402  (scripts/ is on sys.path through the helpers)
 
 DESK = "10.89.251.20"
@@ -122,10 +122,9 @@ def test_kit_credentials_open_a_real_session_through_the_tunnel(lab):
         ARTEFACTS.mkdir(parents=True, exist_ok=True)
         (ARTEFACTS / "desktop-session.png").write_bytes(shots[-1])
         # the health check counts the session
-        health = json.loads(lab_exec("ts-desk1", "/usr/local/sbin/teleshift-desktop-health", "--verdict",
-                                     "--settle", "60", timeout=90).stdout)
-        assert "dnguyen" in health["users"] and health["sessions"] >= 1
-        assert health["verdict"]["ok"] and health["verdict"]["capacity"] == health["max_sessions"]
+        health = desktop_health("ts-desk1", settle=60)
+        assert "dnguyen" in health["figures"]["users"] and health["figures"]["sessions"] >= 1
+        assert health["verdict"]["ok"] and health["verdict"]["capacity"] == health["figures"]["max_sessions"]
     finally:
         stop_rdp("main")
 
