@@ -1,7 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
 # Copyright: teleshift contributors. GNU General Public License v3.0+
-# The action plugin of the same name compiles the files on the controller from the roster and the kits.
+# The files are compiled on the controller by teleshift.toolkit.phone_plan (from the roster and the kits).
 from __future__ import annotations
 
 DOCUMENTATION = r"""
@@ -71,9 +71,10 @@ author: teleshift contributors
 """
 
 EXAMPLES = r"""
-- name: Install the compiled PBX configuration (the action plugin supplies files and prompts)
+- name: Install the compiled PBX configuration (this PBX's slice of the telephony plan)
   teleshift.toolkit.asterisk_config:
-    sip_address: 10.89.251.30
+    files: "{{ hostvars.localhost.teleshift_phone_plan.hosts[inventory_hostname].files }}"
+    prompts: "{{ hostvars.localhost.teleshift_phone_plan.hosts[inventory_hostname].prompts }}"
 """
 
 RETURN = r"""

@@ -1,7 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
 # Copyright: teleshift contributors. GNU General Public License v3.0+
-# The action plugin of the same name compiles the desired state from the roster on the controller.
+# The desired state is compiled on the controller by teleshift.toolkit.phone_plan.
 from __future__ import annotations
 
 DOCUMENTATION = r"""
@@ -18,8 +18,8 @@ description:
   - Families it does not manage (for example C(TSCLOSED), the manual closure switch of attendants) are
     left alone. Nothing is reloaded or restarted.
   - Supports check mode and diff mode; the diff and the result name the people added, changed and removed.
-  - Used through the action plugin of the same name, which compiles C(state) from the roster and the
-    inventory when it is not given.
+  - C(state) is usually this PBX's slice of M(teleshift.toolkit.phone_plan), compiled from the roster and
+    the inventory on the controller (roles/asterisk_pbx passes it).
 version_added: 0.1.0
 options:
   state:
@@ -57,8 +57,10 @@ author: teleshift contributors
 """
 
 EXAMPLES = r"""
-- name: Converge forwarding from the roster (compiled by the action plugin)
+- name: Converge forwarding from the roster (this PBX's slice of the telephony plan)
   teleshift.toolkit.asterisk_forwarding:
+    state: "{{ hostvars.localhost.teleshift_phone_plan.hosts[inventory_hostname].astdb }}"
+    labels: "{{ hostvars.localhost.teleshift_phone_plan.hosts[inventory_hostname].astdb_labels }}"
 
 - name: Set forwarding explicitly
   teleshift.toolkit.asterisk_forwarding:
