@@ -275,6 +275,57 @@ def desired_forwarding(person, dialing, policy=None):
 
 
 # --------------------------------------------------------------------------------------------
+# The roster's forwarding, as the controller's plan hands it to the module
+# --------------------------------------------------------------------------------------------
+
+LINE_FIELDS = ("id", "full_name", "extension", "forward_mode", "forward_to", "forward_delay", "active", "line")
+
+
+@dataclass(frozen=True)
+class Line:
+    """What the gateways need of one roster person (public data)."""
+
+    id: str
+    full_name: str
+    extension: str
+    forward_mode: str = "none"
+    forward_to: str = ""
+    forward_delay: int = DEFAULT_NOAN_TIMEOUT
+    active: bool = True
+    line: int = 0
+
+
+def lines_text(people):
+    """JSON text of the Lines of every person with an extension (inactive people too: their forwarding
+    is removed): one string, templated in microseconds whatever the roster's size."""
+    import json
+
+    return json.dumps([[getattr(p, f) for f in LINE_FIELDS] for p in people if p.extension],
+                      separators=(",", ":"), ensure_ascii=False)
+
+
+def parse_lines(value):
+    """[Line] from lines_text's JSON (or a list of such lists); ValueError saying what is wrong."""
+    import json
+
+    items = json.loads(value) if isinstance(value, str) else value
+    if not isinstance(items, list):
+        raise ValueError("people must be a list")
+    lines = []
+    for index, item in enumerate(items):
+        if not isinstance(item, (list, tuple)) or len(item) != len(LINE_FIELDS):
+            raise ValueError(f"people[{index}]: expected [{', '.join(LINE_FIELDS)}]")
+        data = dict(zip(LINE_FIELDS, item))
+        if not all(isinstance(data[k], str) for k in ("id", "full_name", "extension", "forward_mode", "forward_to")) \
+                or not isinstance(data["active"], bool) or isinstance(data["forward_delay"], bool) \
+                or not isinstance(data["forward_delay"], int) or data["forward_mode"] not in (
+                    "none", "always", "busy", "no_answer"):
+            raise ValueError(f"people[{index}]: a field has the wrong type or value")
+        lines.append(Line(**data))
+    return lines
+
+
+# --------------------------------------------------------------------------------------------
 # Commands
 # --------------------------------------------------------------------------------------------
 

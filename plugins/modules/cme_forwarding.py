@@ -12,7 +12,8 @@ description:
     extension forward the way the roster says (always, on busy, on no answer after N seconds, or not
     at all), from the same roster as the Asterisk PBX, without one task per person.
   - Runs on the controller (netmiko, device_type cisco_ios) and handles a list of gateways in one task,
-    at most O(parallel) at a time; the roster is read and checked once for all of them.
+    at most O(parallel) at a time; the roster is read and checked once, on the controller, by
+    M(teleshift.toolkit.cme_plan), which hands every gateway the same O(people).
   - For each gateway it reads C(show running-config | section ephone-dn) and
     C(show running-config | section voice register dn), matches DNs to people by number, computes the
     minimal commands (C(call-forward all|busy|noan) for SCCP C(ephone-dn), C(call-forward b2bua ...) for SIP
@@ -27,10 +28,17 @@ description:
     the DN blocks before and after with the person each concerns. Passwords are never returned or logged.
 version_added: 0.1.0
 options:
-  roster:
-    description: The roster file (CSV or YAML), read with teleshift's roster model.
-    type: path
+  people:
+    description:
+      - The roster's forwarding, as M(teleshift.toolkit.cme_plan) compiles it on the controller (JSON text of
+        [id, full_name, extension, forward_mode, forward_to, forward_delay, active, line] per person with an
+        extension; inactive people get no forwarding). The module never reads the roster.
+    type: raw
     required: true
+  source:
+    description: The roster's name, used to locate a refused target as C(source:line).
+    type: str
+    default: roster
   region:
     description:
       - Country for reading roster numbers written without +<country code>, and the gateways' country
@@ -133,7 +141,7 @@ author: teleshift contributors
 EXAMPLES = r"""
 - name: Apply the roster's forwarding to the CME gateways
   teleshift.toolkit.cme_forwarding:
-    roster: "{{ inventory_dir }}/roster.csv"
+    people: "{{ hostvars.localhost.teleshift_cme_plan.people }}"
     dial_prefix: "0"
     gateways:
       - name: cme-paris
@@ -192,10 +200,9 @@ import dataclasses
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.teleshift.toolkit.plugins.module_utils.cisco_cme import (
-    Dialing, Gateway, check_dialing, converge_gateways)
-from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import format_problems, load_roster
+    Dialing, Gateway, check_dialing, converge_gateways, parse_lines)
 from ansible_collections.teleshift.toolkit.plugins.module_utils.telephony import (
-    forwarding_problems, load_number_policy, own_numbers)
+    check_number, load_number_policy, own_numbers)
 
 GATEWAY_OPTIONS = dict(
     name=dict(type="str", required=True),
@@ -238,7 +245,8 @@ def build_gateways(params):
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            roster=dict(type="path", required=True),
+            people=dict(type="raw", required=True),
+            source=dict(type="str", default="roster"),
             region=dict(type="str", default="FR"),
             gateways=dict(type="list", elements="dict", required=True, options=GATEWAY_OPTIONS),
             dial_prefix=dict(type="str", default=""),
@@ -261,13 +269,20 @@ def main():
     policy, problems = load_number_policy({"teleshift_phone_policy": params["policy"]}, params["region"],
                                           source="policy")
     policy = dataclasses.replace(policy, own_numbers=own_numbers(params["own_numbers"], params["region"]))
-    roster = load_roster(params["roster"], region=params["region"])
-    problems += roster.problems or forwarding_problems(roster, policy)
+    try:
+        people = parse_lines(params["people"])
+    except ValueError as exc:
+        module.fail_json(msg=f"Invalid people, no gateway was contacted: {exc}", gateways=[], not_found=[])
+    problems = [str(p) for p in problems]
+    for line in people:  # the same refusal as preflight's, here too (the module may be called alone)
+        why = check_number(line.forward_to, policy) if line.active and line.forward_mode != "none" else None
+        if why:
+            problems.append(f"{params['source']}:{line.line}: forward_to: {why}")
     if problems:
-        module.fail_json(msg="Invalid roster or number policy, no gateway was contacted.\n"
-                         + format_problems(problems), gateways=[], not_found=[])
+        module.fail_json(msg=f"{len(problems)} problem(s) found, no gateway was contacted:\n  "
+                         + "\n  ".join(problems), gateways=[], not_found=[])
 
-    results = converge_gateways(gateways, roster.people, check_mode=module.check_mode, save=params["save"],
+    results = converge_gateways(gateways, people, check_mode=module.check_mode, save=params["save"],
                                 parallel=params["parallel"], policy=policy)
 
     diffs = []
@@ -279,8 +294,7 @@ def main():
     not_found = []
     if results and not any(r["failed"] and "matched" not in r for r in results):
         matched = set().union(*(set(r.get("matched", ())) for r in results))
-        not_found = [p.id for p in roster.people
-                     if p.extension and p.active and p.forward_mode != "none" and p.id not in matched]
+        not_found = [p.id for p in people if p.active and p.forward_mode != "none" and p.id not in matched]
     for res in results:
         res.pop("matched", None)
         for warning in res.get("warnings", []):

@@ -92,8 +92,22 @@ def gw(name, emulated=None, port=None, password=PASSWORD, secret=SECRET):
             "password": password, "secret": secret}
 
 
+def lines_of(path):
+    """What teleshift.toolkit.cme_plan hands the module for this roster file (no policy check: the module
+    must refuse on its own)."""
+    from ansible_collections.teleshift.toolkit.plugins.module_utils.cisco_cme import lines_text
+    from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import load_roster
+
+    roster = load_roster(path)
+    assert roster.ok, roster.problems
+    return lines_text(roster.people)
+
+
 def run_module(capsys, check=False, diff=True, **args):
     args.setdefault("dial_prefix", "0")
+    if "roster" in args:
+        args["source"] = args["roster"]
+        args["people"] = lines_of(args.pop("roster"))
     args.update(_ansible_check_mode=check, _ansible_diff=diff)
     with patch_module_args(args):
         with pytest.raises(SystemExit) as exit_info:
@@ -226,14 +240,13 @@ def test_a_command_the_gateway_ignores_fails_verification(gateways, roster, caps
     assert state(emulated)["1001"] == {}
 
 
-def test_bad_settings_and_bad_roster_stop_before_any_connection(gateways, roster, tmp_path, capsys):
+def test_bad_settings_and_bad_people_stop_before_any_connection(gateways, roster, capsys):
     emulated = gateways()
     result = run_module(capsys, roster=str(roster), dial_prefix="9x", gateways=[gw("gw1", emulated)])
     assert result["_rc"] == 1 and "dial prefix" in result["msg"]
-    bad = tmp_path / "bad.csv"
-    bad.write_text(ROSTER.replace("06 12 34 56 78", "not a phone"), encoding="utf-8")
-    result = run_module(capsys, roster=str(bad), gateways=[gw("gw1", emulated)])
-    assert result["_rc"] == 1 and "bad.csv:2: forward_to" in result["msg"]
+    for people in ('[["a", "A", "1001", "sometimes", "", 20, true, 2]]', "[1, 2]", "not json"):
+        result = run_module(capsys, people=people, gateways=[gw("gw1", emulated)])
+        assert result["_rc"] == 1 and "Invalid people" in result["msg"]
     assert emulated.sessions == 0
 
 
@@ -249,7 +262,8 @@ def write_inventory(tmp_path, hosts):
                   f"          cme_password: {password}"]
     (inventory / "hosts.yml").write_text("\n".join(lines) + "\n", encoding="utf-8")
     (inventory / "group_vars" / "all.yml").write_text(
-        "teleshift_roster_file: roster.csv\nteleshift_phone_region: FR\n", encoding="utf-8")
+        "teleshift_roster_file: roster.csv\nteleshift_phone_region: FR\nteleshift_services: {rsa: {}}\n",
+        encoding="utf-8")
     (inventory / "group_vars" / "cme_gateways.yml").write_text(textwrap.dedent(f"""\
         cme_username: admin
         cme_enable_secret: {SECRET}
@@ -368,8 +382,9 @@ def test_playbook_with_a_bad_roster_contacts_no_gateway_and_says_why(gateways, t
     roster.write_text(ROSTER.replace("06 12 34 56 78", "not a phone"), encoding="utf-8")
     run = playbook(inventory)
     assert run.returncode != 0
-    assert recap(run.stdout, "cme-a")["failed"] == "1"
-    assert "cme-a: not run: Invalid roster" in run.stdout and "roster.csv:2: forward_to" in run.stdout
+    assert recap(run.stdout, "localhost")["failed"] == "1"  # stopped on the controller: no gateway play ran
+    assert "Invalid roster or number policy, no gateway was contacted" in run.stdout
+    assert "roster.csv:2: forward_to" in run.stdout
     assert emulated.sessions == 0
 
 
@@ -439,7 +454,7 @@ def test_playbook_alone_applies_the_inventory_policy(gateways, tmp_path):
     (inventory.parent / "roster.csv").write_text(ROSTER.replace("06 12 34 56 78", PREMIUM), encoding="utf-8")
     run = playbook(inventory)
     assert run.returncode != 0
-    assert "cme-a: not run:" in run.stdout and "roster.csv:2: forward_to:" in run.stdout
+    assert "no gateway was contacted" in run.stdout and "roster.csv:2: forward_to:" in run.stdout
     assert "premium-rate" in run.stdout and emulated.sessions == 0
     all_vars = inventory.parent / "group_vars" / "all.yml"
     all_vars.write_text(all_vars.read_text() + "teleshift_phone_policy: {allow_premium: true}\n")

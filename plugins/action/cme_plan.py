@@ -1,0 +1,37 @@
+# -*- coding: utf-8 -*-
+# Copyright: teleshift contributors. GNU General Public License v3.0+
+"""Action plugin for teleshift.toolkit.cme_plan: the roster's forwarding for the Cisco CME gateways, once on
+the controller (see plugins/modules/cme_plan.py for the documentation)."""
+from __future__ import annotations
+
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.teleshift.toolkit.plugins.module_utils import inputs as front_door
+from ansible_collections.teleshift.toolkit.plugins.module_utils import registry
+from ansible_collections.teleshift.toolkit.plugins.module_utils.cisco_cme import lines_text
+from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import format_problems
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _VALID_ARGS = frozenset(("roster",))
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        task_vars = task_vars or {}
+        cap = registry.get("cme")
+        inputs = front_door.from_task_vars(self._templar, task_vars, roster=self._task.args.get("roster"))
+        found = front_door.validate(inputs, [cap.name], capacity=True)
+        if found.warnings:
+            result["warnings"] = [str(w) for w in found.warnings]
+        if found.problems:
+            result.update(failed=True, problems=[str(p) for p in found.problems],
+                          msg="Invalid roster or number policy, no gateway was contacted.\n"
+                              + format_problems(found.problems))
+            return result
+        people = [p for p in inputs.roster.people if p.extension]
+        forwarding = sum(1 for p in people if cap.wants(p))
+        result.update(changed=False, people=lines_text(people), source=inputs.roster.source,
+                      msg=f"{len(people)} desk line(s), {forwarding} forwarded, for {len(cap.hosts(inputs))} "
+                          "CME gateway(s)")
+        return result
