@@ -28,6 +28,7 @@ class RunSummary:
     results: int = 0
     hosts: dict = field(default_factory=dict)
     failures: list = field(default_factory=list)
+    warnings: list = field(default_factory=list)  # what a task warned about (e.g. a revoked agent left out)
     stats_seen: bool = False
 
     def _host(self, name):
@@ -41,6 +42,8 @@ class RunSummary:
             self.task = data.get("task", "") or data.get("name", "")
         elif kind in RESULT_EVENTS and data.get("host"):
             self.results += 1
+            for warning in ((data.get("res") or {}).get("warnings") or [])[:200]:
+                self.warnings.append({"host": data["host"], "task": data.get("task", ""), "msg": str(warning)[:500]})
             if kind in ("runner_on_failed", "runner_on_unreachable") and not data.get("ignore_errors"):
                 res = data.get("res", {}) or {}
                 self.failures.append({"host": data["host"], "task": data.get("task", ""),
@@ -65,7 +68,7 @@ class RunSummary:
                 "duration": round(time.monotonic() - self.started, 2), "tasks": self.tasks,
                 "hosts": dict(sorted(self.hosts.items())), "totals": self.totals(),
                 "failed_hosts": sorted(h for h, v in self.hosts.items() if v["failed"] or v["unreachable"]),
-                "failures": self.failures}
+                "failures": self.failures, "warnings": self.warnings}
 
 
 DIFF_EVENTS = ("runner_on_ok", "runner_on_failed", "runner_item_on_ok", "runner_item_on_failed")

@@ -353,3 +353,38 @@ def test_every_subcommand_has_help(capsys):
             cli.main([name, "--help"])
         assert exc.value.code == 0
         assert "--inventory" in capsys.readouterr().out
+
+
+def test_run_summary_keeps_the_tasks_warnings_and_each_playbook_validates_what_it_applies():
+    from teleshift_cli.commands.run import applied_capabilities
+
+    summary = RunSummary(playbook="site.yml", inventory="hosts.yml")
+    summary.feed({"event": "runner_on_ok", "event_data": {
+        "host": "localhost", "task": "Compile the telephony", "res": {"warnings": [
+            "inventory (ts-pbx1): asterisk_pbx_queues[0].agents[2]: 'edupont' is inactive: left out"]}}})
+    assert summary.as_dict("successful", 0)["warnings"] == [
+        {"host": "localhost", "task": "Compile the telephony",
+         "msg": "inventory (ts-pbx1): asterisk_pbx_queues[0].agents[2]: 'edupont' is inactive: left out"}]
+    playbooks = Path(__file__).resolve().parents[2] / "playbooks"
+    assert applied_capabilities(playbooks / "vpn.yml") == ["vpn"]
+    assert applied_capabilities(playbooks / "telephony.yml") == ["phone"]
+    assert applied_capabilities(playbooks / "site.yml") is None
+    assert applied_capabilities(playbooks / "lab.yml") == []
+
+
+def test_run_vpn_is_not_blocked_by_a_stale_telephony_setting(inv, tmp_path, capsys, monkeypatch):
+    """A queue naming someone who does not exist blocks nothing; a broken PBX setting blocks only the
+    telephony: `run vpn` validates the VPN alone (nothing reaches Ansible here: runner stubbed)."""
+    import teleshift_cli.runner as runner
+
+    calls = []
+    monkeypatch.setattr(runner, "run_playbook", lambda *a, **k: calls.append(a) or ("successful", 0))
+    pbx = inv / "group_vars" / "pbx_hosts" / "asterisk.yml"
+    pbx.write_text(pbx.read_text() + "asterisk_pbx_ring_timeout: forever\n")
+    code, _, err = run(["run", "vpn", "--inventory", str(inv), "--artefact", str(tmp_path / "a.json"),
+                        "--no-progress"], capsys)
+    assert code == 0, err
+    code, _, err = run(["run", "telephony", "--inventory", str(inv), "--artefact", str(tmp_path / "b.json"),
+                        "--no-progress"], capsys)
+    assert code == 1 and "asterisk_pbx_ring_timeout" in err
+    assert len(calls) == 1

@@ -43,6 +43,16 @@ def resolve_playbook(name):
     return None
 
 
+def applied_capabilities(playbook):
+    """What a playbook applies, so the command validates that and only that (as the playbook's own plan
+    does): a capability's playbook, every capability for site.yml and preflight.yml, none otherwise."""
+    from ansible_collections.teleshift.toolkit.plugins.module_utils import registry
+
+    if playbook.stem in ("site", "preflight"):
+        return None
+    return [c.name for c in registry.capabilities() if c.playbook == playbook.stem]
+
+
 def run(args):
     from rich.console import Console
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -63,10 +73,12 @@ def run(args):
         except ValueError as exc:
             raise CliError(f"--extra {item!r}: {exc}") from None
     check_output(args.artefact, "artefact", protected=[args.roster])
-    ctx = ops.load(args)
+    ctx = ops.load(args, selected=applied_capabilities(playbook))
     check_output(args.artefact, "artefact", protected=[ctx.roster.source])
     # the roster this command validated, as an absolute path (the play then reads the same file)
     extravars = {"teleshift_roster_file": str(Path(ctx.roster.source).resolve())}
+    if args.allow_mass_removal:
+        extravars["teleshift_allow_mass_removal"] = True
     summary = RunSummary(playbook=str(playbook), inventory=ctx.inventory.source)
     console = Console(stderr=True)
 
@@ -105,5 +117,7 @@ def run(args):
     console.print(table)
     for f in summary.failures[:20]:
         console.print(f"[red]{f['host']}[/red] {f['task']}: {f['msg']}", highlight=False)
+    for w in summary.warnings[:50]:
+        console.print(f"[yellow]warning[/yellow] {w['host']} {w['task']}: {w['msg']}", highlight=False)
     console.print(f"artefact: {args.artefact}")
     return 0 if status == "successful" and rc == 0 else 5
