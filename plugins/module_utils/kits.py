@@ -15,8 +15,8 @@ import stat
 import string
 from pathlib import Path
 
+from ansible_collections.teleshift.toolkit.plugins.module_utils.atomic import atomic_write
 from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import ID_RE
-from ansible_collections.teleshift.toolkit.plugins.module_utils.state import atomic_write
 
 _ALPHABET = string.ascii_letters + string.digits
 

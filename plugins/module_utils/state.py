@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from ansible_collections.teleshift.toolkit.plugins.module_utils.atomic import atomic_write  # noqa: F401 (re-exported)
+from ansible_collections.teleshift.toolkit.plugins.module_utils.atomic import atomic_write
 from ansible_collections.teleshift.toolkit.plugins.module_utils.cache import parsed, remember
 
 # libyaml's C loader and dumper when PyYAML has them: 10x faster on a 5,000-person state file.
@@ -57,7 +57,7 @@ _STR_TAG = "tag:yaml.org,2002:str"
 
 
 def _scalar(value):
-    if type(value) is str:  # noqa: E721 - the common case first (bool is an int, str subclasses are not)
+    if type(value) is str:  # the common case first (bool is an int, str subclasses are not)
         return _text_scalar(value)
     if value is None:
         return "null"

@@ -61,7 +61,7 @@ def describe(exc, inventory=None):
     try:
         from ansible.errors import AnsibleError
     except ImportError:  # pragma: no cover - ansible is a dependency
-        AnsibleError = ()  # noqa: N806
+        AnsibleError = ()
     if AnsibleError and isinstance(exc, AnsibleError):
         origin = _ansible_origin(exc)
         message = _ansible_message(exc)

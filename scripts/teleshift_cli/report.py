@@ -29,7 +29,7 @@ import os
 from pathlib import Path
 
 from ansible_collections.teleshift.toolkit.plugins.module_utils import registry
-from ansible_collections.teleshift.toolkit.plugins.module_utils.state import atomic_write
+from ansible_collections.teleshift.toolkit.plugins.module_utils.atomic import atomic_write
 
 from teleshift_cli.kits import TEMPLATES
 

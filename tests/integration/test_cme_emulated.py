@@ -17,13 +17,12 @@ from pathlib import Path
 
 import pytest
 
+from ansible.module_utils.testing import patch_module_args
+
+from ansible_collections.teleshift.toolkit.plugins.modules import cme_forwarding
+from emulated.ios_cme import EmulatedCME, EmulatedDn
+
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests"))
-
-from ansible.module_utils.testing import patch_module_args  # noqa: E402
-
-from ansible_collections.teleshift.toolkit.plugins.modules import cme_forwarding  # noqa: E402
-from emulated.ios_cme import EmulatedCME, EmulatedDn  # noqa: E402
 
 PASSWORD = "Emulated-Pw-7f3a9c"
 SECRET = "Emulated-Enable-51be2d"

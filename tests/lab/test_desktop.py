@@ -20,13 +20,14 @@ from pathlib import Path
 
 import pytest
 
+from teleshift_cli import labclient
+
 _spec = importlib.util.spec_from_file_location("teleshift_lab_helpers", Path(__file__).with_name("conftest.py"))
 _helpers = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_helpers)
 ROOT, lab_exec, lab_inventory_copy, recap, run_playbook = (
     _helpers.ROOT, _helpers.lab_exec, _helpers.lab_inventory_copy, _helpers.recap, _helpers.run_playbook)
 client_tunnel_up = _helpers.client_tunnel_up
-from teleshift_cli import labclient  # noqa: E402  (scripts/ is on sys.path through the helpers)
 
 DESK = "10.89.251.20"
 KITS = ROOT / "kits" / "lab"

@@ -25,7 +25,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -944,7 +943,6 @@ def asterisk_reads(examples):
 
 def hostile_examples(count):
     """``count`` compiled examples with hostile roster and inventory values (hypothesis); refused ones dropped."""
-    sys.path.insert(0, str(ROOT / "tests"))
     from hypothesis import HealthCheck, Phase, given, settings
 
     from hostile import asterisk as hostile
@@ -981,7 +979,6 @@ T_FILES = ("pjsip.conf", "extensions.conf", "voicemail.conf", "queues.conf", "co
 
 
 def test_hostile_names_and_emails_go_live_and_the_pbx_keeps_working_for_everyone(tmp_path):
-    sys.path[:0] = [str(ROOT / "tests"), str(ROOT / ".collections")]
     import dataclasses
 
     from ansible_collections.teleshift.toolkit.plugins.module_utils import telephony as T

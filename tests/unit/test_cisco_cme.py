@@ -4,20 +4,16 @@ The command-application property test feeds the planned commands to the configur
 EMULATED IOS/CME CLI (tests/emulated/ios_cme.py, no SSH involved) and parses its running configuration
 back with the module's own parser.
 """
-import sys
 import time
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from ansible_collections.teleshift.toolkit.plugins.module_utils import cisco_cme as cme  # noqa: E402
-from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import Person, parse_roster  # noqa: E402
-from ansible_collections.teleshift.toolkit.plugins.module_utils.rostergen import generate_people  # noqa: E402
-from emulated.ios_cme import EmulatedCME, EmulatedDn  # noqa: E402
+from ansible_collections.teleshift.toolkit.plugins.module_utils import cisco_cme as cme
+from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import Person, parse_roster
+from ansible_collections.teleshift.toolkit.plugins.module_utils.rostergen import generate_people
+from emulated.ios_cme import EmulatedCME, EmulatedDn
 
 SAMPLE = """\
 ephone-dn-template  1

@@ -1,18 +1,13 @@
 """Config injection: hostile values in every roster field and in the inventory values the Asterisk files
 hold. Each rendered file is read back (a strict reader following Asterisk's own parsing rules here; the
 lab test reads them with Asterisk itself) and must hold exactly the expected sections and options."""
-import sys
-from pathlib import Path
-
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from ansible_collections.teleshift.toolkit.plugins.module_utils import telephony as T  # noqa: E402
-from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import Person  # noqa: E402
-from hostile import asterisk as H  # noqa: E402
+from ansible_collections.teleshift.toolkit.plugins.module_utils import telephony as T
+from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import Person
+from hostile import asterisk as H
 
 
 def read_back(plan):
