@@ -26,7 +26,8 @@ UNIT = {
 }
 # what a unit command needs run first (README commands too)
 PREREQUISITES = {
-    "scripts/teleshift validate --roster staff.csv": ["scripts/teleshift roster generate --count 5000 --seed 1 -o staff.csv"],
+    "scripts/teleshift validate --roster staff.csv":
+        ["scripts/teleshift roster generate --count 5000 --seed 1 -o staff.csv"],
 }
 # known failures, strict (the test fails once they pass, so the mark is removed then): command ->
 # (reason, a pattern every problem line of the known failure matches; any other failure is a real one)

@@ -93,7 +93,7 @@ class ActionModule(ActionBase):
                     with open(path, "rb") as stream:
                         data = stream.read()
                 except OSError as exc:
-                    raise AnsibleActionFail(f"prompt {prompt['name']}: cannot read {path}: {exc.strerror}")
+                    raise AnsibleActionFail(f"prompt {prompt['name']}: cannot read {path}: {exc.strerror}") from None
                 prompts.append({"name": prompt["name"], "recording_b64": base64.b64encode(data).decode("ascii")})
             else:
                 prompts.append({"name": prompt["name"], "text": prompt["text"], "language": prompt["language"]})

@@ -22,7 +22,7 @@ class ActionModule(ActionBase):
         args = {k: v for k, v in self._task.args.items() if k != "roster"}
         warnings = []
         if "state" not in args:
-            people, cfg, policy, _, warnings = compile_pbx(self, task_vars)
+            people, cfg, policy, _plan, warnings = compile_pbx(self, task_vars)
             labels = {}
             args["state"] = T.desired_astdb(people, cfg, policy, labels)
             args["labels"] = labels

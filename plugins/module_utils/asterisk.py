@@ -64,7 +64,7 @@ class Ami:
                 if fields:
                     return fields
                 continue
-            key, _, value = line.partition(":")
+            key, _sep, value = line.partition(":")
             fields[key.strip()] = value.strip()
 
     @staticmethod

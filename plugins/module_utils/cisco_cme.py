@@ -458,7 +458,7 @@ def netmiko_connect(gateway):
 def _disconnect(conn):
     try:
         conn.disconnect()
-    except Exception:  # noqa: BLE001 - the session may already be gone
+    except Exception:  # noqa: BLE001, S110 - the session may already be gone
         pass
 
 
@@ -496,7 +496,7 @@ def send_config(conn, gateway, commands, batch=BATCH_LINES):
     finally:
         try:
             conn.exit_config_mode()
-        except Exception:  # noqa: BLE001 - the session may be gone; the caller reports the first error
+        except Exception:  # noqa: BLE001, S110 - the session may be gone; the caller reports the first error
             pass
 
 

@@ -39,7 +39,7 @@ from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import (
 CAPACITY_VARS = ("xrdp_host_max_sessions", "teleshift_desktop_max_sessions")
 DEFAULT_MAX_SESSIONS = 50
 CAPABILITY = "desktop"  # the kit subdirectory
-PASSWORD_FILE = "password"
+PASSWORD_FILE = "password"  # noqa: S105 - a file name, not a password
 HASH_FILE = ".password.crypt"  # hidden: the notice does not list it
 RDP_PORT = 3389
 # Names the hosts already have: never a person's login (the roster refuses them too: one list).

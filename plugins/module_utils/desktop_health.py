@@ -33,7 +33,7 @@ def read_max_sessions(text):
         if line.startswith("[") and line.endswith("]"):
             section = line[1:-1].strip().lower()
         elif section == "sessions" and "=" in line and not line.startswith((";", "#")):
-            key, _, val = line.partition("=")
+            key, _sep, val = line.partition("=")
             if key.strip().lower() == "maxsessions" and val.strip().isdigit():
                 value = int(val.strip())
     return value

@@ -15,7 +15,6 @@ on a command line are made absolute by the command line before they reach here.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -179,7 +178,8 @@ def mass_removal(inputs, selected=None):
     if after and (len(gone) <= share * len(before) or len(gone) < least):
         return None
     first = ", ".join(sorted(gone)[:5]) + (" ..." if len(gone) > 5 else "")
-    what = "nobody would keep access" if not after else f"{len(gone)} of {len(before)} people ({len(gone) / len(before):.0%})"
+    what = ("nobody would keep access" if not after
+            else f"{len(gone)} of {len(before)} people ({len(gone) / len(before):.0%})")
     return Problem(inputs.roster.source, 0, "",
                    f"mass removal: {what} would lose access ({first}); if the roster is right, confirm with "
                    f"--allow-mass-removal (command line) or -e {ALLOW_MASS_REMOVAL}=true (playbooks)")

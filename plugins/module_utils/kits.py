@@ -82,7 +82,7 @@ def read_kit_file(root, person_id, capability, name):
 
 
 def new_password(length=20):
-    return "".join(secrets.choice(_ALPHABET) for _ in range(length))
+    return "".join(secrets.choice(_ALPHABET) for _i in range(length))
 
 
 def kept_secret(root, person_id, capability, name, make=new_password, rotate=False):

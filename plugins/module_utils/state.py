@@ -57,7 +57,7 @@ _STR_TAG = "tag:yaml.org,2002:str"
 
 
 def _scalar(value):
-    if type(value) is str:  # the common case first (bool is an int, str subclasses are not)
+    if type(value) is str:  # the common case first, str subclasses are not  # pylint: disable=unidiomatic-typecheck
         return _text_scalar(value)
     if value is None:
         return "null"

@@ -680,7 +680,7 @@ def load_pbx_config(variables, policy, people_ext=None, source="inventory", rost
             cfg.features[key] = str(code)
     cfg.voicemail = chk.mapping(variables.get("asterisk_pbx_voicemail") or {}, "asterisk_pbx_voicemail") or {}
     chk.keys(cfg.voicemail, "asterisk_pbx_voicemail", ("from_email", "from_name", "max_seconds", "max_messages",
-                                                        "attach", "format"))
+                                                       "attach", "format"))
     vm, where = cfg.voicemail, "asterisk_pbx_voicemail"
     cfg.voicemail = {
         "from_email": chk.text(vm.get("from_email"), f"{where}.from_email", False, EMAIL_RE, "an e-mail address"),
@@ -795,8 +795,8 @@ def load_pbx_config(variables, policy, people_ext=None, source="inventory", rost
             hours=_hours(chk, item["hours"], f"{where}.hours") if "hours" in item else list(office_hours),
             holidays=chk.boolean(item.get("holidays"), f"{where}.holidays", True),
             closed=_prompt_spec(chk, item.get("closed"), f"{where}.closed"),
-            closed_then=(_target(chk, item["closed_then"], f"{where}.closed_then", policy, region, people_ext, roster_ids)
-                         if item.get("closed_then") else None)))
+            closed_then=(_target(chk, item["closed_then"], f"{where}.closed_then", policy, region, people_ext,
+                                 roster_ids) if item.get("closed_then") else None)))
 
     _check_references(chk, cfg, people_ext, policy)
     return cfg, chk.problems, chk.warnings
@@ -817,7 +817,7 @@ def _check_references(chk, cfg, people_ext, policy):
                 chk.add(f"{kind}[{i}].extension", f"{item.extension} is already used by {owners[item.extension]}")
             elif item.extension:
                 owners[item.extension] = f"{kind}[{i}]"
-    boxes = {ext for ext in people_ext.values()}
+    boxes = set(people_ext.values())
     for i, box in enumerate(cfg.mailboxes):
         if box.box in boxes or box.box in owners or box.box in policy.emergency_numbers:
             chk.add(f"asterisk_pbx_mailboxes[{i}].box", f"{box.box} is already used")
@@ -870,8 +870,8 @@ def pbx_check(roster, pbx_vars, policy, source="inventory"):
     people_ext = {p.id: p.extension for p in phone_people(roster)}
     roster_ids = {p.id: p.extension for p in roster.people}
     for host in sorted(pbx_vars):
-        _, found, left_out = load_pbx_config(pbx_vars[host], policy, people_ext, source=f"{source} ({host})",
-                                             roster_ids=roster_ids)
+        _cfg, found, left_out = load_pbx_config(pbx_vars[host], policy, people_ext, source=f"{source} ({host})",
+                                                roster_ids=roster_ids)
         problems.extend(found)
         warnings.extend(left_out)
     return problems, warnings
@@ -922,7 +922,7 @@ def parse_database_show(text):
     for line in text.splitlines():
         if not line.startswith("/") or ":" not in line:
             continue
-        path, _, value = line.partition(":")
+        path, _sep, value = line.partition(":")
         parts = path.strip().split("/", 2)
         if len(parts) < 3:
             continue
@@ -1517,7 +1517,7 @@ def plan_pbx(people, cfg, policy, secret_of, sounds_dir="/var/lib/asterisk/sound
 def new_pin(length=6):
     import secrets
 
-    return "".join(secrets.choice("0123456789") for _ in range(length))
+    return "".join(secrets.choice("0123456789") for _i in range(length))
 
 
 SECRET_MAKERS = {"sip_password": None, "voicemail_pin": new_pin}  # None: kits.new_password (20 characters)
@@ -1645,7 +1645,7 @@ def parse_conf(text):
             raise ValueError(f"line {number}: setting outside a section")
         if "=" not in line:
             raise ValueError(f"line {number}: neither key=value nor key => value: {line!r}")
-        key, _, value = line.partition("=")
+        key, _sep, value = line.partition("=")
         value = value[1:] if value.startswith(">") else value
         current[1].append((key.strip(" \t\v\f\r"), value.strip(" \t\v\f\r")))
     return sections

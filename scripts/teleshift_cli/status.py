@@ -18,6 +18,7 @@ import shlex
 import shutil
 import subprocess
 import time
+from pathlib import Path
 from dataclasses import asdict, dataclass, field
 
 from ansible_collections.teleshift.toolkit.plugins.module_utils import registry

@@ -312,7 +312,8 @@ def big_roster(path, count):
     lines = ["id,full_name,email,service,extension,forward_to,forward_mode,forward_delay"]
     modes = ("always", "busy", "no_answer", "none")
     for i in range(count):
-        lines.append(f"p{i:05d},Person {i},p{i}@example.org,rsa,{10000 + i},+3361{i:07d},{modes[i % 4]},{15 + i % 4 * 5}")
+        lines.append(f"p{i:05d},Person {i},p{i}@example.org,rsa,{10000 + i},+3361{i:07d},{modes[i % 4]},"
+                     f"{15 + i % 4 * 5}")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 
@@ -348,7 +349,8 @@ def test_first_rollout_of_a_5000_person_roster_then_rerun_then_one_change(tmp_pa
         assert len(result["gateways"][0]["commands"]) == 0 and result["changed"] is False
         assert emulated.writes == 1
         assert sum(1 for dn in emulated.dns.values() if dn.forward) == count * 3 // 4
-        text = roster.read_text(encoding="utf-8").replace(",10042,+33610000042,no_answer,25", ",10042,+33610000042,always,25")
+        text = roster.read_text(encoding="utf-8").replace(",10042,+33610000042,no_answer,25",
+                                                          ",10042,+33610000042,always,25")
         roster.write_text(text, encoding="utf-8")
         sent = len(emulated.config_lines)
         started = time.monotonic()

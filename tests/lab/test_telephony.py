@@ -635,7 +635,8 @@ def sip_options_answered(host, source_ip, target=PBX_OUTSIDE):
         "p=s.getsockname()[1]\n"
         "m=('OPTIONS sip:probe@%s SIP/2.0\\r\\nVia: SIP/2.0/UDP %s:%d;branch=z9hG4bKprobe%d\\r\\n'\n"
         "   'From: <sip:probe@%s>;tag=1\\r\\nTo: <sip:probe@%s>\\r\\nCall-ID: probe%d\\r\\nCSeq: 1 OPTIONS\\r\\n'\n"
-        "   'Max-Forwards: 70\\r\\nContent-Length: 0\\r\\n\\r\\n')%(sys.argv[2],sys.argv[1],p,p,sys.argv[1],sys.argv[2],p)\n"
+        "   'Max-Forwards: 70\\r\\nContent-Length: 0\\r\\n\\r\\n')"
+        "%(sys.argv[2],sys.argv[1],p,p,sys.argv[1],sys.argv[2],p)\n"
         "s.sendto(m.encode(),(sys.argv[2],5060))\n"
         "try:\n  s.recvfrom(4096);print('answered')\nexcept OSError:\n  print('silent')\n")
     out = sh(host, f"python3 - {source_ip} {target} <<'PY'\n{probe}PY", timeout=20)

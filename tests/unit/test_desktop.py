@@ -179,7 +179,7 @@ def test_removed_person_is_locked_and_leaves_only_teleshift_groups():
 
 
 def test_returning_person_is_unlocked_and_changes_are_detected():
-    changes = diff([acc("alice", name="Alice Martin", shell="/bin/sh"), acc("bob"), acc("carol")])
+    changes = diff([acc("alice", name="Alice Martin", shell="/bin/sh"), acc("bob"), acc("carol")])  # noqa: S604 - a login shell
     assert changes.unlock == ["carol"]
     assert changes.update["alice"] == {"name": ["Alice", "Alice Martin"], "shell": ["/bin/bash", "/bin/sh"]}
 

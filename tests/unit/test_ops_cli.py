@@ -145,7 +145,8 @@ def test_kits_embed_the_qr_images_the_vpn_capability_wrote(inv, tmp_path, capsys
     people[0] = Person(**{**people[0].__dict__, "needs": frozenset({"vpn", "desktop"})})
     roster = write_roster(tmp_path / "r.csv", people)
     kits = inv / "kits"
-    profile = "[Interface]\nPrivateKey = EMULATEDKEY\nAddress = 10.100.0.7/32\n\n[Peer]\nEndpoint = 10.89.250.10:51820\n"
+    profile = ("[Interface]\nPrivateKey = EMULATEDKEY\nAddress = 10.100.0.7/32\n\n"
+               "[Peer]\nEndpoint = 10.89.250.10:51820\n")
     png, svg = images(profile)
     write_kit_file(kits, people[0].id, "vpn", "teleshift.conf", profile)
     write_kit_file(kits, people[0].id, "vpn", "teleshift.png", png)
@@ -256,7 +257,8 @@ def test_parsers():
     assert pbx["contacts"]["1002"] == [("sip:1002@10.100.0.8:5060", "Unavail")]
     assert pbx["endpoints"] == {"1001", "operator"}
     desk = parse_accounts(DESK)
-    assert desk["users"] == {"root": "0", "amartin": "2001"} and desk["groups"]["ts-rsa"] == ("3001", {"amartin", "other"})
+    assert desk["users"] == {"root": "0", "amartin": "2001"}
+    assert desk["groups"]["ts-rsa"] == ("3001", {"amartin", "other"})
     assert desk["sessions"]["amartin"] == ["Xorg", "openbox"]
 
 

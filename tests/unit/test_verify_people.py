@@ -122,7 +122,8 @@ class Hosts:
         self.calls = []
         inputs = ctx.inputs
         vpn = (inputs.state("vpn").get("people") or {})
-        desk = {pid: e for pid, e in (inputs.state("desktop").get("people") or {}).items() if e.get("status") == "active"}
+        desk = {pid: e for pid, e in (inputs.state("desktop").get("people") or {}).items()
+                if e.get("status") == "active"}
         from ansible_collections.teleshift.toolkit.plugins.module_utils.desktop import service_group
 
         service = {p.id: p.service for p in inputs.roster.people}
@@ -178,7 +179,9 @@ def test_verify_reads_each_host_once_and_never_dumps_keys(lab_ctx):
 def test_a_host_that_cannot_answer_fails_its_people_with_the_reason(lab_ctx):
     class Down(Hosts):
         def run(self, host, argv):
-            return Result(1, "", "Unable to connect to remote asterisk") if host == "ts-pbx1" else super().run(host, argv)
+            if host == "ts-pbx1":
+                return Result(1, "", "Unable to connect to remote asterisk")
+            return super().run(host, argv)
     results = vp.verify(lab_ctx, Down(lab_ctx))
     assert results["amartin"]["phone"] == {"ok": False, "detail": "cannot read ts-pbx1: Unable to connect to remote "
                                                                   "asterisk"}

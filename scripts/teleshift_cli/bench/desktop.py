@@ -34,7 +34,8 @@ for path, width in (("/etc/passwd", 7), ("/etc/shadow", 9), ("/etc/group", 4), (
     for r in rows:
         if r[0] in logins:
             continue
-        r[-1] = ",".join(m for m in r[-1].split(",") if m and m not in logins) if path in ("/etc/group", "/etc/gshadow") else r[-1]
+        if path in ("/etc/group", "/etc/gshadow"):
+            r[-1] = ",".join(m for m in r[-1].split(",") if m and m not in logins)
         out.append(":".join(r))
     open(path + ".bench", "w").write("\n".join(out) + "\n")
 import os, shutil
@@ -50,7 +51,8 @@ print(len(logins))
 def add_arguments(parser):
     parser.add_argument("--people", type=int, default=5000, help="generated people (default 5000)")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--keep", action="store_true", help="leave the generated accounts on the host and the temporary inventory and kits")
+    parser.add_argument("--keep", action="store_true",
+                        help="leave the generated accounts on the host and the temporary inventory and kits")
 
 
 def _podman_env():
@@ -161,5 +163,6 @@ def run(args):
         if name in figures:
             figures[name.replace("_s", "_ratio_to_target")] = round(figures[name] / target, 3)
             figures[name] = round(figures[name], 2)
-    figures["targets_met"] = all(figures.get(k, 1e9) < v for k, v in TARGETS.items()) and figures.get("open_session_kept", False)
+    figures["targets_met"] = (all(figures.get(k, 1e9) < v for k, v in TARGETS.items())
+                              and figures.get("open_session_kept", False))
     return figures
