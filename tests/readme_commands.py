@@ -46,6 +46,8 @@ CANNOT = {
                     "its own; inside the suite it would redo the suite's own converge and verification",
     "scripts/test": "the test suite itself: it runs this test",
     "scripts/test --no-lab": "the test suite itself: it runs this test",
+    "scripts/sanity": "ansible-test sanity on the built collection (a minute or more, ansible-test's venvs from "
+                      "PyPI): scripts/test runs it in its lint step",
     "scripts/teleshift lab down": "removes the shared lab (molecule's destroy step does it in scripts/test)",
     "scripts/bootstrap": "installs system packages with apt and rebuilds the shared .venv; every scripts/demo "
                          "and scripts/test starts with it",

@@ -213,3 +213,12 @@ def test_results_reach_verify_json_the_report_and_status(lab_ctx, tmp_path):
     # the lab's own inventory points status and report at the verify step's file
     assert ctx.inventory.all_vars["teleshift_verify_file"] == "../../build/verify.json"
     assert json.loads(path.read_text())["version"] == 1
+
+
+def test_status_falls_back_to_the_kits_root_verify_file(lab_ctx, tmp_path):
+    """Without teleshift_verify_file, status reads <kits root>/verify.json (this path once raised a NameError
+    that the catch-all turned into "no result recorded")."""
+    person = next(p for p in lab_ctx.roster.active() if p.id == "amartin")
+    record_verification(tmp_path / "verify.json", people={"amartin": {"vpn": {"ok": True, "detail": ""}}})
+    env = Env(ctx=SimpleNamespace(inputs=make_inputs([], all_vars={})), runner=None, kits_root=str(tmp_path))
+    assert recorded_verification(env, person)["vpn"].startswith("verified (")
