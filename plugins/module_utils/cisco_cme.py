@@ -32,7 +32,6 @@ from dataclasses import dataclass, field
 
 EPHONE_DN = "ephone-dn"
 REGISTER_DN = "voice register dn"
-KINDS = (EPHONE_DN, REGISTER_DN)
 FORWARD_TYPES = ("all", "busy", "noan")
 DEFAULT_NOAN_TIMEOUT = 20  # CME's default when "call-forward noan N" has no timeout
 MAX_DIGITS = 32  # CME accepts forward targets of 32 characters at most

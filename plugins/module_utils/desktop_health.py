@@ -3,12 +3,12 @@
 """What a remote-desktop session host reports about itself: xrdp and sesman running, sessions in use
 (one Xorg server started by xorgxrdp per session) against sesman's MaxSessions, memory available.
 
-Standard library only. Used three ways with the same code: by the desktop_health module, by the
-xrdp_host role which installs this file as ``/usr/local/sbin/teleshift-desktop-health`` (prints the
-figures as JSON; the verification suite, the report and the hotline read it), and in unit tests with
-fake /proc texts. ``evaluate`` (also ``plugins/module_utils/desktop.py: health_from``) turns the figures
-into a verdict; ``--verdict`` prints both; ``--settle SECONDS`` first waits, at most that long, for
-xrdp and sesman to leave a transitional state (right after a restart they can still be "activating").
+Standard library only. Used two ways with the same code: on the host, where the xrdp_host role installs
+it for ``/usr/local/sbin/teleshift-desktop-health`` (prints the figures as JSON; the desktop playbook's
+health check, the verification suite, the report and the hotline read it), and in unit tests with fake
+/proc texts. ``evaluate`` turns the figures into a verdict; ``--verdict`` prints both; ``--settle SECONDS``
+first waits, at most that long, for xrdp and sesman to leave a transitional state (right after a restart
+they can still be "activating").
 """
 from __future__ import annotations
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from testlib import make_inputs, with_lab_people
 
+from ansible_collections.teleshift.toolkit.plugins.module_utils import registry
 from ansible_collections.teleshift.toolkit.plugins.module_utils.kits import write_kit_file
 from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import Person, write_csv
 from ansible_collections.teleshift.toolkit.plugins.module_utils.rostergen import generate_people
@@ -308,13 +309,13 @@ def test_status_unreachable_host_is_unknown_not_a_crash():
     assert any(p.startswith("cannot query d1") for p in result["desktop"].problems)
 
 
-def test_status_probe_exception_and_not_needed():
+def test_status_probe_exception_and_not_needed(monkeypatch):
     env = Env(ctx=Ctx([person()]), runner=EmulatedRunner({}), now=0)
 
-    def broken(p, e):
+    def broken(*args):
         raise RuntimeError("boom")
-    result = person_status(person(needs=frozenset({"vpn"}), forward_mode="none", extension=""), env,
-                           probes={"vpn": broken})
+    monkeypatch.setattr(registry.get("vpn"), "person_status", broken)  # the capability's own verdict fails
+    result = person_status(person(needs=frozenset({"vpn"}), forward_mode="none", extension=""), env)
     assert result["vpn"].state == "unknown" and "boom" in result["vpn"].problems[0]
     assert result["desktop"].state == result["phone"].state == "not needed"
 

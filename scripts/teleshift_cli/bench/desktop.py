@@ -58,7 +58,7 @@ def add_arguments(parser):
 def _podman_env():
     from teleshift_cli import lab
 
-    return lab.podman_env() if hasattr(lab, "podman_env") else None
+    return lab.podman_env()
 
 
 def _exec(*argv, input=None, timeout=120):
@@ -72,7 +72,7 @@ def _converge(hosts, kits, *extra):
            "-e", json.dumps({"teleshift_kits_dir": str(kits), "xrdp_host_max_sessions": 6000}), *extra]
     from teleshift_cli.bench import PROFILE_ENV, save_log
 
-    env = {**(_podman_env() or {}), "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1", **PROFILE_ENV}
+    env = {**_podman_env(), "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1", **PROFILE_ENV}
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     elapsed = time.perf_counter() - start
