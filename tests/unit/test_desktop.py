@@ -300,14 +300,14 @@ def test_kit_files_name_the_host_and_hold_no_password():
 
 def test_health_verdicts():
     good = {"xrdp": "active", "sesman": "active", "sessions": 3, "max_sessions": 50, "mem_available_mib": 4000}
-    assert desktop.health_from(good)["status"] == "ok"
-    assert desktop.health_from(dict(good, sesman="failed"))["status"] == "down"
-    full = desktop.health_from(dict(good, sessions=50))
+    assert dh.evaluate(good)["status"] == "ok"
+    assert dh.evaluate(dict(good, sesman="failed"))["status"] == "down"
+    full = dh.evaluate(dict(good, sessions=50))
     assert full["status"] == "down" and "50 sessions" in full["problems"][0]
-    assert desktop.health_from(dict(good, sessions=46))["status"] == "degraded"
-    low = desktop.health_from(dict(good, mem_available_mib=100))
+    assert dh.evaluate(dict(good, sessions=46))["status"] == "degraded"
+    low = dh.evaluate(dict(good, mem_available_mib=100))
     assert low["status"] == "degraded" and low["ok"]
-    assert desktop.health_from(good, capacity=3)["status"] == "down"
+    assert dh.evaluate(good, capacity=3)["status"] == "down"
 
 
 def test_health_figures_from_host_texts():
