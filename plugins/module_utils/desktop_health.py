@@ -169,4 +169,5 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # the host's teleshift-desktop-health command: its exit status is part of its answer
+    sys.exit(main())  # pylint: disable=ansible-bad-function

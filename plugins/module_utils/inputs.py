@@ -230,6 +230,8 @@ def from_task_vars(templar, task_vars, roster=None, kits_dir=None):
 def from_inventory(path, roster=None, kits_dir=None):
     """Inputs from an inventory directory or hosts file, read with Ansible's own inventory API (the
     same variables the playbooks see). Raises FileNotFoundError when it does not exist."""
+    # Controller only (the command line): Ansible's own inventory API, imported here, never on a host.
+    # pylint: disable=ansible-bad-module-import
     from ansible.inventory.manager import InventoryManager
     from ansible.parsing.dataloader import DataLoader
     from ansible.template import Templar

@@ -10,8 +10,8 @@ import math
 from pathlib import Path
 
 from ansible_collections.teleshift.toolkit.plugins.module_utils import registry
-from ansible_collections.teleshift.toolkit.plugins.module_utils.kit_view import (ini_values, kit_files, kit_rows,
-                                                                                read_text)
+from ansible_collections.teleshift.toolkit.plugins.module_utils.kit_view import (
+    ini_values, kit_files, kit_rows, read_text)
 from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import Problem
 
 HANDSHAKE_FRESH = 180  # seconds: WireGuard re-handshakes every 2 minutes while traffic flows
