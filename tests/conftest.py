@@ -1,13 +1,7 @@
-"""Make the collection (through .collections) and the CLI package importable in tests."""
+"""Settings every test shares. Import paths (the collection through .collections, scripts/, tests/) come
+from pyproject.toml's [tool.pytest.ini_options] pythonpath."""
 import os
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-for path in (ROOT / ".collections", ROOT / "scripts"):
-    if str(path) not in sys.path:
-        sys.path.insert(0, str(path))
 os.environ.setdefault("ANSIBLE_CONFIG", str(ROOT / "ansible.cfg"))
-
-if str(ROOT / "tests") not in sys.path:
-    sys.path.insert(0, str(ROOT / "tests"))

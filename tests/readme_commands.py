@@ -26,7 +26,8 @@ UNIT = {
 }
 # what a unit command needs run first (README commands too)
 PREREQUISITES = {
-    "scripts/teleshift validate --roster staff.csv": ["scripts/teleshift roster generate --count 5000 --seed 1 -o staff.csv"],
+    "scripts/teleshift validate --roster staff.csv":
+        ["scripts/teleshift roster generate --count 5000 --seed 1 -o staff.csv"],
 }
 # known failures, strict (the test fails once they pass, so the mark is removed then): command ->
 # (reason, a pattern every problem line of the known failure matches; any other failure is a real one)
@@ -45,6 +46,8 @@ CANNOT = {
                     "its own; inside the suite it would redo the suite's own converge and verification",
     "scripts/test": "the test suite itself: it runs this test",
     "scripts/test --no-lab": "the test suite itself: it runs this test",
+    "scripts/sanity": "ansible-test sanity on the built collection (a minute or more, ansible-test's venvs from "
+                      "PyPI): scripts/test runs it in its lint step",
     "scripts/teleshift lab down": "removes the shared lab (molecule's destroy step does it in scripts/test)",
     "scripts/bootstrap": "installs system packages with apt and rebuilds the shared .venv; every scripts/demo "
                          "and scripts/test starts with it",

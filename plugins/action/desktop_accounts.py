@@ -19,7 +19,6 @@ import hashlib
 import json
 import os
 
-from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.teleshift.toolkit.plugins.module_utils import desktop

@@ -31,8 +31,8 @@ class ActionModule(ActionBase):
         before = (inputs.state(cap).get("people") or {})
         plan = cap.plan(inputs)
         state_file = inputs.path(cap.state_file)
-        state_changed = (plan.state != inputs.state(cap)) if self._task.check_mode else save_state(state_file,
-                                                                                                    plan.state)
+        state_changed = (plan.state != inputs.state(cap) if self._task.check_mode
+                         else save_state(state_file, plan.state))
         after = plan.state["people"]
         # each host's slice: its people as one JSON text (templated in microseconds, whatever its size)
         # and where their kits are
@@ -44,11 +44,12 @@ class ActionModule(ActionBase):
                       people=len(plan.hosts), unplaced=len(plan.unplaced),
                       msg=f"{len(plan.hosts)} people on {len(hosts)} desktop host(s); "
                           f"{len(changes['added'])} new, {len(changes['removed'])} gone, "
-                          f"{len(changes['moved'])} changed" + (" (check mode: nothing written)"
-                                                                  if self._task.check_mode else ""))
+                          f"{len(changes['moved'])} changed"
+                          + (" (check mode: nothing written)" if self._task.check_mode else ""))
         if self._task.diff and any(changes.values()):
-            lines = lambda d: "".join(f"{pid}: {d[pid].get('host')} {d[pid].get('status')}\n"  # noqa: E731
-                                      for pid in sorted(d) if pid in set().union(*changes.values()))
+            def lines(d):
+                return "".join(f"{pid}: {d[pid].get('host')} {d[pid].get('status')}\n"
+                               for pid in sorted(d) if pid in set().union(*changes.values()))
             result["diff"] = {"before": lines(before), "after": lines(after),
                               "before_header": f"{state_file} (people)", "after_header": f"{state_file} (people)"}
         return result

@@ -48,12 +48,13 @@ class ActionModule(ActionBase):
         left_out = []
         people = T.phone_people(inputs.roster, left_out)
         warnings += [str(w) for w in left_out]
-        policy, _ = cap.policy(inputs)
+        policy = cap.policy(inputs)[0]
         secret_of = read_only_secrets(kits_root) if check else T.kit_secrets(kits_root)
         hosts, kits_changed = {}, []
         for index, host in enumerate(cap.hosts(inputs)):
             try:
-                hosts[host], changed = self.host_slice(inputs, host, people, policy, secret_of, write=not check and index == 0)
+                hosts[host], changed = self.host_slice(inputs, host, people, policy, secret_of,
+                                                       write=not check and index == 0)
             except ValueError as exc:  # a damaged kit secret or an unreadable prompt: named, nothing sent
                 result.update(failed=True, msg=f"{host}: {exc}; nothing was changed")
                 return result
@@ -70,9 +71,9 @@ class ActionModule(ActionBase):
         the kit names one server)."""
         setting = {k: inputs.hostvar(host, k, v) for k, v in DEFAULTS.items()}
         pbx_vars = {k: v for k, v in (inputs.hostvars.get(host) or {}).items() if k in T.PBX_VARS}
-        cfg, problems, _ = T.load_pbx_config(pbx_vars, policy, {p.id: p.extension for p in people},
-                                             source=f"inventory ({host})",
-                                             roster_ids={p.id: p.extension for p in inputs.roster.people})
+        cfg, problems, _left_out = T.load_pbx_config(
+            pbx_vars, policy, {p.id: p.extension for p in people}, source=f"inventory ({host})",
+            roster_ids={p.id: p.extension for p in inputs.roster.people})
         if problems:  # validated above: only a race with the inventory could get here
             raise ValueError(format_problems(problems))
         policy = T.pbx_policy(policy, cfg)

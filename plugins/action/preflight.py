@@ -43,4 +43,3 @@ class ActionModule(ActionBase):
                          f"{len(active)} active across {len({p.service for p in active})} services")
         result["changed"] = False
         return result
-

@@ -30,7 +30,8 @@ class ActionModule(ActionBase):
             result.update(changed=False, written=0, skipped=[], msg="VPN profiles up to date")
             return result
         if self._task.check_mode:
-            result.update(changed=False, msg="check mode: no kit written (profiles follow the plan and the gateways' keys)")
+            result.update(changed=False,
+                          msg="check mode: no kit written (profiles follow the plan and the gateways' keys)")
             return result
         cap = registry.get("vpn")
         inputs = front_door.from_task_vars(self._templar, task_vars, kits_dir=args.get("kits_dir"))

@@ -104,9 +104,10 @@ class ActionModule(ActionBase):
                  f"{len(new_keys)} new key(s)" + ("" if write else " (check mode: nothing written)")),
         )
         if self._task.diff:
-            lines = lambda d: "".join(  # noqa: E731
-                f"{pid}: {e.get('gateway')} {e.get('address')} {e.get('address6', '')}".rstrip() + "\n"
-                for pid, e in sorted(d.items()) if pid in result["added"] + result["removed"] + result["moved"])
+            def lines(d):
+                return "".join(
+                    f"{pid}: {e.get('gateway')} {e.get('address')} {e.get('address6', '')}".rstrip() + "\n"
+                    for pid, e in sorted(d.items()) if pid in result["added"] + result["removed"] + result["moved"])
             result["diff"] = {"before": lines(before), "after": lines(after),
                               "before_header": f"{inputs.state_file} (people)",
                               "after_header": f"{inputs.state_file} (people)"}

@@ -1,4 +1,5 @@
 # teleshift: the lab's connection to its podman containers.
+# Copyright: teleshift contributors. GNU General Public License v3.0+
 # Why it exists: containers.podman.podman cannot pipeline, so every module costs four podman
 # processes (mount, mkdir, chmod, run); this one pipes the module to `podman exec -i` (one process),
 # which is how teleshift runs over SSH in production (pipelining=true), and what the benchmarks time.
@@ -12,8 +13,8 @@ description:
     modules to the container's Python over stdin when pipelining is on (no temporary files).
   - Files are written and read through C(podman exec) as well, so no container mount is needed.
   - Built for the teleshift lab (root in the containers, no become).
-author: teleshift
-version_added: 1.0.0
+author: teleshift contributors (!UNKNOWN)
+version_added: 0.1.0
 extends_documentation_fragment:
   - connection_pipelining
 options:
@@ -86,7 +87,7 @@ class Connection(ConnectionBase):
         super().put_file(in_path, out_path)
         with open(in_path, "rb") as stream:
             data = stream.read()
-        rc, _, err = self._exec(["/bin/sh", "-c", f"cat > {shlex.quote(out_path)}"], data)
+        rc, _out, err = self._exec(["/bin/sh", "-c", f"cat > {shlex.quote(out_path)}"], data)
         if rc != 0:
             raise AnsibleError(f"cannot write {out_path}: {err.decode(errors='replace').strip()}")
 

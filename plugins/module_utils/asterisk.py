@@ -87,7 +87,7 @@ class Ami:
                 if fields:
                     return fields
                 continue
-            key, _, value = line.partition(":")
+            key, _sep, value = line.partition(":")
             fields[key.strip()] = value.strip()
 
     @staticmethod
@@ -169,7 +169,7 @@ def parse_database_show(text):
     for line in text.splitlines():
         if not line.startswith("/") or ":" not in line:
             continue
-        path, _, value = line.partition(":")
+        path, _sep, value = line.partition(":")
         parts = path.strip().split("/", 2)
         if len(parts) < 3:
             continue
@@ -309,7 +309,7 @@ def parse_conf(text):
             raise ValueError(f"line {number}: setting outside a section")
         if "=" not in line:
             raise ValueError(f"line {number}: neither key=value nor key => value: {line!r}")
-        key, _, value = line.partition("=")
+        key, _sep, value = line.partition("=")
         value = value[1:] if value.startswith(">") else value
         current[1].append((key.strip(" \t\v\f\r"), value.strip(" \t\v\f\r")))
     return sections

@@ -71,7 +71,7 @@ def traffic_capacity(channels, blocking, tolerance=1e-9):
     if channels <= 0:
         return 0.0
     low, high = 0.0, float(channels) / (1 - blocking) + 1
-    for _ in range(200):  # bounded: bisection halves the interval each step
+    for _step in range(200):  # bounded: bisection halves the interval each step
         mid = (low + high) / 2
         if erlang_b(mid, channels) > blocking:
             high = mid

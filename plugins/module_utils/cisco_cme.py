@@ -32,7 +32,6 @@ from dataclasses import dataclass, field
 
 EPHONE_DN = "ephone-dn"
 REGISTER_DN = "voice register dn"
-KINDS = (EPHONE_DN, REGISTER_DN)
 FORWARD_TYPES = ("all", "busy", "noan")
 DEFAULT_NOAN_TIMEOUT = 20  # CME's default when "call-forward noan N" has no timeout
 MAX_DIGITS = 32  # CME accepts forward targets of 32 characters at most
@@ -509,7 +508,7 @@ def netmiko_connect(gateway):
 def _disconnect(conn):
     try:
         conn.disconnect()
-    except Exception:  # noqa: BLE001 - the session may already be gone
+    except Exception:  # noqa: BLE001, S110 - the session may already be gone
         pass
 
 
@@ -547,7 +546,7 @@ def send_config(conn, gateway, commands, batch=BATCH_LINES):
     finally:
         try:
             conn.exit_config_mode()
-        except Exception:  # noqa: BLE001 - the session may be gone; the caller reports the first error
+        except Exception:  # noqa: BLE001, S110 - the session may be gone; the caller reports the first error
             pass
 
 

@@ -14,9 +14,8 @@ and what a host's health figures mean.
   for the whole batch; passwords travel on stdin, never on a command line). Python's ``crypt`` is
   deprecated and gone in 3.13 and passlib is unmaintained; OpenSSL is on every controller.
 - ``kit_files``: the person's ``desktop/`` kit (summary, .rdp file, FreeRDP command line).
-- ``health_from``: the verdict on the figures ``desktop_health`` collects on a host.
 
-No I/O except ``hash_passwords`` (a subprocess) and ``write_kits``/``cached_hash`` (the kits).
+No I/O except ``hash_passwords`` (a subprocess): the kits' files are written by the caller.
 """
 from __future__ import annotations
 
@@ -32,14 +31,13 @@ from dataclasses import dataclass, field
 
 from ansible_collections.teleshift.toolkit.plugins.module_utils.assign import assign_hosts
 from ansible_collections.teleshift.toolkit.plugins.module_utils.desktop_accounts import NAME_RE, Account
-from ansible_collections.teleshift.toolkit.plugins.module_utils.desktop_health import evaluate as evaluate_health
 from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import (
     SYSTEM_ACCOUNTS, Problem, is_system_account, priority_order)
 
 CAPACITY_VARS = ("xrdp_host_max_sessions", "teleshift_desktop_max_sessions")
 DEFAULT_MAX_SESSIONS = 50
 CAPABILITY = "desktop"  # the kit subdirectory
-PASSWORD_FILE = "password"
+PASSWORD_FILE = "password"  # noqa: S105 - a file name, not a password
 HASH_FILE = ".password.crypt"  # hidden: the notice does not list it
 RDP_PORT = 3389
 # Names the hosts already have: never a person's login (the roster refuses them too: one list).
@@ -272,10 +270,3 @@ def kit_files(person, host, address, port=RDP_PORT):
               "exec " + freerdp_command(address, person.id, port))
     return {"summary.yml": summary, f"{person.id}.rdp": rdp_file(address, person.id, port),
             "connect-linux.sh": script}
-
-
-# --------------------------------------------------------------------------------------------
-# Health: the verdict lives with the collector (standard library, also runs on the host)
-# --------------------------------------------------------------------------------------------
-
-health_from = evaluate_health

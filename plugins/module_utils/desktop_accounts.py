@@ -189,7 +189,7 @@ class Changes:
         return {"created": sorted(self.create), "updated": sorted(self.update), "locked": sorted(self.lock),
                 "unlocked": sorted(self.unlock), "passwords_set": sorted(self.set_password),
                 "groups_created": sorted(self.create_groups),
-                "group_members": {g: v for g, v in sorted(self.members.items())}}
+                "group_members": dict(sorted(self.members.items()))}
 
 
 def diff_accounts(desired, db, managed_group, allowed_group, group_prefix, hashes=None,

@@ -113,7 +113,7 @@ class Desktop(registry.Capability):
         from ansible_collections.teleshift.toolkit.plugins.module_utils import desktop
 
         def build():
-            capacities, _ = self.capacities(inputs)
+            capacities, _problems = self.capacities(inputs)
             return desktop.plan_desktop(inputs.roster.people, capacities, inputs.state(self),
                                         source=inputs.roster.source)
         return inputs.memo("desktop.plan", build)
@@ -125,7 +125,7 @@ class Desktop(registry.Capability):
             return found
         from ansible_collections.teleshift.toolkit.plugins.module_utils.desktop import reserved_login_problems
 
-        _, problems = self.capacities(inputs)
+        _capacities, problems = self.capacities(inputs)
         found.problems += problems + reserved_login_problems(users, inputs.roster.source)
         if users and not inputs.kits_root():
             found.problems.append(Problem(inputs.source, 0, "teleshift_kits_dir",
@@ -163,13 +163,14 @@ class Desktop(registry.Capability):
             load[host] = load.get(host, 0) + 1
         return load, list(plan.unplaced)
 
-    def capacity(self, inputs, a):
+    def capacity(self, inputs, assumptions):
+        a = assumptions
         from ansible_collections.teleshift.toolkit.plugins.module_utils.capacity import Check
 
         hosts = self.hosts(inputs)
         if not hosts:
             return []
-        capacities, _ = self.capacities(inputs)
+        capacities, _problems = self.capacities(inputs)
         load, unplaced = self.placements(inputs)
         concurrency = a["teleshift_capacity_desktop_concurrency"]
         session_mib = a["teleshift_capacity_desktop_session_mib"]
@@ -200,7 +201,7 @@ class Desktop(registry.Capability):
             if path.suffix == ".rdp":
                 section.data["rdp_file"] = f"{self.name}/{path.name}"
                 for line in (read_text(path) or "").splitlines():
-                    key, _, value = line.partition(":s:")
+                    key, _sep, value = line.partition(":s:")
                     if key.strip() in ("full address", "username"):
                         section.data[key.strip().replace(" ", "_")] = value.strip()
                 break

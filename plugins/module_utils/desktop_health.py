@@ -6,7 +6,7 @@
 Standard library only: the desktop_health module runs it on the session host (the desktop playbook's
 health check, the lab tests), and unit tests feed it fake /proc texts. ``collect(settle)`` first waits,
 at most ``settle`` seconds, for xrdp and sesman to leave a transitional state (right after a restart
-they can still be "activating"); ``evaluate`` (also ``plugins/module_utils/desktop.py: health_from``)
+they can still be "activating"); ``evaluate``
 turns the figures into a verdict.
 """
 from __future__ import annotations
@@ -30,7 +30,7 @@ def read_max_sessions(text):
         if line.startswith("[") and line.endswith("]"):
             section = line[1:-1].strip().lower()
         elif section == "sessions" and "=" in line and not line.startswith((";", "#")):
-            key, _, val = line.partition("=")
+            key, _sep, val = line.partition("=")
             if key.strip().lower() == "maxsessions" and val.strip().isdigit():
                 value = int(val.strip())
     return value

@@ -15,7 +15,6 @@ on a command line are made absolute by the command line before they reach here.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -179,7 +178,8 @@ def mass_removal(inputs, selected=None):
     if after and (len(gone) <= share * len(before) or len(gone) < least):
         return None
     first = ", ".join(sorted(gone)[:5]) + (" ..." if len(gone) > 5 else "")
-    what = "nobody would keep access" if not after else f"{len(gone)} of {len(before)} people ({len(gone) / len(before):.0%})"
+    what = ("nobody would keep access" if not after
+            else f"{len(gone)} of {len(before)} people ({len(gone) / len(before):.0%})")
     return Problem(inputs.roster.source, 0, "",
                    f"mass removal: {what} would lose access ({first}); if the roster is right, confirm with "
                    f"--allow-mass-removal (command line) or -e {ALLOW_MASS_REMOVAL}=true (playbooks)")
@@ -230,6 +230,8 @@ def from_task_vars(templar, task_vars, roster=None, kits_dir=None):
 def from_inventory(path, roster=None, kits_dir=None):
     """Inputs from an inventory directory or hosts file, read with Ansible's own inventory API (the
     same variables the playbooks see). Raises FileNotFoundError when it does not exist."""
+    # Controller only (the command line): Ansible's own inventory API, imported here, never on a host.
+    # pylint: disable=ansible-bad-module-import
     from ansible.inventory.manager import InventoryManager
     from ansible.parsing.dataloader import DataLoader
     from ansible.template import Templar

@@ -15,8 +15,8 @@ import stat
 import string
 from pathlib import Path
 
+from ansible_collections.teleshift.toolkit.plugins.module_utils.atomic import atomic_write
 from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import ID_RE
-from ansible_collections.teleshift.toolkit.plugins.module_utils.state import atomic_write
 
 _ALPHABET = string.ascii_letters + string.digits
 
@@ -82,7 +82,7 @@ def read_kit_file(root, person_id, capability, name):
 
 
 def new_password(length=20):
-    return "".join(secrets.choice(_ALPHABET) for _ in range(length))
+    return "".join(secrets.choice(_ALPHABET) for _i in range(length))
 
 
 def kept_secret(root, person_id, capability, name, make=new_password, rotate=False):

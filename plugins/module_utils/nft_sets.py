@@ -23,7 +23,7 @@ def owners_of(peers):
     result = {}
     for peer in peers:
         for ip in peer.allowed_ips:
-            address, _, prefix = str(ip).partition("/")
+            address, _sep, prefix = str(ip).partition("/")
             if prefix in ("", "32", "128"):
                 result[address] = peer.person
     return result

@@ -112,18 +112,19 @@ class Phone(registry.Capability):
         from ansible_collections.teleshift.toolkit.plugins.module_utils import telephony as T
 
         def build():
-            policy, _ = self.policy(inputs)
+            policy, _problems = self.policy(inputs)
             people = T.phone_people(inputs.roster)
             pbx = {k: v for k, v in (inputs.hostvars.get(host) or {}).items() if k in T.PBX_VARS}
-            cfg, problems, _ = T.load_pbx_config(pbx, policy, {p.id: p.extension for p in people},
-                                                 source=f"inventory ({host})",
-                                                 roster_ids={p.id: p.extension for p in inputs.roster.people})
+            cfg, problems, _left_out = T.load_pbx_config(pbx, policy, {p.id: p.extension for p in people},
+                                                         source=f"inventory ({host})",
+                                                         roster_ids={p.id: p.extension for p in inputs.roster.people})
             if problems:
                 return f"cannot compile the PBX plan: {problems[0]}"
             return T.desired_astdb(people, cfg, T.pbx_policy(policy, cfg))
         return inputs.memo(f"phone.astdb.{host}", build)
 
-    def capacity(self, inputs, a):
+    def capacity(self, inputs, assumptions):
+        a = assumptions
         from ansible_collections.teleshift.toolkit.plugins.module_utils.capacity import Check, channels_needed, \
             trunk_erlangs
 
@@ -209,7 +210,7 @@ class Phone(registry.Capability):
         status.state = "ok" if status.verified else "problem"
         if "phone" in person.needs:
             regs = facts["contacts"].get(ext, [])
-            status.facts["softphone"] = ", ".join(s for _, s in regs) if regs else "not registered"
+            status.facts["softphone"] = ", ".join(s for _contact, s in regs) if regs else "not registered"
         return status
 
 

@@ -40,6 +40,8 @@ def known_needs():
         return registry.needs()
     except ImportError:
         return None
+
+
 FORWARD_MODES = ("none", "always", "busy", "no_answer")
 LANGUAGES = ("fr", "en")
 

@@ -12,17 +12,28 @@ import json
 import re
 from pathlib import Path
 
-import yaml
-
-from ansible_collections.teleshift.toolkit.plugins.module_utils.atomic import atomic_write  # noqa: F401 (re-exported)
+from ansible_collections.teleshift.toolkit.plugins.module_utils.atomic import atomic_write
 from ansible_collections.teleshift.toolkit.plugins.module_utils.cache import parsed, remember
 
-# libyaml's C loader and dumper when PyYAML has them: 10x faster on a 5,000-person state file.
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-
-_CACHE_OPTIONS = (yaml.__version__,)
 HEADER = "# Written by teleshift; public data only. Review changes in git; edit only to fix a mistake.\n"
+
+
+@functools.cache
+def _yaml():
+    """PyYAML, imported on first use: state files are read and written on the controller only (where
+    ansible-core brings PyYAML), and a module that imports this file must still load on a host without it.
+    Returns (yaml, its loader, the cache options): libyaml's C loader when PyYAML has it (10x faster on a
+    5,000-person state file; dump_state writes its own text)."""
+    import yaml
+
+    return yaml, getattr(yaml, "CSafeLoader", yaml.SafeLoader), (yaml.__version__,)
+
+
+@functools.cache
+def _resolver():
+    """YAML's resolver, and the first characters that can make a plain scalar something else than a string."""
+    yaml = _yaml()[0]
+    return yaml.resolver.Resolver(), frozenset(yaml.resolver.Resolver.yaml_implicit_resolvers)
 
 
 def load_state(path):
@@ -30,8 +41,9 @@ def load_state(path):
     if not path.exists():
         return {}
     raw = path.read_bytes()
-    data = parsed("state", raw, _CACHE_OPTIONS,
-                  lambda: yaml.load(raw.decode("utf-8"), Loader=_LOADER) or {})  # noqa: S506 - a safe loader
+    yaml, loader, options = _yaml()
+    data = parsed("state", raw, options,
+                  lambda: yaml.load(raw.decode("utf-8"), Loader=loader) or {})  # a safe loader (above)
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping")
     return data
@@ -51,13 +63,12 @@ def dump_state(data):
     return "\n".join(lines) + "\n"
 
 
-_RESOLVER = yaml.resolver.Resolver()
 _PLAIN = re.compile(r"[A-Za-z0-9/+][A-Za-z0-9._/+=@-]*(?::[0-9]+)?")
 _STR_TAG = "tag:yaml.org,2002:str"
 
 
 def _scalar(value):
-    if type(value) is str:  # noqa: E721 - the common case first (bool is an int, str subclasses are not)
+    if type(value) is str:  # the common case first, str subclasses are not  # pylint: disable=unidiomatic-typecheck
         return _text_scalar(value)
     if value is None:
         return "null"
@@ -72,14 +83,12 @@ def _scalar(value):
     return _text_scalar(str(value))
 
 
-# Only these first characters can make a plain scalar resolve to something else than a string.
-_IMPLICIT_FIRST = frozenset(yaml.resolver.Resolver.yaml_implicit_resolvers)
-
-
 @functools.lru_cache(maxsize=512)  # mapping keys and service names repeat 5,000 times
 def _text_scalar(text):
-    if _PLAIN.fullmatch(text) and (text[0] not in _IMPLICIT_FIRST
-                                   or _RESOLVER.resolve(yaml.ScalarNode, text, (True, False)) == _STR_TAG):
+    if not _PLAIN.fullmatch(text):
+        return _quote(text)
+    resolver, implicit_first = _resolver()
+    if text[0] not in implicit_first or resolver.resolve(_yaml()[0].ScalarNode, text, (True, False)) == _STR_TAG:
         return text
     return _quote(text)
 
@@ -127,5 +136,5 @@ def save_state(path, data):
     text = dump_state(data)
     raw = text.encode("utf-8")
     atomic_write(path, raw, mode=0o644, durable=True)
-    remember("state", raw, _CACHE_OPTIONS, data)  # the next run does not parse what we just wrote
+    remember("state", raw, _yaml()[2], data)  # the next run does not parse what we just wrote
     return True

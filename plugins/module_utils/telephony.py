@@ -24,10 +24,9 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 
-from ansible_collections.teleshift.toolkit.plugins.module_utils.asterisk import (  # noqa: F401 (host side, re-exported)
+from ansible_collections.teleshift.toolkit.plugins.module_utils.asterisk import (
     BLOCK_MARK, CF_ALWAYS, CF_BUSY, CF_DELAY, CF_NOANSWER, CLOSED, HOLIDAY, MANAGED_FAMILIES, MOBILE, MODE_FAMILY,
-    ON_DUTY, RELOADS, astdb_text, check_pjsip, describe_astdb_changes, diff_astdb, diff_blocks, parse_conf,
-    parse_database_show, split_blocks)
+    ON_DUTY)
 from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import Problem
 
 VOICEMAIL_CONTEXT = "teleshift"
@@ -664,7 +663,7 @@ def load_pbx_config(variables, policy, people_ext=None, source="inventory", rost
             cfg.features[key] = str(code)
     cfg.voicemail = chk.mapping(variables.get("asterisk_pbx_voicemail") or {}, "asterisk_pbx_voicemail") or {}
     chk.keys(cfg.voicemail, "asterisk_pbx_voicemail", ("from_email", "from_name", "max_seconds", "max_messages",
-                                                        "attach", "format"))
+                                                       "attach", "format"))
     vm, where = cfg.voicemail, "asterisk_pbx_voicemail"
     cfg.voicemail = {
         "from_email": chk.text(vm.get("from_email"), f"{where}.from_email", False, EMAIL_RE, "an e-mail address"),
@@ -779,8 +778,8 @@ def load_pbx_config(variables, policy, people_ext=None, source="inventory", rost
             hours=_hours(chk, item["hours"], f"{where}.hours") if "hours" in item else list(office_hours),
             holidays=chk.boolean(item.get("holidays"), f"{where}.holidays", True),
             closed=_prompt_spec(chk, item.get("closed"), f"{where}.closed"),
-            closed_then=(_target(chk, item["closed_then"], f"{where}.closed_then", policy, region, people_ext, roster_ids)
-                         if item.get("closed_then") else None)))
+            closed_then=(_target(chk, item["closed_then"], f"{where}.closed_then", policy, region, people_ext,
+                                 roster_ids) if item.get("closed_then") else None)))
 
     _check_references(chk, cfg, people_ext, policy)
     return cfg, chk.problems, chk.warnings
@@ -801,7 +800,7 @@ def _check_references(chk, cfg, people_ext, policy):
                 chk.add(f"{kind}[{i}].extension", f"{item.extension} is already used by {owners[item.extension]}")
             elif item.extension:
                 owners[item.extension] = f"{kind}[{i}]"
-    boxes = {ext for ext in people_ext.values()}
+    boxes = set(people_ext.values())
     for i, box in enumerate(cfg.mailboxes):
         if box.box in boxes or box.box in owners or box.box in policy.emergency_numbers:
             chk.add(f"asterisk_pbx_mailboxes[{i}].box", f"{box.box} is already used")
@@ -854,8 +853,8 @@ def pbx_check(roster, pbx_vars, policy, source="inventory"):
     people_ext = {p.id: p.extension for p in phone_people(roster)}
     roster_ids = {p.id: p.extension for p in roster.people}
     for host in sorted(pbx_vars):
-        _, found, left_out = load_pbx_config(pbx_vars[host], policy, people_ext, source=f"{source} ({host})",
-                                             roster_ids=roster_ids)
+        _cfg, found, left_out = load_pbx_config(pbx_vars[host], policy, people_ext, source=f"{source} ({host})",
+                                                roster_ids=roster_ids)
         problems.extend(found)
         warnings.extend(left_out)
     return problems, warnings
@@ -1440,7 +1439,7 @@ def plan_pbx(people, cfg, policy, secret_of, sounds_dir="/var/lib/asterisk/sound
 def new_pin(length=6):
     import secrets
 
-    return "".join(secrets.choice("0123456789") for _ in range(length))
+    return "".join(secrets.choice("0123456789") for _i in range(length))
 
 
 SECRET_MAKERS = {"sip_password": None, "voicemail_pin": new_pin}  # None: kits.new_password (20 characters)

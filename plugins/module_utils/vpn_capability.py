@@ -10,7 +10,8 @@ import math
 from pathlib import Path
 
 from ansible_collections.teleshift.toolkit.plugins.module_utils import registry
-from ansible_collections.teleshift.toolkit.plugins.module_utils.kit_view import ini_values, kit_files, kit_rows, read_text
+from ansible_collections.teleshift.toolkit.plugins.module_utils.kit_view import (
+    ini_values, kit_files, kit_rows, read_text)
 from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import Problem
 
 HANDSHAKE_FRESH = 180  # seconds: WireGuard re-handshakes every 2 minutes while traffic flows
@@ -134,7 +135,8 @@ class Vpn(registry.Capability):
             load[host] += 1
         return load, list(assignment.unplaced)
 
-    def capacity(self, inputs, a):
+    def capacity(self, inputs, assumptions):
+        a = assumptions
         from ansible_collections.teleshift.toolkit.plugins.module_utils.capacity import Check
 
         users = [p for p in inputs.roster.people if self.wants(p)]
@@ -145,7 +147,7 @@ class Vpn(registry.Capability):
                                 "remote-access licences owned (teleshift_vpn_licences)"))
         if not settings.gateways:
             return checks
-        load, _ = self.placements(inputs)
+        load, _problems = self.placements(inputs)
         for name, gw in sorted(settings.gateways.items()):
             if gw.pool is None:
                 continue

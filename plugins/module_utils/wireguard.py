@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 PERSON_TAG = "# teleshift-person:"
 HEADER = ("# Managed by teleshift (teleshift.toolkit.wireguard_peers). Edit the roster and the inventory,\n"
           "# not this file: the next run rewrites it. No private key here: PostUp loads it from the key file.\n")
-FRESH_SECONDS = 180  # WireGuard re-handshakes every 2 minutes while a tunnel carries traffic
 _IFACE_RE = re.compile(r"^[A-Za-z0-9_=+.-]{1,15}$")
 
 

@@ -67,7 +67,7 @@ options:
     description: Seconds to wait for Asterisk's CLI to answer (just started, or restarted for a new module set).
     type: int
     default: 60
-author: teleshift contributors
+author: teleshift contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""
@@ -123,7 +123,7 @@ def write_config(path, data, gid, mode=0o640):
 
 
 def label(block, labels):
-    kind, _, name = block.partition(" ")
+    kind, _sep, name = block.partition(" ")
     return labels.get(name, block) if kind == "person" and name in labels else block
 
 
@@ -142,12 +142,12 @@ def make_prompt(module, prompt, sounds_dir, gid):
                 stream.write(base64.b64decode(prompt["recording_b64"]))
         else:
             voice = {"fr": "fr", "en": "en"}.get(prompt.get("language"), "fr")
-            rc, _, err = module.run_command(["espeak-ng", "-v", voice, "-s", "150", "-w", source, prompt["text"]])
+            rc, _out, err = module.run_command(["espeak-ng", "-v", voice, "-s", "150", "-w", source, prompt["text"]])
             if rc != 0:
                 module.fail_json(msg=f"espeak-ng failed for prompt {prompt['name']}: {err}")
         converted = os.path.join(tmp, "prompt.wav")
-        rc, _, err = module.run_command(["sox", source, "-r", "8000", "-c", "1", "-b", "16", "-e", "signed-integer",
-                                         converted])
+        rc, _out, err = module.run_command(["sox", source, "-r", "8000", "-c", "1", "-b", "16", "-e", "signed-integer",
+                                            converted])
         if rc != 0:
             module.fail_json(msg=f"sox could not convert prompt {prompt['name']}: {err}")
         with open(converted, "rb") as stream:
@@ -164,7 +164,7 @@ def ensure_ami_user(path, gid, check_mode):
     if os.path.exists(path):
         return False
     if not check_mode:
-        secret = "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(32))
+        secret = "".join(secrets.choice(string.ascii_letters + string.digits) for _i in range(32))
         os.makedirs(os.path.dirname(path), exist_ok=True)
         write_config(path, (f"[teleshift]\nsecret = {secret}\ndeny = 0.0.0.0/0.0.0.0\n"
                             "permit = 127.0.0.1/255.255.255.255\nread = system\nwrite = system\n").encode(), gid)
@@ -255,7 +255,7 @@ def main():
             todo_prompts.append((prompt, stamp_path, stamp))
 
     result = {"changed": bool(changes or todo_prompts or ami_created), "files": changes, "reloads": [],
-              "prompts": [pr["name"] for pr, _, _ in todo_prompts], "ami_user_created": ami_created,
+              "prompts": [pr["name"] for pr, _path, _stamp in todo_prompts], "ami_user_created": ami_created,
               "invocation": brief_invocation({k: v for k, v in p.items() if k != "files"}, ("labels", "prompts"))}
     if ami_created and "manager.conf" not in new_bytes and p["reload"] and not module.check_mode:
         result["reloads"].append(RELOADS["manager.conf"])
@@ -284,7 +284,7 @@ def main():
     # 3. prompts (new files only: nothing plays them until the dialplan refers to them)
     if todo_prompts:
         os.makedirs(p["sounds_dir"], mode=0o755, exist_ok=True)
-        if shutil.which("espeak-ng") is None and any("text" in pr for pr, _, _ in todo_prompts):
+        if shutil.which("espeak-ng") is None and any("text" in pr for pr, _path, _stamp in todo_prompts):
             module.fail_json(msg="espeak-ng is not installed")
         for prompt, stamp_path, stamp in todo_prompts:
             make_prompt(module, prompt, p["sounds_dir"], gid)

@@ -53,7 +53,7 @@ options:
         membership included. Queues not named here are left alone.
     type: dict
     default: {}
-author: teleshift contributors
+author: teleshift contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""

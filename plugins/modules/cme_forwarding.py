@@ -135,7 +135,7 @@ options:
     default: 60
 notes:
   - Tested against an emulated IOS/CME command line (tests/emulated/ios_cme.py), not a real gateway.
-author: teleshift contributors
+author: teleshift contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""
@@ -227,7 +227,7 @@ def build_gateways(params):
             problems.append(f"gateways[{index}]: the name {name!r} is used twice")
         names.add(name)
 
-        def pick(key):
+        def pick(key, item=item):
             return item[key] if item.get(key) is not None else params[key]
 
         dialing = Dialing(region=pick("region"), prefix=pick("dial_prefix"), fmt=pick("dial_format"),

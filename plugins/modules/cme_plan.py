@@ -19,7 +19,7 @@ options:
   roster:
     description: Roster file; relative to the inventory directory. Defaults to C(teleshift_roster_file).
     type: path
-author: teleshift contributors
+author: teleshift contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""

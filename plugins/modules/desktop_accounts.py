@@ -59,7 +59,8 @@ options:
     type: str
     default: teleshift
   allowed_group:
-    description: The group xrdp admits (sesman TerminalServerUsers); exactly the desired accounts, plus non-teleshift members.
+    description: The group xrdp admits (sesman TerminalServerUsers); exactly the desired accounts, plus
+      non-teleshift members.
     type: str
     default: tsusers
   group_prefix:
@@ -74,7 +75,7 @@ options:
     description: End the sessions of locked accounts.
     type: bool
     default: true
-author: teleshift contributors
+author: teleshift contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""
@@ -86,15 +87,49 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
-created: {description: Logins created., type: list, returned: always}
-updated: {description: Logins whose name or shell changed., type: list, returned: always}
-locked: {description: Logins locked (home kept)., type: list, returned: always}
-unlocked: {description: Logins unlocked (the person is back)., type: list, returned: always}
-passwords_set: {description: Logins whose password hash was set (never the hash)., type: list, returned: always}
-sessions_ended: {description: Logins of locked accounts whose processes were ended., type: list, returned: always}
-group_members: {description: Per group, logins added and removed., type: dict, returned: always}
-accounts: {description: Counts of desired, managed and locked accounts after the run., type: dict, returned: always}
-missing_hash: {description: Accounts that need a password hash none was given for (nothing was changed)., type: list, returned: failure}
+created:
+  description: Logins created.
+  type: list
+  elements: str
+  returned: always
+updated:
+  description: Logins whose name or shell changed.
+  type: list
+  elements: str
+  returned: always
+locked:
+  description: Logins locked (home kept).
+  type: list
+  elements: str
+  returned: always
+unlocked:
+  description: Logins unlocked (the person is back).
+  type: list
+  elements: str
+  returned: always
+passwords_set:
+  description: Logins whose password hash was set (never the hash).
+  type: list
+  elements: str
+  returned: always
+sessions_ended:
+  description: Logins of locked accounts whose processes were ended.
+  type: list
+  elements: str
+  returned: always
+group_members:
+  description: Per group, the logins added and removed.
+  type: dict
+  returned: always
+accounts:
+  description: Counts of the desired, managed and locked accounts after the run.
+  type: dict
+  returned: always
+missing_hash:
+  description: Accounts that need a password hash none was given for (nothing was changed).
+  type: list
+  elements: str
+  returned: failure
 """
 
 import ctypes
@@ -321,7 +356,8 @@ def run(module):
             with open(p["password_hashes_file"], encoding="utf-8") as stream:
                 hashes.update(json.load(stream))
         except (OSError, ValueError) as exc:
-            module.fail_json(msg=f"password_hashes_file: cannot read it ({exc.__class__.__name__}); nothing was changed")
+            module.fail_json(msg=f"password_hashes_file: cannot read it ({exc.__class__.__name__}); "
+                                 "nothing was changed")
         finally:
             if os.path.exists(p["password_hashes_file"]):
                 os.unlink(p["password_hashes_file"])
@@ -372,7 +408,7 @@ def run(module):
             write_databases(module, new, created)
         if shutil.which("nscd"):
             module.run_command(["nscd", "-i", "passwd", "-i", "group"])
-        for login, (uid, gid, home) in sorted(created.items()):
+        for _login, (uid, gid, home) in sorted(created.items()):
             make_home(home, uid, gid)
     if not module.check_mode and ending:
         end_sessions(module, ending, {uid for uid, u in lock_uids.items() if u in ending})
@@ -392,7 +428,7 @@ def main():
             accounts=dict(type="raw", required=True),
             password_hashes=dict(type="dict", default={}, no_log=True),
             password_hashes_file=dict(type="path"),
-            reset_passwords=dict(type="list", elements="str", default=[]),
+            reset_passwords=dict(type="list", elements="str", default=[], no_log=False),  # logins, not passwords
             managed_group=dict(type="str", default="teleshift"),
             allowed_group=dict(type="str", default="tsusers"),
             group_prefix=dict(type="str", default="ts-"),

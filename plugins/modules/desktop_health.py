@@ -28,7 +28,7 @@ options:
     description: Fail the task when the verdict is down (people cannot connect).
     type: bool
     default: true
-author: teleshift contributors
+author: teleshift contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""

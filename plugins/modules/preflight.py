@@ -27,7 +27,7 @@ options:
     description: Roster file; relative paths are relative to the inventory directory.
       Defaults to C(teleshift_roster_file).
     type: path
-author: teleshift contributors
+author: teleshift contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""

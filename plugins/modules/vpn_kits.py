@@ -37,7 +37,7 @@ options:
     description: People the plan could not write a profile for (C(teleshift_vpn_plan.kits_pending)).
     type: list
     elements: str
-author: teleshift contributors
+author: teleshift contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""

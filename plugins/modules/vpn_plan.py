@@ -12,9 +12,10 @@ description:
     one module call. Capacity and address problems stop the run here, before any host is touched.
   - Reads the roster and the inventory through teleshift's single input front door (the C(teleshift_*)
     settings and each C(vpn_gateways) host's C(wireguard_gateway_*) variables) and validates what the VPN
-    applies, and only that (a stale telephony setting never keeps a leaver's tunnel open). Assigns people with the C(vpn) need (active) to gateways
-    within C(wireguard_gateway_max_peers) (and C(teleshift_vpn_licences)), sticky and a service's staff
-    together; gives stable addresses from each gateway's pool (C(state/vpn.yml) keeps them).
+    applies, and only that (a stale telephony setting never keeps a leaver's tunnel open). Assigns people
+    with the C(vpn) need (active) to gateways within C(wireguard_gateway_max_peers) (and
+    C(teleshift_vpn_licences)), sticky and a service's staff together; gives stable addresses from each
+    gateway's pool (C(state/vpn.yml) keeps them).
   - Client key pairs are made here (X25519); the private key is written only to
     C(<teleshift_kits_dir>/<id>/vpn/private.key) (0600 in 0700 directories) and read back on later
     runs, so re-running never rotates a key; C(rotate) (or C(-e wireguard_rotate=id1,id2)) does.
@@ -36,7 +37,7 @@ options:
   kits_dir:
     description: Kits root; defaults to C(teleshift_kits_dir) (relative to the inventory directory).
     type: path
-author: teleshift contributors
+author: teleshift contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""

@@ -94,7 +94,7 @@ options:
     description: The nftables table the rules define (to see whether they are loaded).
     type: str
     default: inet teleshift_vpn
-author: teleshift contributors
+author: teleshift contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""
@@ -234,9 +234,9 @@ def main():
 
     old_text = _read(config_path)
     # The interface sections only (parse_config reads any [Peer] left in the first part all the same).
-    old_iface, _ = parse_config((old_text or "").partition("\n[Peer]")[0])
+    old_iface, _peers = parse_config((old_text or "").partition("\n[Peer]")[0])
     new_text = render_gateway_config(iface, p["addresses"], p["listen_port"], key_path, desired, p["mtu"])
-    new_iface, _ = parse_config(new_text.partition("\n[Peer]")[0])
+    new_iface, _peers = parse_config(new_text.partition("\n[Peer]")[0])
 
     rc, out, _err = module.run_command([wg, "show", iface, "dump"])
     live = rc == 0

@@ -58,11 +58,9 @@ def describe(exc, inventory=None):
         name = exc.filename if exc.filename is not None else ""
         reason = exc.strerror or errno.errorcode.get(exc.errno or 0, "") or str(exc)
         return one_line(f"{name}: {reason}" if name else reason), EXIT_USAGE
-    try:
-        from ansible.errors import AnsibleError
-    except ImportError:  # pragma: no cover - ansible is a dependency
-        AnsibleError = ()  # noqa: N806
-    if AnsibleError and isinstance(exc, AnsibleError):
+    from ansible.errors import AnsibleError
+
+    if isinstance(exc, AnsibleError):
         origin = _ansible_origin(exc)
         message = _ansible_message(exc)
         if message.startswith("No inventory was parsed") and inventory:

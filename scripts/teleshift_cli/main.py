@@ -41,7 +41,7 @@ def main(argv=None):
         silence_stdout()
         print("error: standard output was closed before everything was written (broken pipe)", file=sys.stderr)
         return EXIT_BROKEN_PIPE
-    except Exception as exc:  # noqa: BLE001 - the one place every error becomes one line
+    except Exception as exc:  # the one place every error becomes one line
         if os.environ.get("TELESHIFT_DEBUG") == "1":
             raise
         message, code = describe(exc, getattr(args, "inventory", None))

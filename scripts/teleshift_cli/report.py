@@ -29,7 +29,7 @@ import os
 from pathlib import Path
 
 from ansible_collections.teleshift.toolkit.plugins.module_utils import registry
-from ansible_collections.teleshift.toolkit.plugins.module_utils.state import atomic_write
+from ansible_collections.teleshift.toolkit.plugins.module_utils.atomic import atomic_write
 
 from teleshift_cli.kits import TEMPLATES
 
@@ -141,7 +141,7 @@ def grouped_bars(rows, series, width=760, bar=9, gap=8, label_width=230):
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" width="{width}" height="{height}" '
            f'viewBox="0 0 {width} {height}" font-family="DejaVu Sans, Arial, sans-serif" font-size="11">']
     x = label_width
-    for key, title, colour in series:
+    for _key, title, colour in series:
         out.append(f'<rect x="{x}" y="6" width="10" height="10" fill="{colour}"/>'
                    f'<text x="{x + 14}" y="15">{_e(title)}</text>')
         x += 24 + 7 * len(title)

@@ -18,6 +18,7 @@ import shlex
 import shutil
 import subprocess
 import time
+from pathlib import Path
 from dataclasses import asdict, dataclass, field
 
 from ansible_collections.teleshift.toolkit.plugins.module_utils import registry
@@ -168,20 +169,15 @@ def recorded_verification(env, person):
             for cap, ok in (done.items() if isinstance(done, dict) else ())}
 
 
-def person_status(person, env, probes=None):
-    """{capability: CapStatus} for one person; a probe that raises gives 'unknown', never a crash.
-    probes: optional {capability name: function(person, env) -> CapStatus} replacing a capability's own."""
+def person_status(person, env):
+    """{capability: CapStatus} for one person; a probe that raises gives 'unknown', never a crash."""
     result = {}
     recorded = recorded_verification(env, person)
     for cap in registry.capabilities():
         if not cap.in_use(env.ctx.inputs):
             continue
-        probe = (probes or {}).get(cap.name)
         try:
-            if probe and cap.wants(person):
-                result[cap.name] = probe(person, env)
-            else:
-                result[cap.name] = capability_status(cap, person, env)
+            result[cap.name] = capability_status(cap, person, env)
         except Exception as exc:  # noqa: BLE001 - the hotline must always get an answer
             result[cap.name] = CapStatus(cap.name, "unknown", problems=[f"status probe failed: {exc}"])
         if cap.wants(person):

@@ -19,7 +19,8 @@ It is an emulation, not a Cisco product, and it knows only this much:
 
 Fault injection for tests: ``reject`` (regexes: configuration lines refused as invalid input, as a
 real gateway refuses a number it does not accept), ``ignore`` (regexes: lines accepted but with no
-effect) and ``nvram_error`` (``write memory`` fails). State is kept in the object so tests can read the configuration after a run.
+effect) and ``nvram_error`` (``write memory`` fails). State is kept in the object so tests can read the
+configuration after a run.
 """
 from __future__ import annotations
 

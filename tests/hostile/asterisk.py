@@ -94,7 +94,8 @@ def compile_hostile(persons, variables):
 
 def safe(person):
     """Whether the renderers may write this person at all (otherwise they are left out)."""
-    return bool(re.fullmatch(r"[a-z][a-z0-9._-]{0,31}", person.id) and re.fullmatch(r"[1-9][0-9]{1,5}", person.extension)
+    return bool(re.fullmatch(r"[a-z][a-z0-9._-]{0,31}", person.id)
+                and re.fullmatch(r"[1-9][0-9]{1,5}", person.extension)
                 and person.extension not in T.EMERGENCY_NUMBERS)
 
 
@@ -110,7 +111,8 @@ def expected(plan_people, cfg_vars):
     pjsip = [("global", ["type", "endpoint_identifier_order", "user_agent", "default_realm"]),
              ("transport-udp", ["type", "protocol", "bind"]),
              ("operator", ["type", "context", "disallow", "allow", "aors", "direct_media", "rtp_symmetric",
-                           "send_pai", "trust_id_inbound", "send_connected_line"] + (["outbound_auth"] if auth else [])),
+                           "send_pai", "trust_id_inbound", "send_connected_line"]
+                          + (["outbound_auth"] if auth else [])),
              ("operator", ["type", "contact", "qualify_frequency"]),
              ("operator", ["type", "endpoint", "match"])]
     if auth:

@@ -17,13 +17,12 @@ from pathlib import Path
 
 import pytest
 
+from ansible.module_utils.testing import patch_module_args
+
+from ansible_collections.teleshift.toolkit.plugins.modules import cme_forwarding
+from emulated.ios_cme import EmulatedCME, EmulatedDn
+
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests"))
-
-from ansible.module_utils.testing import patch_module_args  # noqa: E402
-
-from ansible_collections.teleshift.toolkit.plugins.modules import cme_forwarding  # noqa: E402
-from emulated.ios_cme import EmulatedCME, EmulatedDn  # noqa: E402
 
 PASSWORD = "Emulated-Pw-7f3a9c"
 SECRET = "Emulated-Enable-51be2d"
@@ -327,7 +326,8 @@ def big_roster(path, count):
     lines = ["id,full_name,email,service,extension,forward_to,forward_mode,forward_delay"]
     modes = ("always", "busy", "no_answer", "none")
     for i in range(count):
-        lines.append(f"p{i:05d},Person {i},p{i}@example.org,rsa,{10000 + i},+3361{i:07d},{modes[i % 4]},{15 + i % 4 * 5}")
+        lines.append(f"p{i:05d},Person {i},p{i}@example.org,rsa,{10000 + i},+3361{i:07d},{modes[i % 4]},"
+                     f"{15 + i % 4 * 5}")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 
@@ -363,7 +363,8 @@ def test_first_rollout_of_a_5000_person_roster_then_rerun_then_one_change(tmp_pa
         assert len(result["gateways"][0]["commands"]) == 0 and result["changed"] is False
         assert emulated.writes == 1
         assert sum(1 for dn in emulated.dns.values() if dn.forward) == count * 3 // 4
-        text = roster.read_text(encoding="utf-8").replace(",10042,+33610000042,no_answer,25", ",10042,+33610000042,always,25")
+        text = roster.read_text(encoding="utf-8").replace(",10042,+33610000042,no_answer,25",
+                                                          ",10042,+33610000042,always,25")
         roster.write_text(text, encoding="utf-8")
         sent = len(emulated.config_lines)
         started = time.monotonic()

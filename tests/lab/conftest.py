@@ -16,15 +16,11 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-for _p in (ROOT / "scripts", ROOT / ".collections"):
-    if str(_p) not in sys.path:
-        sys.path.insert(0, str(_p))
 LAB_INVENTORY = ROOT / "inventories" / "lab"
 VENV_BIN = ROOT / ".venv" / "bin"
 
@@ -32,7 +28,7 @@ VENV_BIN = ROOT / ".venv" / "bin"
 def _podman_env():
     from teleshift_cli import lab  # the lab's own containers.conf (runtime, ulimits)
 
-    return lab.podman_env() if hasattr(lab, "podman_env") else {**os.environ, "CONTAINERS_CONF": str(lab.containers_conf())}
+    return lab.podman_env()
 
 
 PODMAN_ENV = _podman_env()

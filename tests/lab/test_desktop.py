@@ -13,12 +13,13 @@ build/artefacts/.
 from __future__ import annotations
 
 import importlib.util
-import json
 import shutil
 import time
 from pathlib import Path
 
 import pytest
+
+from teleshift_cli import labclient
 
 _spec = importlib.util.spec_from_file_location("teleshift_lab_helpers", Path(__file__).with_name("conftest.py"))
 _helpers = importlib.util.module_from_spec(_spec)
@@ -26,7 +27,6 @@ _spec.loader.exec_module(_helpers)
 ROOT, lab_exec, lab_inventory_copy, recap, run_playbook = (
     _helpers.ROOT, _helpers.lab_exec, _helpers.lab_inventory_copy, _helpers.recap, _helpers.run_playbook)
 client_tunnel_up, desktop_health = _helpers.client_tunnel_up, _helpers.desktop_health
-from teleshift_cli import labclient  # noqa: E402  (scripts/ is on sys.path through the helpers)
 
 DESK = "10.89.251.20"
 KITS = ROOT / "kits" / "lab"
@@ -65,8 +65,8 @@ stop_rdp = labclient.stop_rdp
 
 
 def end_session(login):
-    lab_exec("ts-desk1", "sh", "-c", f"loginctl terminate-user {login} 2>/dev/null; sleep 1; pkill -KILL -u {login}; true",
-             timeout=30)
+    lab_exec("ts-desk1", "sh", "-c",
+             f"loginctl terminate-user {login} 2>/dev/null; sleep 1; pkill -KILL -u {login}; true", timeout=30)
     wait_for(lambda: not session_processes(login), seconds=15)
 
 
@@ -101,7 +101,8 @@ def test_kit_credentials_open_a_real_session_through_the_tunnel(lab):
         screen = next((word for word in xorg.split() if word.startswith(":")), ":10")  # the session's display
         lab_exec("ts-desk1", "sh", "-c", f"cd /tmp && DISPLAY={screen} nohup runuser -u dnguyen -- timeout 60 xterm "
                                          "-T teleshift-screen -geometry 90x20+60+60 "
-                                         "-e 'echo teleshift: bureau de dnguyen; sleep 60' >/dev/null 2>&1 &", timeout=20)
+                                         "-e 'echo teleshift: bureau de dnguyen; sleep 60' >/dev/null 2>&1 &",
+                 timeout=20)
         # bounded waits on the real conditions (a loaded machine is slow): the window is mapped in the
         # session, then the laptop's screen shows something (a blank 1280x800 screen is ~200 bytes)
         assert wait_for(lambda: "teleshift-screen" in lab_exec(
@@ -143,7 +144,7 @@ def test_wrong_password_starts_no_session(lab):
 def test_rdp_from_outside_the_vpn_pool_is_dropped(lab):
     def dropped():
         out = lab_exec("ts-desk1", "nft", "list", "chain", "inet", "teleshift_desktop", "input").stdout
-        line = next(l for l in out.splitlines() if "outside the VPN pool" in l)
+        line = next(x for x in out.splitlines() if "outside the VPN pool" in x)
         return int(line.split("packets")[1].split()[0])
 
     before = dropped()
@@ -164,7 +165,7 @@ def test_inactive_person_is_locked_sessions_end_and_others_are_untouched(lab, tm
         hosts = lab_inventory_copy(tmp_path / "inventory")
         roster = hosts.parent / "roster.csv"
         lines = roster.read_text(encoding="utf-8").splitlines(keepends=True)
-        roster.write_text("".join(l.replace(",yes,fr", ",no,fr") if l.startswith("gbrun,") else l for l in lines),
+        roster.write_text("".join(x.replace(",yes,fr", ",no,fr") if x.startswith("gbrun,") else x for x in lines),
                           encoding="utf-8")
         (hosts.parent / "state").mkdir()
         shutil.copy(ROOT / "inventories" / "lab" / "state" / "desktop.yml", hosts.parent / "state" / "desktop.yml")
@@ -206,7 +207,8 @@ def test_check_mode_reports_a_new_person_without_changing_the_host(lab, tmp_path
     hosts = lab_inventory_copy(tmp_path / "inventory")
     roster = hosts.parent / "roster.csv"
     roster.write_text(roster.read_text(encoding="utf-8") +
-                      "zzdesk,Zoé Desk,zoe.desk@departement.example,rh,normal,,thin_client,desktop,,,none,20,no,yes,fr\n",
+                      "zzdesk,Zoé Desk,zoe.desk@departement.example,rh,normal,,thin_client,desktop,"
+                      ",,none,20,no,yes,fr\n",
                       encoding="utf-8")
     before = lab_exec("ts-desk1", "sha256sum", "/etc/passwd", "/etc/shadow", "/etc/group").stdout
     proc = run_playbook("desktop.yml", "--tags", "desktop", inventory=hosts, check=True, diff=True,
@@ -241,10 +243,10 @@ def test_repeated_failed_logins_get_the_address_banned(lab):
     lab_exec("ts-desk1", "fail2ban-client", "set", jail, "unbanip", address, timeout=20)
     assert not banned() and _rdp_port_open()
     try:
-        for attempt in range(8):  # maxretry is 5; earlier tests may have counted some already
+        for attempt in range(8):  # noqa: B007 - read after the loop; maxretry is 5; earlier tests may have counted some already
             before = failures()
             start_rdp("gbrun", kit_password("gbrun") + "x", seconds=20, tag="ban")
-            wait_for(lambda: failures() != before, seconds=25)
+            wait_for(lambda before=before: failures() != before, seconds=25)
             stop_rdp("ban")
             if wait_for(banned, seconds=6, step=2):
                 break

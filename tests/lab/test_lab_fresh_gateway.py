@@ -16,13 +16,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+from teleshift_cli import lab
+
 _spec = importlib.util.spec_from_file_location("teleshift_lab_helpers", Path(__file__).with_name("conftest.py"))
 _helpers = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_helpers)
 ROOT, PODMAN_ENV, lab_exec = _helpers.ROOT, _helpers.PODMAN_ENV, _helpers.lab_exec
 recap, run_playbook = _helpers.recap, _helpers.run_playbook
-
-from teleshift_cli import lab  # noqa: E402  (scripts/ is on sys.path through the helpers)
 
 GATEWAY = "ts-gw1"
 

@@ -62,13 +62,15 @@ def test_an_inactive_queue_agent_loses_her_vpn_at_once_and_leaves_the_queue(lab_
         client_tunnel_up((KITS / AGENT / "vpn" / "teleshift.conf").read_text(encoding="utf-8"))
         assert wait_until(lambda: pings(PBX), 30), "her tunnel does not carry traffic before the change"
 
-        run = teleshift("run", "vpn", "--roster", str(roster), "--no-progress", "--artefact", str(tmp_path / "vpn.json"))
+        run = teleshift("run", "vpn", "--roster", str(roster), "--no-progress",
+                        "--artefact", str(tmp_path / "vpn.json"))
         assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
         gone = time.monotonic()
         assert wait_until(lambda: not pings(PBX), 15), "her tunnel still carries traffic after `run vpn`"
         assert time.monotonic() - gone < 15
 
-        run = teleshift("run", "site", "--roster", str(roster), "--no-progress", "--artefact", str(tmp_path / "site.json"))
+        run = teleshift("run", "site", "--roster", str(roster), "--no-progress",
+                        "--artefact", str(tmp_path / "site.json"))
         assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
         warnings = json.loads((tmp_path / "site.json").read_text())["warnings"]
         assert any(AGENT in w["msg"] and "asterisk_pbx_queues" in w["msg"] for w in warnings), warnings

@@ -13,16 +13,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+from teleshift_cli import ops, verify_people
+from teleshift_cli.context import load_context
+from teleshift_cli.report import record_verification
+from teleshift_cli.status import HostRunner
+
 _spec = importlib.util.spec_from_file_location("teleshift_lab_helpers", Path(__file__).with_name("conftest.py"))
 _helpers = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_helpers)
 ROOT, LAB_INVENTORY, PODMAN_ENV = _helpers.ROOT, _helpers.LAB_INVENTORY, _helpers.PODMAN_ENV
 lab_exec, lab_inventory_copy, run_playbook = _helpers.lab_exec, _helpers.lab_inventory_copy, _helpers.run_playbook
-
-from teleshift_cli import ops, verify_people  # noqa: E402  (scripts/ is on sys.path through the helpers)
-from teleshift_cli.context import load_context  # noqa: E402
-from teleshift_cli.report import record_verification  # noqa: E402
-from teleshift_cli.status import HostRunner  # noqa: E402
 
 PERSON = "fmuller"  # VPN only, a low-priority service: nobody else's test depends on this peer
 

@@ -19,13 +19,13 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ansible_collections.teleshift.toolkit.plugins.module_utils.wireguard import handshakes_from_dump
+
 _spec = importlib.util.spec_from_file_location("teleshift_lab_helpers", Path(__file__).with_name("conftest.py"))
 _helpers = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_helpers)
 PODMAN_ENV, lab_exec, lab_inventory_copy, recap, run_playbook = (
     _helpers.PODMAN_ENV, _helpers.lab_exec, _helpers.lab_inventory_copy, _helpers.recap, _helpers.run_playbook)
-
-from ansible_collections.teleshift.toolkit.plugins.module_utils.wireguard import handshakes_from_dump
 
 DESK, PBX = "10.89.251.20", "10.89.251.30"
 HTTP_PORT = 18080  # our own web server on the PBX (python3 -m http.server), stopped after

@@ -12,7 +12,8 @@ import yaml
 _spec = importlib.util.spec_from_file_location("teleshift_lab_helpers", Path(__file__).with_name("conftest.py"))
 _helpers = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_helpers)
-PODMAN_ENV, ROOT, LAB_INVENTORY, lab_exec = _helpers.PODMAN_ENV, _helpers.ROOT, _helpers.LAB_INVENTORY, _helpers.lab_exec
+PODMAN_ENV, ROOT, LAB_INVENTORY = _helpers.PODMAN_ENV, _helpers.ROOT, _helpers.LAB_INVENTORY
+lab_exec = _helpers.lab_exec
 
 
 def test_service_change_shows_in_the_gateways_diff(lab_up, tmp_path):
@@ -35,5 +36,6 @@ def test_service_change_shows_in_the_gateways_diff(lab_up, tmp_path):
     changed = [line for line in proc.stdout.splitlines() if line[:1] in "+-" and "amartin" in line]
     assert any(line.startswith("-") and line.endswith("# amartin, service paie-prestations") for line in changed), \
         proc.stdout[-3000:]
-    assert any(line.startswith("+") and line.endswith("# amartin, service dsi") for line in changed), proc.stdout[-3000:]
+    assert any(line.startswith("+") and line.endswith("# amartin, service dsi") for line in changed), \
+        proc.stdout[-3000:]
     assert lab_exec("ts-gw1", "cat", "/etc/teleshift/vpn-firewall.nft").stdout == before  # check mode

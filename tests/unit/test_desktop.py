@@ -179,7 +179,7 @@ def test_removed_person_is_locked_and_leaves_only_teleshift_groups():
 
 
 def test_returning_person_is_unlocked_and_changes_are_detected():
-    changes = diff([acc("alice", name="Alice Martin", shell="/bin/sh"), acc("bob"), acc("carol")])
+    changes = diff([acc("alice", name="Alice Martin", shell="/bin/sh"), acc("bob"), acc("carol")])  # noqa: S604 - a login shell
     assert changes.unlock == ["carol"]
     assert changes.update["alice"] == {"name": ["Alice", "Alice Martin"], "shell": ["/bin/bash", "/bin/sh"]}
 
@@ -300,14 +300,14 @@ def test_kit_files_name_the_host_and_hold_no_password():
 
 def test_health_verdicts():
     good = {"xrdp": "active", "sesman": "active", "sessions": 3, "max_sessions": 50, "mem_available_mib": 4000}
-    assert desktop.health_from(good)["status"] == "ok"
-    assert desktop.health_from(dict(good, sesman="failed"))["status"] == "down"
-    full = desktop.health_from(dict(good, sessions=50))
+    assert dh.evaluate(good)["status"] == "ok"
+    assert dh.evaluate(dict(good, sesman="failed"))["status"] == "down"
+    full = dh.evaluate(dict(good, sessions=50))
     assert full["status"] == "down" and "50 sessions" in full["problems"][0]
-    assert desktop.health_from(dict(good, sessions=46))["status"] == "degraded"
-    low = desktop.health_from(dict(good, mem_available_mib=100))
+    assert dh.evaluate(dict(good, sessions=46))["status"] == "degraded"
+    low = dh.evaluate(dict(good, mem_available_mib=100))
     assert low["status"] == "degraded" and low["ok"]
-    assert desktop.health_from(good, capacity=3)["status"] == "down"
+    assert dh.evaluate(good, capacity=3)["status"] == "down"
 
 
 def test_health_figures_from_host_texts():

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from testlib import make_inputs, with_lab_people
 
+from ansible_collections.teleshift.toolkit.plugins.module_utils import registry
 from ansible_collections.teleshift.toolkit.plugins.module_utils.kits import write_kit_file
 from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import Person, write_csv
 from ansible_collections.teleshift.toolkit.plugins.module_utils.rostergen import generate_people
@@ -145,7 +146,8 @@ def test_kits_embed_the_qr_images_the_vpn_capability_wrote(inv, tmp_path, capsys
     people[0] = Person(**{**people[0].__dict__, "needs": frozenset({"vpn", "desktop"})})
     roster = write_roster(tmp_path / "r.csv", people)
     kits = inv / "kits"
-    profile = "[Interface]\nPrivateKey = EMULATEDKEY\nAddress = 10.100.0.7/32\n\n[Peer]\nEndpoint = 10.89.250.10:51820\n"
+    profile = ("[Interface]\nPrivateKey = EMULATEDKEY\nAddress = 10.100.0.7/32\n\n"
+               "[Peer]\nEndpoint = 10.89.250.10:51820\n")
     png, svg = images(profile)
     write_kit_file(kits, people[0].id, "vpn", "teleshift.conf", profile)
     write_kit_file(kits, people[0].id, "vpn", "teleshift.png", png)
@@ -256,7 +258,8 @@ def test_parsers():
     assert pbx["contacts"]["1002"] == [("sip:1002@10.100.0.8:5060", "Unavail")]
     assert pbx["endpoints"] == {"1001", "operator"}
     desk = parse_accounts(DESK)
-    assert desk["users"] == {"root": "0", "amartin": "2001"} and desk["groups"]["ts-rsa"] == ("3001", {"amartin", "other"})
+    assert desk["users"] == {"root": "0", "amartin": "2001"}
+    assert desk["groups"]["ts-rsa"] == ("3001", {"amartin", "other"})
     assert desk["sessions"]["amartin"] == ["Xorg", "openbox"]
 
 
@@ -306,13 +309,13 @@ def test_status_unreachable_host_is_unknown_not_a_crash():
     assert any(p.startswith("cannot query d1") for p in result["desktop"].problems)
 
 
-def test_status_probe_exception_and_not_needed():
+def test_status_probe_exception_and_not_needed(monkeypatch):
     env = Env(ctx=Ctx([person()]), runner=EmulatedRunner({}), now=0)
 
-    def broken(p, e):
+    def broken(*args):
         raise RuntimeError("boom")
-    result = person_status(person(needs=frozenset({"vpn"}), forward_mode="none", extension=""), env,
-                           probes={"vpn": broken})
+    monkeypatch.setattr(registry.get("vpn"), "person_status", broken)  # the capability's own verdict fails
+    result = person_status(person(needs=frozenset({"vpn"}), forward_mode="none", extension=""), env)
     assert result["vpn"].state == "unknown" and "boom" in result["vpn"].problems[0]
     assert result["desktop"].state == result["phone"].state == "not needed"
 

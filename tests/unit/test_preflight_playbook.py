@@ -73,8 +73,10 @@ def test_relative_roster_setting_is_read_from_the_inventory_directory(tmp_path):
 
 def test_desktop_session_shortfall_fails_in_preflight(tmp_path):
     inv = unreachable_lab(tmp_path / "inv", UNREACHABLE_LAB.replace(
-        "desk.invalid: {ansible_connection: ssh,", "nowhere.invalid: {ansible_connection: ssh, xrdp_host_max_sessions: 1,")
-        .replace("        nowhere.invalid: {ansible_connection: ssh, teleshift_lab_networks: {ts-outside: 10.89.250.10, "
+        "desk.invalid: {ansible_connection: ssh,",
+        "nowhere.invalid: {ansible_connection: ssh, xrdp_host_max_sessions: 1,")
+        .replace("        nowhere.invalid: {ansible_connection: ssh, "
+                 "teleshift_lab_networks: {ts-outside: 10.89.250.10, "
                  "ts-internal: 10.89.251.10}}\n    desktop_hosts", "        gw.invalid: {ansible_connection: ssh, "
                  "teleshift_lab_networks: {ts-outside: 10.89.250.10, ts-internal: 10.89.251.10}}\n    desktop_hosts"))
     (inv / "roster.csv").write_text((ROOT / "inventories/lab/roster.csv").read_text(encoding="utf-8"), encoding="utf-8")

@@ -153,7 +153,8 @@ def test_row_memo_parses_only_changed_rows_and_gives_the_same_roster(monkeypatch
     calls = []
     real = rmod._build_person
     monkeypatch.setattr(rmod, "_build_person", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
-    changed = rows[:10] + [rows[10].replace("dsi", "rh")] + ["bad,,x,dsi,normal,,laptop,vpn,,,none,20,no,yes,fr"] + rows[11:]
+    changed = (rows[:10] + [rows[10].replace("dsi", "rh")] + ["bad,,x,dsi,normal,,laptop,vpn,,,none,20,no,yes,fr"]
+               + rows[11:])
     second = rmod.parse_roster("\n".join([header, *changed]) + "\n", "csv", memo=memo)
     assert calls == [12, 13]  # the changed row and the new bad one; the rest came from the memo
     plain = rmod.parse_roster("\n".join([header, *changed]) + "\n", "csv")

@@ -31,7 +31,8 @@ def test_format_diff_nothing_to_show():
     assert format_diff({"event": "playbook_on_task_start", "event_data": {}}) is None
     assert format_diff(event({"diff": {"before": "pin 1234", "after": "pin 9876"}, "_ansible_no_log": True})) is None
     assert format_diff(event({"censored": "the output has been hidden due to the fact that 'no_log: true'"})) is None
-    assert format_diff(event({"diff": {"dst_binary": 1}})) == "=== gw1: Apply peers\ndiff skipped: the destination looks binary\n"
+    assert format_diff(event({"diff": {"dst_binary": 1}})) == \
+        "=== gw1: Apply peers\ndiff skipped: the destination looks binary\n"
 
 
 PLAY = """\

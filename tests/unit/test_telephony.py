@@ -7,6 +7,7 @@ import time
 import phonenumbers
 import pytest
 
+from ansible_collections.teleshift.toolkit.plugins.module_utils import asterisk as A
 from ansible_collections.teleshift.toolkit.plugins.module_utils import telephony as T
 from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import parse_roster, write_csv
 from ansible_collections.teleshift.toolkit.plugins.module_utils.rostergen import generate_people
@@ -163,8 +164,8 @@ def test_pbx_problems_cover_people_and_every_pbx():
 
 def test_pjsip_has_one_endpoint_auth_aor_per_person_and_the_trunk():
     plan, people, cfg, _ = compile_()
-    sections = T.parse_conf(plan.files["pjsip.conf"])
-    assert T.check_pjsip(plan.files["pjsip.conf"]) == []
+    sections = A.parse_conf(plan.files["pjsip.conf"])
+    assert A.check_pjsip(plan.files["pjsip.conf"]) == []
     by_type = {}
     for name, settings in sections:
         by_type.setdefault(dict(settings)["type"], set()).add(name)
@@ -227,9 +228,9 @@ def test_changing_one_forwarding_touches_no_config_file_and_one_person_in_astdb(
     rows[0] = rows[0].replace("06 12 34 56 78,always", "06 12 34 56 79,always")
     after, _, _, _ = compile_(rows)
     assert after.files == before.files  # nothing to reload
-    puts, deletes = T.diff_astdb(before.astdb, after.astdb)
+    puts, deletes = A.diff_astdb(before.astdb, after.astdb)
     assert puts == [(T.CF_ALWAYS, "1001", "0612345679"), (T.MOBILE, "1001", "0612345679")] and deletes == []
-    who = T.describe_astdb_changes(before.astdb, after.astdb, after.labels)
+    who = A.describe_astdb_changes(before.astdb, after.astdb, after.labels)
     assert who == {"added": [], "changed": ["person amartin"], "removed": []}
 
 
@@ -238,7 +239,7 @@ def test_mode_change_moves_the_number_between_families():
     rows = list(ROWS)
     rows[0] = rows[0].replace(",always,", ",none,")
     after, _, _, _ = compile_(rows)
-    puts, deletes = T.diff_astdb(before.astdb, after.astdb)
+    puts, deletes = A.diff_astdb(before.astdb, after.astdb)
     assert puts == [] and deletes == [(T.CF_ALWAYS, "1001")]
 
 
@@ -246,30 +247,30 @@ def test_block_diff_names_people_and_never_shows_secrets():
     before, _, _, _ = compile_()
     after, _, _, _ = compile_([ROWS[0]] + ROWS[2:] + ["zed,Zed Zorro,z@x.example,rsa,phone,1009,,none,20,no"],
                               secret="other")
-    diff = T.diff_blocks(before.files["pjsip.conf"], after.files["pjsip.conf"])
+    diff = A.diff_blocks(before.files["pjsip.conf"], after.files["pjsip.conf"])
     assert diff["added"] == ["person zed"]
     assert diff["removed"] == ["person blefevre"]
     assert "person amartin" in diff["changed"]  # new secret
     assert "other" not in repr(diff) and "s3cret" not in repr(diff)
-    assert T.diff_blocks(before.files["pjsip.conf"], before.files["pjsip.conf"]) == \
+    assert A.diff_blocks(before.files["pjsip.conf"], before.files["pjsip.conf"]) == \
         {"added": [], "changed": [], "removed": []}
 
 
 def test_voicemail_queues_and_conferences():
     plan, _, _, _ = compile_()
-    boxes = {k: v for name, settings in T.parse_conf(plan.files["voicemail.conf"]) if name == "teleshift"
+    boxes = {k: v for name, settings in A.parse_conf(plan.files["voicemail.conf"]) if name == "teleshift"
              for k, v in settings}
     assert set(boxes) == {"1001", "1002", "1004", "8900"}  # cgarcia has no voicemail
     assert boxes["1001"].startswith("135790,Anaïs Martin,a@x.example")
-    queues = dict(T.parse_conf(plan.files["queues.conf"]))
+    queues = dict(A.parse_conf(plan.files["queues.conf"]))
     assert dict(queues["social"])["announce-position"] == "yes"
     assert "TS_AGENTS_social=1003&1004" in plan.files["extensions.conf"]
-    conf = {name: dict(s) for name, s in T.parse_conf(plan.files["confbridge.conf"])}
+    conf = {name: dict(s) for name, s in A.parse_conf(plan.files["confbridge.conf"])}
     assert conf["ts-user-crise"]["pin"] == "4711" and conf["ts-bridge-crise"]["type"] == "bridge"
 
 
 def test_voicemail_notifications_use_the_configured_mail_command():
-    general = lambda plan: dict(dict(T.parse_conf(plan.files["voicemail.conf"]))["general"])  # noqa: E731
+    general = lambda plan: dict(dict(A.parse_conf(plan.files["voicemail.conf"]))["general"])  # noqa: E731
     assert general(compile_()[0])["mailcmd"] == "/usr/sbin/sendmail -t"  # default: the host's sendmail
     plan = compile_(pbx={**PBX, "asterisk_pbx_mail_command": "/usr/bin/msmtp -t --read-envelope-from"})[0]
     assert general(plan)["mailcmd"] == "/usr/bin/msmtp -t --read-envelope-from"
@@ -302,13 +303,13 @@ def test_parse_database_show():
             "/TSHOLIDAY/2025-12-25                             : Noël\n"
             "/pbx/UUID                                         : abc:def\n"
             "3 results found.\n")
-    assert T.parse_database_show(text) == {"CFIM": {"1001": "0612345678"}, "TSHOLIDAY": {"2025-12-25": "Noël"},
+    assert A.parse_database_show(text) == {"CFIM": {"1001": "0612345678"}, "TSHOLIDAY": {"2025-12-25": "Noël"},
                                            "pbx": {"UUID": "abc:def"}}
 
 
 def test_diff_ignores_unmanaged_families():
     current = {"CFIM": {"1001": "0611111111", "1999": "0622222222"}, "TSCLOSED": {"accueil": "strike"}}
-    puts, deletes = T.diff_astdb(current, {"CFIM": {"1001": "0611111111"}})
+    puts, deletes = A.diff_astdb(current, {"CFIM": {"1001": "0611111111"}})
     assert puts == [] and deletes == [("CFIM", "1999")]
 
 
@@ -356,17 +357,17 @@ def test_five_thousand_people_compile_fast():
 @pytest.mark.parametrize("name", T.FILES + ("manager.conf", "rtp.conf"))
 def test_every_file_parses(name):
     plan, _, _, _ = compile_()
-    assert T.parse_conf(plan.files[name])
+    assert A.parse_conf(plan.files[name])
 
 
 def test_parse_conf_accepts_includes_and_rejects_garbage():
-    assert T.parse_conf(T.render_manager())[0][0] == "general"
+    assert A.parse_conf(T.render_manager())[0][0] == "general"
     assert ("general", [("enabled", "yes"), ("port", "5038"), ("bindaddr", "127.0.0.1"),
-                        ("displayconnects", "no")]) == T.parse_conf(T.render_manager())[0]
+                        ("displayconnects", "no")]) == A.parse_conf(T.render_manager())[0]
     with pytest.raises(ValueError):
-        T.parse_conf("[a]\nthis is not a setting\n")
+        A.parse_conf("[a]\nthis is not a setting\n")
     with pytest.raises(ValueError):
-        T.parse_conf("key=value before any section\n")
+        A.parse_conf("key=value before any section\n")
 
 
 def test_inventory_problems_join_policy_people_and_pbx_settings():

@@ -1,22 +1,18 @@
 """Config injection: hostile values in every roster field and in the inventory values the Asterisk files
 hold. Each rendered file is read back (a strict reader following Asterisk's own parsing rules here; the
 lab test reads them with Asterisk itself) and must hold exactly the expected sections and options."""
-import sys
-from pathlib import Path
-
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from ansible_collections.teleshift.toolkit.plugins.module_utils import telephony as T  # noqa: E402
-from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import Person  # noqa: E402
-from hostile import asterisk as H  # noqa: E402
+from ansible_collections.teleshift.toolkit.plugins.module_utils import asterisk as A
+from ansible_collections.teleshift.toolkit.plugins.module_utils import telephony as T
+from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import Person
+from hostile import asterisk as H
 
 
 def read_back(plan):
-    return {name: T.parse_conf(text) for name, text in plan.files.items()}
+    return {name: A.parse_conf(text) for name, text in plan.files.items()}
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -30,8 +26,8 @@ def test_hostile_values_never_add_a_section_or_an_option(persons, inventory):
     assert [p for p in persons if H.safe(p)] == phones
     H.check_read_back(read_back(plan), phones, variables)
     for name in plan.files:  # the module's pre-apply checks pass: one person's name never blocks everyone
-        T.parse_conf(plan.files[name])
-    assert T.check_pjsip(plan.files["pjsip.conf"]) == []
+        A.parse_conf(plan.files[name])
+    assert A.check_pjsip(plan.files["pjsip.conf"]) == []
 
 
 @pytest.mark.parametrize("attack", H.ATTACKS)
@@ -68,5 +64,5 @@ def test_the_strict_reader_follows_asterisks_comment_rules():
     text = ("[general]\nkey=va\\;lue ; comment\nname=\"A\rB\" <1001>\n;--\n[hidden]\nx=1\n--;\n[s2]\n"
             "exten => 1,1,NoOp(a,b)\nemail=a@b.c,,dialout=x|y\n")
     # what Asterisk 22's GetConfig returned for this text on the lab PBX
-    assert T.parse_conf(text) == [("general", [("key", "va;lue"), ("name", "\"A\rB\" <1001>")]),
+    assert A.parse_conf(text) == [("general", [("key", "va;lue"), ("name", "\"A\rB\" <1001>")]),
                                   ("s2", [("exten", "1,1,NoOp(a,b)"), ("email", "a@b.c,,dialout=x|y")])]

@@ -244,14 +244,12 @@ def test_a_generated_roster_validates_against_the_lab_inventory_with_warnings_on
     """`teleshift roster generate --count 5000 --seed 1` then `teleshift validate`: the lab's queue agents are
     not in that roster, which leaves them out of the queue (warnings) instead of blocking every run."""
     import io
-    import sys
     from pathlib import Path
 
     from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import write_csv
     from ansible_collections.teleshift.toolkit.plugins.module_utils.rostergen import generate_people
 
     root = Path(__file__).resolve().parents[2]
-    sys.path.insert(0, str(root / "scripts"))
     from teleshift_cli.context import load_context
 
     buf = io.StringIO()

@@ -122,7 +122,8 @@ class Hosts:
         self.calls = []
         inputs = ctx.inputs
         vpn = (inputs.state("vpn").get("people") or {})
-        desk = {pid: e for pid, e in (inputs.state("desktop").get("people") or {}).items() if e.get("status") == "active"}
+        desk = {pid: e for pid, e in (inputs.state("desktop").get("people") or {}).items()
+                if e.get("status") == "active"}
         from ansible_collections.teleshift.toolkit.plugins.module_utils.desktop import service_group
 
         service = {p.id: p.service for p in inputs.roster.people}
@@ -178,7 +179,9 @@ def test_verify_reads_each_host_once_and_never_dumps_keys(lab_ctx):
 def test_a_host_that_cannot_answer_fails_its_people_with_the_reason(lab_ctx):
     class Down(Hosts):
         def run(self, host, argv):
-            return Result(1, "", "Unable to connect to remote asterisk") if host == "ts-pbx1" else super().run(host, argv)
+            if host == "ts-pbx1":
+                return Result(1, "", "Unable to connect to remote asterisk")
+            return super().run(host, argv)
     results = vp.verify(lab_ctx, Down(lab_ctx))
     assert results["amartin"]["phone"] == {"ok": False, "detail": "cannot read ts-pbx1: Unable to connect to remote "
                                                                   "asterisk"}
@@ -210,3 +213,12 @@ def test_results_reach_verify_json_the_report_and_status(lab_ctx, tmp_path):
     # the lab's own inventory points status and report at the verify step's file
     assert ctx.inventory.all_vars["teleshift_verify_file"] == "../../build/verify.json"
     assert json.loads(path.read_text())["version"] == 1
+
+
+def test_status_falls_back_to_the_kits_root_verify_file(lab_ctx, tmp_path):
+    """Without teleshift_verify_file, status reads <kits root>/verify.json (this path once raised a NameError
+    that the catch-all turned into "no result recorded")."""
+    person = next(p for p in lab_ctx.roster.active() if p.id == "amartin")
+    record_verification(tmp_path / "verify.json", people={"amartin": {"vpn": {"ok": True, "detail": ""}}})
+    env = Env(ctx=SimpleNamespace(inputs=make_inputs([], all_vars={})), runner=None, kits_root=str(tmp_path))
+    assert recorded_verification(env, person)["vpn"].startswith("verified (")

@@ -35,7 +35,8 @@ def test_laptops_fewer_than_people_hand_worked():
     got = {e.person.id: e.wave for e in plan.entries}
     assert got == {"A": 1, "B": 1, "C": 2, "D": 0, "E": 0}
     assert {e.person.id: e.reason for e in plan.waiting} == {"D": "no laptop left", "E": "no laptop left"}
-    assert plan.by_wave() == {0: {"people": 2, "laptops": 2, "licences": 2}, 1: {"people": 2, "laptops": 2, "licences": 2},
+    assert plan.by_wave() == {0: {"people": 2, "laptops": 2, "licences": 2},
+                              1: {"people": 2, "laptops": 2, "licences": 2},
                               2: {"people": 1, "laptops": 1, "licences": 1}}
 
 

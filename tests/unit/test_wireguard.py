@@ -125,8 +125,10 @@ def test_pool_exhaustion_names_how_many_do_not_fit():
 
 def test_over_capacity_is_an_error_naming_the_shortfall():
     s = vpn_settings("10.100.0.0/16", {
-        "a": {"wireguard_gateway_endpoint": "a", "wireguard_gateway_pool": "10.100.0.0/24", "wireguard_gateway_max_peers": 3},
-        "b": {"wireguard_gateway_endpoint": "b", "wireguard_gateway_pool": "10.100.1.0/24", "wireguard_gateway_max_peers": 4}})
+        "a": {"wireguard_gateway_endpoint": "a", "wireguard_gateway_pool": "10.100.0.0/24",
+              "wireguard_gateway_max_peers": 3},
+        "b": {"wireguard_gateway_endpoint": "b", "wireguard_gateway_pool": "10.100.1.0/24",
+              "wireguard_gateway_max_peers": 4}})
     assert not s.problems
     plan = wp.plan_vpn([person(f"p{i}") for i in range(10)], s)
     assert len(plan.problems) == 1
@@ -151,8 +153,10 @@ def test_plan_for_5000_people_is_fast_and_groups_services():
     people = [p for p in generate_people(5000, seed=3)]
     people = [Person(**{**p.__dict__, "needs": frozenset({"vpn"}), "active": True}) for p in people]
     s = vpn_settings("10.100.0.0/16", {
-        "a": {"wireguard_gateway_endpoint": "a", "wireguard_gateway_pool": "10.100.0.0/18", "wireguard_gateway_max_peers": 3000},
-        "b": {"wireguard_gateway_endpoint": "b", "wireguard_gateway_pool": "10.100.64.0/18", "wireguard_gateway_max_peers": 3000}})
+        "a": {"wireguard_gateway_endpoint": "a", "wireguard_gateway_pool": "10.100.0.0/18",
+              "wireguard_gateway_max_peers": 3000},
+        "b": {"wireguard_gateway_endpoint": "b", "wireguard_gateway_pool": "10.100.64.0/18",
+              "wireguard_gateway_max_peers": 3000}})
     start = time.perf_counter()
     plan = wp.plan_vpn(people, s)
     elapsed = time.perf_counter() - start
@@ -165,7 +169,8 @@ def test_plan_for_5000_people_is_fast_and_groups_services():
 
 
 def test_service_access_uses_policy_default_and_common_networks():
-    s = vpn_settings(teleshift_vpn_default_networks=["10.89.251.20/32"], teleshift_vpn_common_networks=["10.89.251.53/32"])
+    s = vpn_settings(teleshift_vpn_default_networks=["10.89.251.20/32"],
+                     teleshift_vpn_common_networks=["10.89.251.53/32"])
     services = {"rsa": {"networks": ["10.89.251.30/32"]}, "culture": {}}
     plan = wp.plan_vpn([person("a", "rsa"), person("b", "culture")], s, services)
     keys = {"a": key(1), "b": key(2)}
@@ -364,7 +369,8 @@ if args[:1] == ["pubkey"]:
 if state is None:
     print("Unable to access interface: No such device", file=sys.stderr); sys.exit(1)
 if args[:1] == ["show"]:
-    public = base64.b64encode(hashlib.sha256(state["private"].encode()).digest()).decode() if state["private"] else "(none)"
+    public = (base64.b64encode(hashlib.sha256(state["private"].encode()).digest()).decode()
+              if state["private"] else "(none)")
     print("\t".join([state["private"] or "(none)", public, str(state["port"]), "off"]))
     for k, ips in state["peers"].items():
         print("\t".join([k, "(none)", "(none)", ",".join(ips) or "(none)", "0", "0", "0", "off"]))

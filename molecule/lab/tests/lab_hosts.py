@@ -1,16 +1,9 @@
 """The lab hosts the testinfra suite checks, from the same lab definition `teleshift lab up` uses."""
 import os
-import sys
-from pathlib import Path
 
 import testinfra
 
-ROOT = Path(__file__).resolve().parents[3]
-for _path in (ROOT / "scripts", ROOT / ".collections"):
-    if str(_path) not in sys.path:
-        sys.path.insert(0, str(_path))
-
-from teleshift_cli import lab  # noqa: E402
+from teleshift_cli import lab  # scripts/ is on the path through pyproject.toml (pytest pythonpath)
 
 LAB = lab.load_lab(os.environ.get("TELESHIFT_LAB_INVENTORY") or lab.LAB_INVENTORY)
 HOST_NAMES = [h.name for h in LAB.hosts]

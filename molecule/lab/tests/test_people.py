@@ -6,7 +6,6 @@ import os
 
 import pytest
 
-from lab_hosts import LAB  # noqa: F401  (puts scripts/ and the collection on sys.path)
 from teleshift_cli import verify_people
 from teleshift_cli.context import load_context
 from teleshift_cli.paths import LAB_INVENTORY

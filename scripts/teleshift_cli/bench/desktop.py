@@ -34,7 +34,8 @@ for path, width in (("/etc/passwd", 7), ("/etc/shadow", 9), ("/etc/group", 4), (
     for r in rows:
         if r[0] in logins:
             continue
-        r[-1] = ",".join(m for m in r[-1].split(",") if m and m not in logins) if path in ("/etc/group", "/etc/gshadow") else r[-1]
+        if path in ("/etc/group", "/etc/gshadow"):
+            r[-1] = ",".join(m for m in r[-1].split(",") if m and m not in logins)
         out.append(":".join(r))
     open(path + ".bench", "w").write("\n".join(out) + "\n")
 import os, shutil
@@ -50,13 +51,14 @@ print(len(logins))
 def add_arguments(parser):
     parser.add_argument("--people", type=int, default=5000, help="generated people (default 5000)")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--keep", action="store_true", help="leave the generated accounts on the host and the temporary inventory and kits")
+    parser.add_argument("--keep", action="store_true",
+                        help="leave the generated accounts on the host and the temporary inventory and kits")
 
 
 def _podman_env():
     from teleshift_cli import lab
 
-    return lab.podman_env() if hasattr(lab, "podman_env") else None
+    return lab.podman_env()
 
 
 def _exec(*argv, input=None, timeout=120):
@@ -70,7 +72,7 @@ def _converge(hosts, kits, *extra):
            "-e", json.dumps({"teleshift_kits_dir": str(kits), "xrdp_host_max_sessions": 6000}), *extra]
     from teleshift_cli.bench import PROFILE_ENV, save_log
 
-    env = {**(_podman_env() or {}), "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1", **PROFILE_ENV}
+    env = {**_podman_env(), "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1", **PROFILE_ENV}
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     elapsed = time.perf_counter() - start
@@ -161,5 +163,6 @@ def run(args):
         if name in figures:
             figures[name.replace("_s", "_ratio_to_target")] = round(figures[name] / target, 3)
             figures[name] = round(figures[name], 2)
-    figures["targets_met"] = all(figures.get(k, 1e9) < v for k, v in TARGETS.items()) and figures.get("open_session_kept", False)
+    figures["targets_met"] = (all(figures.get(k, 1e9) < v for k, v in TARGETS.items())
+                              and figures.get("open_session_kept", False))
     return figures

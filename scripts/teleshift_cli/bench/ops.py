@@ -99,7 +99,8 @@ def run(args):
         teleshift = [sys.executable, str(paths.ROOT / "scripts" / "teleshift")]
         common = ["--roster", str(roster_path), "--inventory", str(paths.LAB_INVENTORY)]
         for name, argv in (("plan", ["plan", *common, "--format", "json"]),
-                           ("waves", ["waves", *common, "--laptops", str(args.count // 3), "--output", str(work / "w.csv")]),
+                           ("waves", ["waves", *common, "--laptops", str(args.count // 3),
+                                      "--output", str(work / "w.csv")]),
                            ("report", ["report", *common, "--kits-dir", str(kits), "--output", str(work / "r.html")]),
                            ("kits", ["kits", *common, "--kits-dir", str(kits)])):
             def command(argv=argv):

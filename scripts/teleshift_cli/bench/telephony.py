@@ -32,7 +32,8 @@ def add_arguments(parser):
 def _env():
     return dict(os.environ, ANSIBLE_CONFIG=str(paths.ROOT / "ansible.cfg"),
                 ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
-                CONTAINERS_CONF=os.environ.get("CONTAINERS_CONF", str(paths.ROOT / ".cache" / "lab" / "containers.conf")))
+                CONTAINERS_CONF=os.environ.get("CONTAINERS_CONF",
+                                               str(paths.ROOT / ".cache" / "lab" / "containers.conf")))
 
 
 def _playbook(*args):
@@ -49,7 +50,8 @@ def _playbook(*args):
 
     save_log("telephony", "telephony", _timings(output) + "\n" + result.stdout[-20000:] + result.stderr[-5000:])
     if result.returncode != 0:
-        raise SystemExit(f"ansible-playbook failed ({result.returncode}):\n{result.stdout[-3000:]}{result.stderr[-2000:]}")
+        raise SystemExit(f"ansible-playbook failed ({result.returncode}):\n"
+                         f"{result.stdout[-3000:]}{result.stderr[-2000:]}")
     return elapsed, output
 
 

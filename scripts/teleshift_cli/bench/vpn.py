@@ -38,7 +38,8 @@ def _env():
 
     from teleshift_cli.bench import PROFILE_ENV
 
-    return {**lab.podman_env(), "ANSIBLE_CONFIG": str(paths.ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1", **PROFILE_ENV}
+    return {**lab.podman_env(), "ANSIBLE_CONFIG": str(paths.ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
+            **PROFILE_ENV}
 
 
 def _playbook(playbook, inventory=None, extra=None, timeout=900):
@@ -107,7 +108,8 @@ def _naive(sample, timeout=1800):
     playbook.write_text(json.dumps([{
         "name": "Naive: one task per person", "hosts": "ts-gw1", "gather_facts": False,
         "vars": {"naive_peers": peers},
-        "tasks": [{"name": "Add one peer", "ansible.builtin.command": "wg set wgnaive peer {{ item.key }} allowed-ips {{ item.ip }}/32",
+        "tasks": [{"name": "Add one peer",
+                   "ansible.builtin.command": "wg set wgnaive peer {{ item.key }} allowed-ips {{ item.ip }}/32",
                    "loop": "{{ naive_peers }}", "loop_control": {"label": "{{ item.id }}"}, "changed_when": True}],
     }]))
     _exec("ts-gw1", "sh", "-c", "ip link del wgnaive 2>/dev/null; WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1 "

@@ -49,7 +49,8 @@ def build(ctx, args):
     people = ctx.roster.active()
     plan = ops.capacity(ctx, args)
     per_wave = (per_wave_value(args.per_wave, "--per-wave") if args.per_wave is not None else
-                per_wave_value(av.get("teleshift_rollout_per_wave") or 0, "inventory variable teleshift_rollout_per_wave"))
+                per_wave_value(av.get("teleshift_rollout_per_wave") or 0,
+                               "inventory variable teleshift_rollout_per_wave"))
     waves = plan_waves(people, ctx.settings.services,
                        stock_setting(args.laptops, av.get("teleshift_laptops_stock"), "teleshift_laptops_stock",
                                      "--laptops"),

@@ -62,7 +62,8 @@ def run(args):
 
     playbook = resolve_playbook(args.playbook)
     if playbook is None:
-        print(f"error: no playbook {args.playbook!r} (a file, or a name in {paths.ROOT / 'playbooks'})", file=sys.stderr)
+        print(f"error: no playbook {args.playbook!r} (a file, or a name in {paths.ROOT / 'playbooks'})",
+              file=sys.stderr)
         return ops.EXIT_USAGE
     if not 0 <= args.timeout <= 7 * 86400:
         raise CliError(f"--timeout must be from 0 (none) to 604800 seconds, got {args.timeout}")

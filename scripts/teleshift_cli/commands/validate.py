@@ -46,7 +46,7 @@ def run(args):
     try:
         ctx = ops.load(args, need_valid=False, selected=args.capability)
         problems, warnings = ctx.problems, ctx.warnings
-    except Exception as exc:  # noqa: BLE001 - the inventory cannot be read: one line, and JSON for CI
+    except Exception as exc:  # the inventory cannot be read: one line, and JSON for CI
         if not as_json or isinstance(exc, ops.InputError):
             raise  # main() makes it one line
         message, code = describe(exc, args.inventory)
