@@ -950,7 +950,7 @@ def hostile_examples(count):
 
     examples = []
 
-    @settings(max_examples=count, database=None, deadline=None, phases=[Phase.generate],
+    @settings(max_examples=count, database=None, deadline=None, phases=[Phase.generate], derandomize=True,
               suppress_health_check=list(HealthCheck))
     @given(hostile.people(), hostile.inventories())
     def collect(persons, inventory):

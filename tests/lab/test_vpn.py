@@ -88,7 +88,11 @@ def lab(lab_up, tmp_path_factory):
     proc = run_playbook("lab_client_vpn.yml", timeout=600)  # packages on the laptop (real lab kit)
     assert proc.returncode == 0, proc.stdout[-3000:]
     lab.converge()
-    # a tiny web server and a TCP echo server on the PBX (no firewall there), stopped after
+    # a tiny web server and a TCP echo server on the PBX, stopped after; the PBX's own firewall drops all but
+    # SIP and RTP, so a rule of the test's lets these two ports in while it runs (what the VPN tests look at
+    # is the gateway's per-service policy in front of them)
+    lab_exec("ts-pbx1", "nft", "insert", "rule", "inet", "teleshift_pbx", "input", "tcp", "dport",
+             f"{{ {HTTP_PORT}, {ECHO_PORT} }}", "accept", "comment", '"teleshift-vpn-test"', timeout=30)
     lab_exec("ts-pbx1", "sh", "-c", f"cd /tmp && nohup timeout 900 python3 -m http.server {HTTP_PORT} "
                                     f"--bind {PBX} >/dev/null 2>&1 &", timeout=30)
     echo = ("import socket\ns=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
@@ -98,6 +102,9 @@ def lab(lab_up, tmp_path_factory):
     time.sleep(1)
     yield lab
     lab_exec("ts-pbx1", "sh", "-c", f"pkill -f 'http.server {HTTP_PORT}'; pkill -f '{ECHO_PORT}'; true")
+    rules = lab_exec("ts-pbx1", "nft", "-a", "list", "chain", "inet", "teleshift_pbx", "input").stdout
+    for handle in re.findall(r'comment "teleshift-vpn-test" # handle (\d+)', rules):
+        lab_exec("ts-pbx1", "nft", "delete", "rule", "inet", "teleshift_pbx", "input", "handle", handle)
     # put the real lab inventory back on the gateway and the laptop
     run_playbook("vpn.yml", timeout=600)
     run_playbook("lab_client_vpn.yml", timeout=600)
