@@ -427,7 +427,7 @@ def main():
         argument_spec=dict(
             accounts=dict(type="raw", required=True),
             password_hashes=dict(type="dict", default={}, no_log=True),
-            password_hashes_file=dict(type="path"),
+            password_hashes_file=dict(type="path", no_log=False),  # a file name; its content is never returned
             reset_passwords=dict(type="list", elements="str", default=[], no_log=False),  # logins, not passwords
             managed_group=dict(type="str", default="teleshift"),
             allowed_group=dict(type="str", default="tsusers"),
