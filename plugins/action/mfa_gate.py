@@ -14,7 +14,8 @@ from ansible_collections.teleshift.toolkit.plugins.module_utils.controller impor
 from ansible_collections.teleshift.toolkit.plugins.module_utils.kits import resolve_path
 from ansible_collections.teleshift.toolkit.plugins.module_utils.mfa_plan import parse_people, read_secrets
 
-PASSTHROUGH = ("exempt", "gated", "settings", "names", "revoke", "state", "config_dir", "group")
+PASSTHROUGH = ("exempt", "gated", "settings", "names", "revoke", "state", "config_dir", "group", "setup_fingerprint",
+               "setup_marker")
 
 
 class ActionModule(ActionBase):
