@@ -11,7 +11,7 @@ description:
     of Debian's C(libpam-google-authenticator) - the TOTP secret, then its options (30 s codes, a window
     of 3, at most 3 attempts per 30 s, a code never accepted twice). The PAM module rewrites the file with
     its own state (codes used, attempts); a file whose secret is unchanged is left alone so that state stays.
-  - Removes the files of logins that no longer need one (left, locked, exempt service): their logins then
+  - Removes the files of logins that no longer need one (left, locked, exempt service); those logins then
     fail at the second factor unless their service is exempt in the PAM stack.
   - Secrets come in I(secrets_file) (read and deleted at once), written by the action plugin of the same
     name from the kits; they are never returned, logged or shown in a diff (diff mode lists logins).

@@ -46,11 +46,20 @@ def lab_exec(name, *argv, input=None, timeout=60, check=False):
                           input=input, capture_output=True, text=True, timeout=timeout, env=PODMAN_ENV, check=check)
 
 
-def client_tunnel_up(profile_text, profile="teleshift"):
-    """The laptop stand-in (ts-client1) imports a WireGuard profile and (re)starts its tunnel."""
+def client_tunnel_up(profile_text, profile="teleshift", kits=None):
+    """The laptop stand-in (ts-client1) imports a WireGuard profile and (re)starts its tunnel; with the
+    second factor on, it then opens the person's gate with their kit's code (``kits``: where the
+    profile comes from, default kits/lab)."""
     from teleshift_cli import labclient
 
-    return labclient.tunnel_up(profile_text, profile)
+    return labclient.tunnel_up(profile_text, profile, kits=kits)
+
+
+def client_gate_open(person, kits=None):
+    """Open ``person``'s gate from the laptop (their code through the tunnel) unless it is open already."""
+    from teleshift_cli import labclient
+
+    return labclient.open_gate(person, kits)
 
 
 def lab_missing(reason):

@@ -96,7 +96,7 @@ def _plan_seconds(people, inventory):
 def _use_profile(kits, pid):
     from teleshift_cli import labclient
 
-    labclient.tunnel_up((Path(kits) / pid / "vpn" / "teleshift.conf").read_text())
+    labclient.tunnel_up((Path(kits) / pid / "vpn" / "teleshift.conf").read_text(), kits=kits)
 
 
 def _naive(sample, timeout=1800):
