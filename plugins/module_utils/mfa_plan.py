@@ -200,19 +200,20 @@ def new_secret():
     return b32_secret(_secrets.token_bytes(20))  # 160 bits, RFC 4226's recommended length
 
 
-def enrol(ids, kits_root, issuer, rotate=(), write=True, qr=True):
+def enrol(ids, kits_root, issuer, rotate=(), write=True, qr=True, workers=None):
     """{id: secret} for ``ids``: read back from ``<kits>/<id>/mfa/secret`` or made (and written, with
-    its QR code, when ``write``). Returns (secrets, new_ids). Check mode (write=False) reads only."""
+    its QR code, when ``write``). Returns (secrets, new_ids). Check mode (write=False) reads only.
+    QR codes are drawn in worker processes when there are many (5,000 people: seconds, not minutes)."""
     from ansible_collections.teleshift.toolkit.plugins.module_utils.kits import read_kit_file, write_kit_file
 
     rotate = set(rotate or ())
-    found, new = {}, []
+    found, new, jobs = {}, [], []
     for pid in ids:
         current = None if pid in rotate else (read_kit_file(kits_root, pid, KIT, SECRET_FILE) or "").strip()
         if current:
             found[pid] = current
             if write and qr and not _qr_present(kits_root, pid):
-                _write_qr(kits_root, pid, current, issuer)
+                jobs.append((str(kits_root), pid, current, issuer))
             continue
         if not write:
             new.append(pid)
@@ -220,10 +221,31 @@ def enrol(ids, kits_root, issuer, rotate=(), write=True, qr=True):
         secret = new_secret()
         write_kit_file(kits_root, pid, KIT, SECRET_FILE, secret + "\n")
         if qr:
-            _write_qr(kits_root, pid, secret, issuer)
+            jobs.append((str(kits_root), pid, secret, issuer))
         found[pid] = secret
         new.append(pid)
+    _draw(jobs, workers)
     return found, new
+
+
+def _draw(jobs, workers=None):
+    import os
+
+    if len(jobs) > 40 and (workers or os.cpu_count() or 1) > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(max_workers=workers or os.cpu_count(),
+                                 mp_context=multiprocessing.get_context("fork")) as pool:
+            list(pool.map(_qr_job, jobs, chunksize=64))
+    else:
+        for job in jobs:
+            _qr_job(job)
+
+
+def _qr_job(job):
+    _write_qr(*job)
+    return job[1]
 
 
 def _qr_present(root, pid):

@@ -179,3 +179,60 @@ def session_processes(host, login):
     """(pid, command) of the processes ``login`` runs on the session host ``host``."""
     proc = run(host, "ps", "-u", login, "-o", "pid=,comm=", timeout=20)
     return [tuple(line.split(None, 1)) for line in proc.stdout.splitlines() if line.strip()]
+
+
+_TIMING = r'''
+import json, os, socket, ssl, struct, sys, time, urllib.request
+url, code, target = sys.argv[1:4]
+
+def ping(addr, timeout=0.05):
+    """One ICMP echo (raw socket: the laptop runs as root); True when answered within timeout."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+    s.settimeout(timeout)
+    ident = os.getpid() & 0xFFFF
+    body = struct.pack("!BBHHH", 8, 0, 0, ident, 1) + b"teleshift"
+    total = sum(struct.unpack("!%dH" % (len(body) // 2), body + b"\0" * (len(body) % 2)))
+    total = (total >> 16) + (total & 0xFFFF); total += total >> 16
+    body = body[:2] + struct.pack("!H", ~total & 0xFFFF) + body[4:]
+    try:
+        s.sendto(body, (addr, 0))
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            data, src = s.recvfrom(1024)
+            if src[0] == addr and data[20] == 0:
+                return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+    return False
+
+closed = not any(ping(target, 0.3) for _ in range(3))
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+start = time.monotonic()
+req = urllib.request.Request(url.rstrip("/") + "/api/open", data=json.dumps({"code": code}).encode(),
+                             headers={"Content-Type": "application/json"})
+try:
+    answer = json.loads(urllib.request.urlopen(req, timeout=10, context=ctx).read())
+except urllib.error.HTTPError as exc:
+    answer = json.loads(exc.read() or b"{}")
+answered = time.monotonic() - start
+passed = None
+while time.monotonic() - start < 10:
+    if ping(target):
+        passed = time.monotonic() - start
+        break
+print(json.dumps({"closed_before": closed, "result": answer.get("result"), "answer_s": round(answered, 3),
+                  "traffic_s": round(passed, 3) if passed is not None else None}))
+'''
+
+
+def time_code_to_traffic(pid, target, kits=None):
+    """From the laptop: close ``pid``'s gate, then time a valid code sent to the JSON endpoint until the
+    first ICMP echo to ``target`` through the tunnel is answered (10 ms probes). Returns the figures."""
+    secret, url = kit_secret(kits, pid), gate_url(kits, pid)
+    gate_request(url, "/api/close", {})
+    code = fresh_code(secret, f"gate:{url}:{pid}")
+    run(CLIENT, "sh", "-c", "cat > /tmp/teleshift-gate-timing.py", input=_TIMING, check=True)
+    proc = run(CLIENT, "python3", "/tmp/teleshift-gate-timing.py", url, code, target, timeout=60)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
