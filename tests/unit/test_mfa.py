@@ -259,3 +259,35 @@ def test_the_log_keeps_only_the_retention(tmp_path):
                    + json.dumps({"time": program.iso(__import__("time").time()), "result": "refused"}) + "\n")
     program.prune_log(str(log), 30)
     assert [json.loads(line)["result"] for line in log.read_text().splitlines()] == ["refused"]
+
+
+def test_pam_exempt_groups_skip_exactly_the_code_line():
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(ROOT / "roles" / "xrdp_host" / "templates")),
+                             trim_blocks=True, lstrip_blocks=True)
+    env.filters["bool"] = bool  # Ansible's filter, enough for true/false here
+    text = env.get_template("pam-teleshift-mfa.j2").render(
+        ansible_managed="managed", xrdp_host_mfa=True, xrdp_host_mfa_exempt_groups=["ts-culture", "ts-rh"],
+        xrdp_host_mfa_dir="/var/lib/teleshift/mfa")
+    lines = [line for line in text.splitlines() if line.startswith("auth")]
+    assert lines == ["auth [success=2 default=ignore] pam_succeed_if.so quiet user ingroup ts-culture",
+                     "auth [success=1 default=ignore] pam_succeed_if.so quiet user ingroup ts-rh",
+                     "auth requisite pam_google_authenticator.so secret=/var/lib/teleshift/mfa/${USER} user=root "
+                     "forward_pass"]
+    off = env.get_template("pam-teleshift-mfa.j2").render(ansible_managed="m", xrdp_host_mfa=False,
+                                                           xrdp_host_mfa_exempt_groups=[], xrdp_host_mfa_dir="/x")
+    assert not [line for line in off.splitlines() if line.startswith("auth")]
+
+
+def test_a_password_set_from_the_kit_must_be_changed_at_first_use():
+    from ansible_collections.teleshift.toolkit.plugins.module_utils.desktop_accounts import (
+        Account, apply_changes, diff_accounts, parse_databases)
+
+    db = parse_databases("root:x:0:0:root:/root:/bin/bash\n", "root:*:19000:0:99999:7:::\n",
+                         "root:x:0:\nteleshift:x:900:\ntsusers:x:901:\n", "root:*::\nteleshift:!::\ntsusers:!::\n")
+    desired = [Account(login="zzdesk", name="Z", groups=("ts-rh",), shell="/bin/bash")]
+    changes = diff_accounts(desired, db, "teleshift", "tsusers", "ts-", hashes={"zzdesk": "$6$s$h"})
+    forced, _ = apply_changes(db, changes, desired, {"zzdesk": "$6$s$h"}, 20000, must_change=True)
+    normal, _ = apply_changes(db, changes, desired, {"zzdesk": "$6$s$h"}, 20000)
+    assert forced.shadows()["zzdesk"][2] == "0" and normal.shadows()["zzdesk"][2] == "20000"
