@@ -128,6 +128,7 @@ def lab(lab_up, tmp_path_factory):
         for play in ("lab_client_vpn.yml", "lab_client_gate.yml"):  # playbooks/lab.yml, if not run yet
             proc = run_playbook(play, timeout=900)
             assert proc.returncode == 0, proc.stdout[-3000:]
+    _helpers.ensure_kit_passwords(["dnguyen"])  # the RDP session kept open meanwhile
     lab = Lab(tmp_path_factory.mktemp("mfa"))
     lab.converge()
     # a syslog receiver on the outside network's stand-in (the lab's teleshift_mfa_syslog), stopped after

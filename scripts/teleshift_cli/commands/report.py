@@ -93,6 +93,8 @@ def run(args):
     for path, what in ((args.output, "report"), (args.json_file, "JSON file")):
         check_output(path, what, protected=[args.roster, args.verify])
     ctx = ops.load(args)
+    for path, what in ((args.output, "report"), (args.json_file, "JSON file")):  # before any host is read
+        check_output(path, what, protected=[ctx.roster.source])
     start = time.monotonic()
     try:
         data = build(ctx, args)
