@@ -291,3 +291,23 @@ def test_a_password_set_from_the_kit_must_be_changed_at_first_use():
     forced, _ = apply_changes(db, changes, desired, {"zzdesk": "$6$s$h"}, 20000, must_change=True)
     normal, _ = apply_changes(db, changes, desired, {"zzdesk": "$6$s$h"}, 20000)
     assert forced.shadows()["zzdesk"][2] == "0" and normal.shadows()["zzdesk"][2] == "20000"
+
+
+def test_the_notice_explains_enrolment_and_the_sheet_carries_the_secret(tmp_path):
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from teleshift_cli.kits import person_view, write_notices
+
+    from ansible_collections.teleshift.toolkit.plugins.module_utils.kits import write_kit_file
+
+    secrets, _ = enrol(["amartin"], str(tmp_path), "Org")
+    write_kit_file(tmp_path, "amartin", "mfa", "summary.yml", "gate: https://10.100.0.1/\nsession: 10 h 00 min\n")
+    view = person_view(person("amartin", language="en"), {"dsi": {"label": "IT"}})
+    for merge in (False, True):
+        write_notices([view], tmp_path, {"name": "Org", "hotline": "1", "merge": merge}, jobs=1)
+        notice = (tmp_path / "amartin" / "notice" / "notice.html").read_text()
+        sheet = tmp_path / "amartin" / "notice" / "credentials.html"
+        assert "Second factor" in notice and "https://10.100.0.1/" in notice and "password immediately" in notice
+        assert (secrets["amartin"] in notice) is merge and sheet.exists() is not merge
+        if not merge:
+            text = sheet.read_text()
+            assert secrets["amartin"] in text and "data:image/svg+xml;base64," in text
