@@ -114,7 +114,8 @@ def test_password_and_code_open_a_session_that_asks_for_a_new_password(desk):
     on_screen(screen, ["xdotool", "search", "--name", title, "windowactivate", "--sync"])
     for text in (desk["password"], new, new):  # current, new, again: as a person types them into passwd
         time.sleep(2)
-        on_screen(screen, ["xdotool", "type", "--delay", "40", text + "\n"])
+        on_screen(screen, ["xdotool", "type", "--delay", "40", text])
+        on_screen(screen, ["xdotool", "key", "Return"])  # a typed newline does not map to a key on xorgxrdp
     assert wait_for(lambda: "password must be changed" not in lab_exec(
         "ts-desk1", "sh", "-c", f"LC_ALL=C chage -l {LOGIN}").stdout, 30), "the password was not changed"
     assert wait_for(lambda: title not in on_screen(screen, ["xwininfo", "-root", "-tree"]).stdout, 20)
