@@ -170,10 +170,10 @@ def test_a_tunnel_reaches_nothing_until_the_code_is_typed_in_the_browser(lab):
 
 def test_wrong_codes_lock_out_while_others_flow(lab):
     # dnguyen (gate open): a ping stream and a real RDP session through the tunnel, checked at the end
-    lab_exec("ts-client1", "sh", "-c", f"rm -f /tmp/mfa-ping.txt; nohup ping -i 0.2 -w 170 {PBX} > /tmp/mfa-ping.txt "
+    lab_exec("ts-client1", "sh", "-c", f"rm -f /tmp/mfa-ping.txt; nohup ping -i 0.2 -w 400 {PBX} > /tmp/mfa-ping.txt "
                                        "2>&1 &", timeout=30)
     labclient.start_rdp(DESK, "dnguyen", (LAB_KITS / "dnguyen" / "desktop" / "password").read_text().strip(),
-                        seconds=170, tag="mfa")
+                        seconds=400, tag="mfa")
     assert wait_for(lambda: "Xorg" in {c for _, c in labclient.session_processes("ts-desk1", "dnguyen")}, 60)
     lab.xorg = sorted(p for p, c in labclient.session_processes("ts-desk1", "dnguyen") if c == "Xorg")
     source = second_tunnel(lab.profile("zzlock"))
