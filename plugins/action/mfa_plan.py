@@ -5,16 +5,36 @@ each gateway's gate slice, on the controller before any host changes (see plugin
 from __future__ import annotations
 
 import datetime
+import hashlib
+import json
+import os
 
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.teleshift.toolkit.plugins.module_utils import inputs as front_door
 from ansible_collections.teleshift.toolkit.plugins.module_utils import registry
+from ansible_collections.teleshift.toolkit.plugins.module_utils.atomic import atomic_write
 from ansible_collections.teleshift.toolkit.plugins.module_utils.kits import write_kit_file
 from ansible_collections.teleshift.toolkit.plugins.module_utils.mfa_plan import (
-    KIT, enrol, exemption, gate_slices, required)
+    KIT, SECRET_FILE, enrol, exemption, gate_slices, required, summary_text)
 from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import format_problems
 from ansible_collections.teleshift.toolkit.plugins.module_utils.state import save_state
+
+
+INDEX = ".mfa-kits.json"
+
+
+def _digest(text):
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
+
+
+def _load(path):
+    try:
+        with open(path, encoding="utf-8") as stream:
+            data = json.load(stream)
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
 
 
 def id_list(value):
@@ -59,14 +79,21 @@ class ActionModule(ActionBase):
             return result
         write = not self._task.check_mode
         root = str(inputs.kits_root())
-        secrets, new = enrol(ids, root, settings.issuer, rotate=rotate, write=write)
+        on_gateway = {pid: gw for gw, e in entries.items() for pid in e.get("people", {})}
+        summaries = {pid: summary_text(settings, (entries.get(on_gateway.get(pid, "")) or {}).get("listen", []))
+                     for pid in ids}
+        # <kits>/.mfa-kits.json: person -> digest of their summary after a successful run; a person whose
+        # digest is unchanged and whose secret is there is skipped without reading their kit
+        index_path = os.path.join(root, INDEX)
+        index = _load(index_path) if write else {}
+        done = {pid for pid in ids if pid not in rotate and index.get(pid) == _digest(summaries[pid])
+                and os.path.exists(os.path.join(root, pid, KIT, SECRET_FILE))}
+        secrets, new = enrol([pid for pid in ids if pid not in done], root, settings.issuer, rotate=rotate, write=write)
         secrets.clear()
         slices = gate_slices(entries, people, settings)
         for gw, part in slices.items():
             part["revoke"] = [pid for pid in rotate if f"\n{pid} " in f"\n{part['people']}"]
             gateways[gw] = part
-        # the kit's summary: where the gate page is, how long a session lasts
-        on_gateway = {pid: gw for gw, e in entries.items() for pid in e.get("people", {})}
         kits_changed = 0
         previous = inputs.state(cap)
         before = previous.get("people") or {}
@@ -75,17 +102,16 @@ class ActionModule(ActionBase):
         state = {"people": {}, "exempt": {}}
         for pid in ids:
             gw = on_gateway.get(pid, "")
-            listen = (entries.get(gw) or {}).get("listen", [])
             desk = ((desktop_state.get("people") or {}).get(pid) or {}).get("host", "") \
                 if settings.desktop and "desktop" in people[pid].needs else ""
             state["people"][pid] = {k: v for k, v in (("gateway", gw), ("desktop", desk)) if v}
             state["people"][pid]["since"] = (before.get(pid) or {}).get("since") or today
-            if write and listen:
-                port = "" if settings.port == 443 else f":{settings.port}"
-                host = f"[{listen[0]}]" if ":" in listen[0] else listen[0]
-                summary = (f"gate: https://{host}{port}/\nsession: {settings.session // 3600} h "
-                           f"{settings.session % 3600 // 60:02d} min\n")
-                kits_changed += write_kit_file(root, pid, KIT, "summary.yml", summary)
+            if write and summaries[pid] and pid not in done:
+                kits_changed += write_kit_file(root, pid, KIT, "summary.yml", summaries[pid])
+        if write:
+            new_index = {pid: _digest(summaries[pid]) for pid in ids}
+            if new_index != index:
+                atomic_write(index_path, json.dumps(new_index, sort_keys=True), mode=0o600, dir_mode=0o700)
         for p in people.values():
             reason = exemption(p, settings)
             if reason:

@@ -14,6 +14,7 @@ required by default, or exempt with a reason), each gateway's gate slice, the en
 """
 from __future__ import annotations
 
+import json
 import secrets as _secrets
 from dataclasses import dataclass, field
 
@@ -178,8 +179,18 @@ def gate_slices(entries, people, settings):
                 free += addresses
         result[gateway] = {"enabled": settings.enabled, "people": "\n".join(lines), "exempt": ", ".join(free),
                            "gated": sorted(set(entry.get("networks", []))), "settings": settings.gate(),
-                           "port": settings.port, "listen": list(entry.get("listen", [])), "names": names}
+                           "port": settings.port, "listen": list(entry.get("listen", [])),
+                           "names": json.dumps(names, ensure_ascii=False, sort_keys=True)}
     return result
+
+
+def summary_text(settings, listen):
+    """The kit's summary.yml: the gate page's address and the session length ('' without a gate)."""
+    if not listen:
+        return ""
+    port = "" if settings.port == 443 else f":{settings.port}"
+    host = f"[{listen[0]}]" if ":" in listen[0] else listen[0]
+    return f"gate: https://{host}{port}/\nsession: {settings.session // 3600} h {settings.session % 3600 // 60:02d} min\n"
 
 
 def parse_people(text):

@@ -39,12 +39,23 @@ options:
     type: dict
     default: {}
   names:
-    description: id -> [full name, language] shown on the page (public data).
-    type: dict
+    description: id -> [full name, language] shown on the page (public data), as JSON text (the plan's form)
+      or a mapping.
+    type: raw
     default: {}
   secrets_file:
     description: JSON file of id -> base32 secret on the host (read and deleted at once).
     type: path
+  secrets:
+    description: id -> base32 secret for a few people (never logged); with I(secrets_file), both are used.
+    type: dict
+    default: {}
+  partial:
+    description: The secrets given are only the new or changed ones; the others are kept from the host's
+      configuration. A person whose secret is neither given nor on the host fails the run with
+      C(missing_secrets) (nothing applied), so the caller sends them all.
+    type: bool
+    default: false
   revoke:
     description: People whose open session is closed whatever happens (their secret was renewed).
     type: list
@@ -89,6 +100,7 @@ removed: {description: People who left the gate., type: list, returned: always}
 closed: {description: Tunnel addresses whose open session was closed (revocation)., type: list, returned: always}
 config_changed: {description: The portal's configuration or allow-list changed., type: bool, returned: always}
 table_changed: {description: The static part of the gate table was (re)loaded., type: bool, returned: always}
+missing_secrets: {description: Enrolled people whose secret the host lacks (partial run; nothing applied)., type: list, returned: failure}
 setup_needed: {description: The host's setup marker does not hold setup_fingerprint; nothing was applied., type: bool, returned: when the setup is needed}
 """
 
@@ -119,8 +131,10 @@ def main():
             "exempt": {"type": "str", "default": ""},
             "gated": {"type": "list", "elements": "str", "default": []},
             "settings": {"type": "dict", "default": {}},
-            "names": {"type": "dict", "default": {}},
+            "names": {"type": "raw", "default": {}},
             "secrets_file": {"type": "path"},
+            "secrets": {"type": "dict", "default": {}, "no_log": True},
+            "partial": {"type": "bool", "default": False},
             "revoke": {"type": "list", "elements": "str", "default": []},
             "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
             "config_dir": {"type": "path", "default": "/etc/teleshift/gate"},
@@ -165,17 +179,27 @@ def main():
         table = nft_table(p["gated"], exempt)
     except ValueError as exc:
         module.fail_json(msg=f"invalid gate slice, nothing applied: {exc}")
-    missing = sorted(pid for pid, _svc, _addrs in people if pid not in secrets) if p["secrets_file"] else []
+    try:
+        names = json.loads(p["names"]) if isinstance(p["names"], str) else dict(p["names"] or {})
+    except (TypeError, ValueError):
+        module.fail_json(msg="names: expected JSON text or a mapping of id -> [full name, language]")
+    secrets.update(p["secrets"] or {})
+    sent = bool(p["secrets_file"]) or bool(p["secrets"]) or p["partial"]
+    old_conf = json.loads(_read(conf_path) or "{}")
+    if not sent or p["partial"]:  # keep the secrets the host has for those not sent (check mode: all)
+        for pid, _svc, _addrs in people:
+            if pid not in secrets:
+                secrets[pid] = ((old_conf.get("people") or {}).get(pid) or {}).get("secret", "")
+    missing = sorted(pid for pid, _svc, _addrs in people if not secrets.get(pid)) if sent else []
+    if missing and p["partial"]:
+        module.fail_json(msg=f"{len(missing)} enrolled people have no secret on the host: all are sent again",
+                         missing_secrets=missing)
     allow = {pid: addrs for pid, _svc, addrs in people}
     conf_people = {}
     for pid, service, addrs in people:
-        name, lang = (p["names"].get(pid) or [pid, "fr"])[:2]
+        name, lang = (names.get(pid) or [pid, "fr"])[:2]
         conf_people[pid] = {"service": service, "addresses": addrs, "name": name, "language": lang,
                             "secret": secrets.get(pid, "")}
-    old_conf = json.loads(_read(conf_path) or "{}")
-    if not p["secrets_file"]:  # no secrets sent (check mode): keep those the host has
-        for pid, entry in conf_people.items():
-            entry["secret"] = ((old_conf.get("people") or {}).get(pid) or {}).get("secret", "")
     # nobody without a secret is enrolled: their gate stays closed (fail closed)
     conf_people = {pid: e for pid, e in conf_people.items() if e["secret"]}
     allow = {pid: a for pid, a in allow.items() if pid in conf_people}

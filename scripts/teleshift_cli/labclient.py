@@ -190,8 +190,8 @@ def ping(addr, timeout=0.05):
     s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
     s.settimeout(timeout)
     ident = os.getpid() & 0xFFFF
-    body = struct.pack("!BBHHH", 8, 0, 0, ident, 1) + b"teleshift"
-    total = sum(struct.unpack("!%dH" % (len(body) // 2), body + b"\0" * (len(body) % 2)))
+    body = struct.pack("!BBHHH", 8, 0, 0, ident, 1) + b"teleshift!"  # an even length: 16-bit words
+    total = sum(struct.unpack("!%dH" % (len(body) // 2), body))
     total = (total >> 16) + (total & 0xFFFF); total += total >> 16
     body = body[:2] + struct.pack("!H", ~total & 0xFFFF) + body[4:]
     try:
@@ -235,4 +235,6 @@ def time_code_to_traffic(pid, target, kits=None):
     code = fresh_code(secret, f"gate:{url}:{pid}")
     run(CLIENT, "sh", "-c", "cat > /tmp/teleshift-gate-timing.py", input=_TIMING, check=True)
     proc = run(CLIENT, "python3", "/tmp/teleshift-gate-timing.py", url, code, target, timeout=60)
+    if proc.returncode != 0 or not proc.stdout.strip():
+        raise RuntimeError(f"gate timing failed on the laptop: {proc.stderr.strip()[-500:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])

@@ -128,7 +128,7 @@ def test_policy_and_gate_slices():
     part = gate_slices(entries, people, s)["ts-gw1"]
     assert part["people"] == "amartin dsi 10.100.0.2" and part["exempt"] == "10.100.0.3"
     assert part["gated"] == ["10.100.0.0/16"] and part["listen"] == ["10.100.0.1"]
-    assert part["settings"]["session"] == 36000 and part["names"] == {"amartin": ["Amartin", "fr"]}
+    assert part["settings"]["session"] == 36000 and json.loads(part["names"]) == {"amartin": ["Amartin", "fr"]}
     assert parse_people(part["people"]) == [("amartin", "dsi", ["10.100.0.2"])]
     with pytest.raises(ValueError):
         parse_people("amartin dsi")
