@@ -32,7 +32,7 @@ CHECK_MODE_HASH = "$6$checkmode$placeholder"
 # <kits>/.desktop-kits.json: person -> digest of their desktop kit files, written after a successful
 # run; a person whose digest and files are unchanged is skipped without reading their kit.
 KITS_INDEX = ".desktop-kits.json"
-PASSTHROUGH = ("managed_group", "allowed_group", "group_prefix", "home_base", "end_sessions")
+PASSTHROUGH = ("managed_group", "allowed_group", "group_prefix", "home_base", "end_sessions", "must_change")
 
 
 class _Login:

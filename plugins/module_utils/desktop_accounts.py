@@ -288,11 +288,15 @@ class _Ids:
         return chosen
 
 
-def apply_changes(db, changes, desired, hashes, today, uid_min=1000, uid_max=60000, home_base="/home"):
+def apply_changes(db, changes, desired, hashes, today, uid_min=1000, uid_max=60000, home_base="/home",
+                  must_change=False):
     """New Databases with ``changes`` applied (pure: the caller validates and writes them).
 
     Returns (new_db, created) where created maps login -> (uid, gid, home) for the homes to make.
+    must_change: a password set from the kit is "to be changed" (last change 0): the first session asks
+    for a new one (roles/xrdp_host, password-change).
     """
+    lastchg = "0" if must_change else str(today)
     new = Databases(passwd=[list(r) for r in db.passwd], shadow=[list(r) for r in db.shadow],
                     group=[list(r) for r in db.group], gshadow=[list(r) for r in db.gshadow])
     accounts = {a.login: a for a in desired}
@@ -320,7 +324,7 @@ def apply_changes(db, changes, desired, hashes, today, uid_min=1000, uid_max=600
         row = [login, "x", str(uid), str(gid), account.name, home, account.shell]
         new.passwd.append(row)
         users[login] = row
-        srow = [login, hashes[login], str(today), "0", "99999", "7", "", "", ""]
+        srow = [login, hashes[login], lastchg, "0", "99999", "7", "", "", ""]
         new.shadow.append(srow)
         shadows[login] = srow
         created[login] = (uid, gid, home)
@@ -335,7 +339,7 @@ def apply_changes(db, changes, desired, hashes, today, uid_min=1000, uid_max=600
             srow = [login, "", "", "0", "99999", "7", "", "", ""]
             new.shadow.append(srow)
             shadows[login] = srow
-        srow[1], srow[2], srow[7] = hashes[login], str(today), ""
+        srow[1], srow[2], srow[7] = hashes[login], lastchg, ""
     for login in changes.unlock:
         srow = shadows[login]
         srow[1] = srow[1].lstrip(LOCK_PREFIX)

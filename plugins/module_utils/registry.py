@@ -17,7 +17,7 @@ import importlib
 from dataclasses import dataclass, field
 
 # Modules of this collection's module_utils that register the built-in capabilities, in order.
-BUILTIN = ("vpn_capability", "desktop_capability", "phone_capability", "cme_capability")
+BUILTIN = ("vpn_capability", "mfa_capability", "desktop_capability", "phone_capability", "cme_capability")
 _PACKAGE = "ansible_collections.teleshift.toolkit.plugins.module_utils"
 
 _REGISTRY = {}
@@ -163,6 +163,12 @@ class Capability:
     def person_status(self, person, host, entry, facts, inputs):
         """CapStatus of ``person`` from their state ``entry`` and their host's ``facts``."""
         return CapStatus(self.name, "unknown", host)
+
+    # --- the readiness report
+    def report_section(self, inputs, read_host):
+        """An extra report section {"title", "tables": [{"caption", "header", "rows"}]} or None;
+        ``read_host(capability, host)`` gives the host's parsed facts (None when unreadable)."""
+        return None
 
 
 def register(capability):

@@ -20,6 +20,7 @@ SERVICE_KEYS = {
     "desktop_links": "links",  # [{name, url}] shortcuts on the remote desktop
     "attendant": "text",  # the answering attendant line of this service, if any
     "continuity": "continuity",  # critical: the service's staff are equipped first (rollout waves)
+    "mfa": "mfa",  # second factor: required (default) or {exempt: <reason>} (docs/mfa.md)
 }
 
 # Optional settings that must be text when set (paths are relative to the inventory's directory).
@@ -51,6 +52,11 @@ def _check_list(value, path, problems, source):
     return True
 
 
+def _mfa_ok(value):
+    return value == "required" or (isinstance(value, dict) and set(value) == {"exempt"}
+                                   and isinstance(value["exempt"], str) and bool(value["exempt"].strip()))
+
+
 def _check_service(name, policy, source, problems):
     path = f"teleshift_services.{name}"
     if not isinstance(policy, dict):
@@ -65,6 +71,8 @@ def _check_service(name, policy, source, problems):
             problems.append(Problem(source, 0, where, "expected text"))
         elif kind == "list":
             _check_list(value, where, problems, source)
+        elif kind == "mfa" and not _mfa_ok(value):
+            problems.append(Problem(source, 0, where, "expected `required` or `{exempt: <reason written out>}`"))
         elif kind == "continuity" and value not in CONTINUITY:
             problems.append(Problem(source, 0, where, f"{value!r} is not one of {', '.join(CONTINUITY)}"))
         elif kind == "networks" and _check_list(value, where, problems, source):

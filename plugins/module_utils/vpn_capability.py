@@ -90,6 +90,19 @@ class Vpn(registry.Capability):
         settings = self.settings(inputs)
         return [str(n) for n in (settings.pool, settings.pool6) if n is not None]
 
+    def gate_entries(self, inputs):
+        """{gateway: {"networks": its pools, "people": {id: [tunnel addresses]}, "listen": its own tunnel
+        addresses}}: what the second factor's gate guards (mfa_capability.py merges every VPN's lists)."""
+        settings = self.settings(inputs)
+        found = {name: {"networks": [str(n) for n in (g.pool, g.pool6) if n is not None], "people": {},
+                        "listen": [a for a in (g.address, g.address6) if a]}
+                 for name, g in settings.gateways.items() if g.pool is not None}
+        if settings.problems:
+            return found
+        for p in self.plan(inputs).people.values():
+            found[p.gateway]["people"][p.id] = [a for a in (p.address, p.address6) if a]
+        return found
+
     # --- the planner's view
     def settings(self, inputs):
         from ansible_collections.teleshift.toolkit.plugins.module_utils.wireguard_plan import load_vpn_settings

@@ -64,6 +64,7 @@ class VpnSettings:
     keepalive: int = DEFAULT_KEEPALIVE
     profile_name: str = DEFAULT_PROFILE
     licences: int = None
+    gate: bool = False  # the second factor's gate is on: profiles also route the gateway's own address
     gateways: dict = field(default_factory=dict)  # name -> GatewaySettings
     problems: list = field(default_factory=list)
 
@@ -139,6 +140,7 @@ def load_vpn_settings(all_vars, gateways_vars, source="inventory"):
         problems.append(Problem(source, 0, "teleshift_vpn_full_tunnel", "expected true or false"))
         full = False
     s.full_tunnel = full
+    s.gate = all_vars.get("teleshift_mfa_enabled") is True  # the gate page is on the gateway's tunnel address
     s.keepalive = _int(all_vars.get("teleshift_vpn_keepalive"), "teleshift_vpn_keepalive", problems, source,
                        0, 65535, DEFAULT_KEEPALIVE)
     name = str(all_vars.get("teleshift_vpn_profile_name") or DEFAULT_PROFILE)
@@ -395,6 +397,8 @@ def client_allowed_ips(settings, gateway):
     if settings.full_tunnel:
         return ["0.0.0.0/0"] + (["::/0"] if gateway.pool6 is not None else [])
     nets = list(settings.internal_networks)
+    if settings.gate:  # the second factor's gate page, on the gateway's own tunnel addresses
+        nets += [ipaddress.ip_network(a) for a in (gateway.address, gateway.address6) if a]
     for addr in settings.dns:
         ip = ipaddress.ip_address(addr)
         if not any(ip in n for n in nets if n.version == ip.version):

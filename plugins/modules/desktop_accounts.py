@@ -54,6 +54,11 @@ options:
     type: list
     elements: str
     default: []
+  must_change:
+    description: A password set from the kit is marked "to be changed" (last change 0), so the first session
+      asks for a new one (role xrdp_host). A person who changed it keeps theirs.
+    type: bool
+    default: false
   managed_group:
     description: Marker group of every account teleshift created on this host (active or locked).
     type: str
@@ -400,7 +405,7 @@ def run(module):
                 db = fresh
             today = int(time.time() // 86400)
             new, created = apply_changes(db, changes, desired, hashes, today, uid_min, uid_max,
-                                         p["home_base"])
+                                         p["home_base"], must_change=p["must_change"])
             problems = check_databases(new, before=db)
             if problems:
                 module.fail_json(msg="nothing was changed: the new account files would be invalid: "
@@ -429,6 +434,7 @@ def main():
             password_hashes=dict(type="dict", default={}, no_log=True),
             password_hashes_file=dict(type="path", no_log=False),  # a file name; its content is never returned
             reset_passwords=dict(type="list", elements="str", default=[], no_log=False),  # logins, not passwords
+            must_change=dict(type="bool", default=False),
             managed_group=dict(type="str", default="teleshift"),
             allowed_group=dict(type="str", default="tsusers"),
             group_prefix=dict(type="str", default="ts-"),

@@ -23,6 +23,7 @@ from ansible_collections.teleshift.toolkit.plugins.module_utils.kits import kit_
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 NOTICE = "notice"  # this command's own kit subdirectory
+SHEET = "credentials.html"  # the secrets and QR codes, on a sheet of their own (unless merged)
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--no-first-run", "--disable-extensions",
                   "--disable-sync", "--no-default-browser-check")
@@ -67,26 +68,42 @@ def person_view(person, services):
             "site": person.site, "priority": person.priority, "person": person}
 
 
-def render_notice(template, person, root, org):
-    """The notice HTML of one person (a dict from person_view); org: {"name", "hotline"}."""
+def render_notice(template, person, root, org, sheet=None):
+    """The notice HTML of one person (a dict from person_view); org: {"name", "hotline", "merge"}.
+    Secrets and QR codes go on the separate credentials sheet (``sheet``: its template; the pair
+    (notice, sheet HTML or None) is returned) unless org["merge"] puts them in the notice."""
     lang = person["language"] if person["language"] in texts() else "fr"
     found = sections(person["person"], root, lang)
     available = set(template.environment.list_templates())
     for section in found:
         own = f"notice_{section.name}.html.j2"
         section.template = own if own in available else "notice_section.html.j2"
-    return template.render(p=person, sections=found, t=texts()[lang], lang=lang, org=org.get("name", ""),
-                           hotline=org.get("hotline", ""))
+    merged = bool(org.get("merge"))
+    values = dict(p=person, sections=found, t=texts()[lang], lang=lang, org=org.get("name", ""),
+                  hotline=org.get("hotline", ""), merged=merged)
+    notice = template.render(**values)
+    if sheet is None:
+        return notice
+    secret = any(s.secrets or s.data.get("qr_uri") or s.data.get("qr_svg") for s in found)
+    return notice, (sheet.render(**values) if secret and not merged else None)
 
 
 def _write_batch(batch, root, org):
     """Render and write a batch of notices (runs in a worker process); returns (written, unchanged)."""
-    template = _env().get_template("notice.html.j2")
+    env = _env()
+    template, sheet = env.get_template("notice.html.j2"), env.get_template("credentials.html.j2")
     written = 0
     for person in batch:
-        html = render_notice(template, person, root, org)
-        if write_kit_file(root, person["id"], NOTICE, "notice.html", html):
-            written += 1
+        html, credentials = render_notice(template, person, root, org, sheet)
+        changed = write_kit_file(root, person["id"], NOTICE, "notice.html", html)
+        if credentials is not None:
+            changed = write_kit_file(root, person["id"], NOTICE, SHEET, credentials) or changed
+        else:
+            stale = Path(root) / person["id"] / NOTICE / SHEET
+            if stale.exists():
+                stale.unlink()
+                changed = True
+        written += bool(changed)
     return written, len(batch) - written
 
 
@@ -144,10 +161,11 @@ def write_pdfs(root, person_ids, jobs=2, force=False, progress=None):
     """PDF next to each notice.html that is newer than its PDF; returns (made, failures)."""
     todo = []
     for pid in person_ids:
-        html = Path(root) / pid / NOTICE / "notice.html"
-        pdf = html.with_name("notice.pdf")
-        if html.exists() and (force or not pdf.exists() or pdf.stat().st_mtime < html.stat().st_mtime):
-            todo.append((html, pdf))
+        for name in ("notice.html", SHEET):
+            html = Path(root) / pid / NOTICE / name
+            pdf = html.with_suffix(".pdf")
+            if html.exists() and (force or not pdf.exists() or pdf.stat().st_mtime < html.stat().st_mtime):
+                todo.append((html, pdf))
     failures = []
 
     def one(pair):

@@ -42,11 +42,44 @@ def lab_exec(name, *argv, input=None, timeout=60, check=False):
                           input=input, capture_output=True, text=True, timeout=timeout, env=PODMAN_ENV, check=check)
 
 
-def client_tunnel_up(profile_text, profile="teleshift"):
-    """The laptop stand-in (ts-client1) imports a WireGuard profile and (re)starts its tunnel."""
+def client_tunnel_up(profile_text, profile="teleshift", kits=None):
+    """The laptop stand-in (ts-client1) imports a WireGuard profile and (re)starts its tunnel; with the
+    second factor on, it then opens the person's gate with their kit's code (``kits``: where the
+    profile comes from, default kits/lab)."""
     from teleshift_cli import labclient
 
-    return labclient.tunnel_up(profile_text, profile)
+    return labclient.tunnel_up(profile_text, profile, kits=kits)
+
+
+def client_gate_open(person, kits=None):
+    """Open ``person``'s gate from the laptop (their code through the tunnel) unless it is open already."""
+    from teleshift_cli import labclient
+
+    return labclient.open_gate(person, kits)
+
+
+def kit_password_on_host(login, kits=None, host="ts-desk1"):
+    """Whether ``login``'s password on the session host is still their kit's initial one."""
+    kits = Path(kits or ROOT / "kits" / "lab")
+    password = (kits / login / "desktop" / "password").read_text().strip()
+    code = ("import crypt,os,spwd,sys\ne=spwd.getspnam(sys.argv[1])\n"
+            "print(crypt.crypt(os.environ['PW'],e.sp_pwdp.lstrip('!'))==e.sp_pwdp.lstrip('!'))")
+    proc = subprocess.run(["podman", "exec", "-e", "PW", host, "python3", "-W", "ignore", "-c", code, login],
+                          capture_output=True, text=True, timeout=60, env={**PODMAN_ENV, "PW": password})
+    return proc.stdout.strip() == "True"
+
+
+def ensure_kit_passwords(logins):
+    """The shared lab's session host may carry passwords of another checkout's kits (a password is set only
+    when an account is made or its kit's password is new): set these logins' kit passwords again, as a
+    kit whose hash cache is gone does (desktop_accounts then sets the kit's password)."""
+    stale = [login for login in logins if not kit_password_on_host(login)]
+    for login in stale:
+        (ROOT / "kits" / "lab" / login / "desktop" / ".password.crypt").unlink(missing_ok=True)
+    if stale:
+        proc = run_playbook("desktop.yml", "--tags", "desktop", timeout=900)
+        assert proc.returncode == 0, proc.stdout[-3000:]
+    return stale
 
 
 def lab_missing(reason):

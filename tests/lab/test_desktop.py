@@ -75,6 +75,7 @@ def lab(lab_up):
     for play in ("desktop.yml", "lab_client_desktop.yml"):
         proc = run_playbook(play, timeout=900)
         assert proc.returncode == 0, proc.stdout[-4000:]
+    _helpers.ensure_kit_passwords(["dnguyen", "gbrun", "cgarcia"])  # the shared host may hold another checkout's
     profile = (KITS / TUNNEL_PERSON / "vpn" / "teleshift.conf").read_text()
     client_tunnel_up(profile)
     reach = ("import socket,sys\nfor _ in range(15):\n try:\n  socket.create_connection(('%s',3389),2).close();"

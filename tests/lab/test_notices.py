@@ -1,5 +1,5 @@
 """`teleshift kits` (the onboarding notices of the README's main job) on the kits the converged lab
-wrote: each VPN person's notice carries their own profile's QR code and the desktop host."""
+wrote: each VPN person's credentials sheet carries their own profile's QR code, the notice their address."""
 import base64
 import shutil
 import subprocess
@@ -23,6 +23,8 @@ def test_notices_carry_each_persons_own_qr_code(lab_up, tmp_path):
     assert state
     for person in state:
         notice = (kits / person / "notice" / "notice.html").read_text(encoding="utf-8")
+        sheet = (kits / person / "notice" / "credentials.html").read_text(encoding="utf-8")  # secrets apart
         svg = (kits / person / "vpn" / "teleshift.svg").read_bytes()
-        assert "data:image/svg+xml;base64," + base64.b64encode(svg).decode() in notice, person
+        assert "data:image/svg+xml;base64," + base64.b64encode(svg).decode() in sheet, person
+        assert "data:image/svg+xml;base64," + base64.b64encode(svg).decode() not in notice, person
         assert state[person]["address"] in notice

@@ -520,6 +520,7 @@ def softphone():
     installed = sh(CLIENT, "cat /etc/wireguard/teleshift.conf 2>/dev/null").stdout
     if installed.strip() != profile.strip() or sh(CLIENT, "ip link show teleshift").returncode != 0:
         _helpers.client_tunnel_up(profile)  # another suite left someone else's tunnel
+    _helpers.client_gate_open(SOFTPHONE_PERSON)  # second factor: the gate open (a session may have ended)
     deadline = time.monotonic() + 20
     while not tunnel_handshaken() and time.monotonic() < deadline:
         # a datagram into the tunnel makes WireGuard handshake (to the PBX's discard port: no answer needed)

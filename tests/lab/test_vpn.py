@@ -54,7 +54,7 @@ class Lab:
 
     def use_profile(self, pid):
         """The laptop imports ``pid``'s profile from the kit and (re)starts its tunnel."""
-        _helpers.client_tunnel_up((self.kits / pid / "vpn" / f"{PROFILE}.conf").read_text(), PROFILE)
+        _helpers.client_tunnel_up((self.kits / pid / "vpn" / f"{PROFILE}.conf").read_text(), PROFILE, kits=self.kits)
 
     def gateway_dump(self):
         proc = lab_exec("ts-gw1", "wg", "show", "wg0", "dump", check=True)

@@ -43,7 +43,8 @@ PARSER_ONLY = {("lab", "up"): "creates or repairs the shared lab's containers",
 NOT_READ = {("lab", "status"): ({"{inv_yaml}", "{inv_services}", "{inv_kits}", "{inv_roster}", "{inv_hotline}",
                                  "{inv_binary}", "{inv_licences}"}, "reads only hosts.yml, not group_vars")}
 # leaves whose ordinary run would query lab hosts (their hostile runs are stopped before that)
-NO_BASE_RUN = {("status",): "asks the lab hosts", ("lab", "status"): "asks podman about the shared lab"}
+NO_BASE_RUN = {("status",): "asks the lab hosts", ("lab", "status"): "asks podman about the shared lab",
+               ("report",): "reads the lab gateway's second-factor log (the lab inventory turns it on)"}
 
 BAD_PATHS = ["{tmp}", "{tmp}/", "/proc/no/such/dir/out", "{file}/below", "{roster}"]
 HOSTILE = {

@@ -125,7 +125,10 @@ def test_kits_private_and_in_the_person_language(inv, tmp_path, capsys):
     assert code == 0, err
     en = (kits / people[0].id / "notice" / "notice.html").read_text()
     fr = (kits / people[1].id / "notice" / "notice.html").read_text()
-    assert 'lang="en"' in en and "Your telework setup" in en and "10.100.0.9/32" in en and "<svg" in en
+    assert 'lang="en"' in en and "Your telework setup" in en and "10.100.0.9/32" in en
+    # the profile's QR code (it holds the private key) is on the credentials sheet, not in the notice
+    sheet = (kits / people[0].id / "notice" / "credentials.html").read_text()
+    assert "<svg" not in en and "<svg" in sheet and "credentials sheet" in en
     assert 'lang="fr"' in fr and "Votre poste de télétravail" in fr and "En cours de préparation" in fr
     assert "+33 5 55 00 00 00" in en and "+33 5 55 00 00 00" in fr
     assert "EMULATEDKEY" not in err
@@ -156,8 +159,27 @@ def test_kits_embed_the_qr_images_the_vpn_capability_wrote(inv, tmp_path, capsys
     code, _, err = run(["kits", "--inventory", str(inv), "--roster", str(roster)], capsys)
     assert code == 0, err
     notice = (kits / people[0].id / "notice" / "notice.html").read_text()
-    assert 'src="data:image/svg+xml;base64,' in notice and "10.100.0.7/32" in notice
+    sheet = (kits / people[0].id / "notice" / "credentials.html").read_text()
+    assert 'src="data:image/svg+xml;base64,' in sheet and "10.100.0.7/32" in notice
+    assert 'src="data:image/svg+xml;base64,' not in notice
     assert not list((kits / people[0].id / "notice").glob(".qr-*.svg"))  # the kit's own image, none drawn
+
+
+
+def test_an_inventory_switch_merges_the_credentials_sheet_into_the_notice(inv, tmp_path, capsys):
+    """For organisations that hand both over at pick-up: teleshift_notice_merge_credentials."""
+    people = with_lab_people(generate_people(4, seed=3))
+    people[0] = Person(**{**people[0].__dict__, "needs": frozenset({"vpn"})})
+    roster = write_roster(tmp_path / "r.csv", people)
+    (inv / "group_vars" / "all" / "zz_merge.yml").write_text("teleshift_notice_merge_credentials: true\n")
+    kits = inv / "kits"
+    write_kit_file(kits, people[0].id, "vpn", "teleshift.conf", "[Interface]\nPrivateKey = EMULATEDKEY\n"
+                   "Address = 10.100.0.7/32\n\n[Peer]\nEndpoint = 10.89.250.10:51820\n")
+    write_kit_file(kits, people[0].id, "desktop", "password", "EmulatedDesktopSecret\n")
+    code, _, err = run(["kits", "--inventory", str(inv), "--roster", str(roster)], capsys)
+    assert code == 0, err
+    notice = (kits / people[0].id / "notice" / "notice.html").read_text()
+    assert "<svg" in notice and not (kits / people[0].id / "notice" / "credentials.html").exists()
 
 
 def test_report_says_what_the_data_says(inv, tmp_path, capsys):

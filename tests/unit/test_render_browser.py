@@ -107,8 +107,12 @@ def test_notice_pdf_has_the_person_and_the_steps(rendered):
     text = " ".join(text.split())  # columns and line breaks of the layout do not matter
     assert fr.full_name in text
     for words in ("Wifi de la box", "Câble réseau", "Partage de connexion 4G", "+33 5 55 00 00 00",
-                  "10.100.0.42/32", "EmulatedSipSecret", "+33612345678"):
+                  "10.100.0.42/32", "+33612345678"):
         assert words in text, words
+    assert "EmulatedSipSecret" not in text  # secrets are on the credentials sheet
+    sheet = subprocess.run(["pdftotext", str(pdf.with_name("credentials.pdf")), "-"], capture_output=True,
+                           text=True, timeout=60, check=True).stdout
+    assert "EmulatedSipSecret" in sheet and fr.full_name in sheet
     prefix = OUT / "notice-fr-pdf"
     subprocess.run(["pdftoppm", "-r", "60", "-png", str(pdf), str(prefix)], check=True, timeout=60)
     pages = sorted(OUT.glob("notice-fr-pdf*.png"))
@@ -116,12 +120,12 @@ def test_notice_pdf_has_the_person_and_the_steps(rendered):
 
 
 def test_qr_code_in_the_printed_notice_scans_back_to_the_profile(rendered, tmp_path):
-    """The notice's QR code, as Chromium prints it and poppler rasterises it, decodes (zxing-cpp) to the
-    person's VPN profile: what a phone's WireGuard app would import."""
+    """The QR code of the credentials sheet, as Chromium prints it and poppler rasterises it, decodes
+    (zxing-cpp) to the person's VPN profile: what a phone's WireGuard app would import."""
     import zxingcpp
 
     fr = rendered["fr"]
-    pdf = rendered["kits"] / fr.id / "notice" / "notice.pdf"
+    pdf = rendered["kits"] / fr.id / "notice" / "credentials.pdf"
     subprocess.run(["pdftoppm", "-r", "150", "-gray", "-f", "1", "-l", "2", str(pdf), str(tmp_path / "page")],
                    check=True, timeout=60)
     profile = (rendered["kits"] / fr.id / "vpn" / "wg0.conf").read_text()

@@ -132,7 +132,12 @@ class Hosts:
             groups.setdefault(service_group("ts-", service[pid]), set()).add(pid)
         astdb = cap("phone").expected_astdb(inputs, "ts-pbx1")
         phones = [p for p in inputs.roster.people if cap("phone").wants(p)]
+        import json
+
+        mfa = {pid: {"service": service[pid]} for pid in (inputs.state("mfa").get("people") or {})}
         self.text = {
+            "mfa": "== gate\n" + json.dumps({"people": mfa, "counts": {}}) + "\n== desktop\n" + "".join(
+                f"{pid}\n" for pid in mfa),
             "vpn": "== allowed-ips\n" + "".join(f"wg0\t{e['public_key']}\t{e['address']}/32\n" for e in vpn.values()),
             "desktop": "== passwd\n" + "".join(f"{pid}:x:{2000 + i}:{2000 + i}::/home/{pid}:/bin/bash\n"
                                                for i, pid in enumerate(desk))
@@ -162,7 +167,9 @@ def lab_ctx():
 def test_verify_reads_each_host_once_and_never_dumps_keys(lab_ctx):
     hosts = Hosts(lab_ctx)
     results = vp.verify(lab_ctx, hosts)
-    assert sorted(h for h, _ in hosts.calls) == ["ts-desk1", "ts-gw1", "ts-pbx1"]
+    # once per capability and host (the second factor reads the gateway and the session host too)
+    assert sorted(h for h, _ in hosts.calls) == ["ts-desk1", "ts-desk1", "ts-gw1", "ts-gw1", "ts-pbx1"]
+    assert len({(h, " ".join(argv)) for h, argv in hosts.calls}) == len(hosts.calls)
     assert not any("dump" in " ".join(argv) or "private" in " ".join(argv) for _, argv in hosts.calls)
     assert all(r["ok"] for caps in results.values() for r in caps.values()), results
     wanted = {(p.id, c.name) for c in vp.capabilities(lab_ctx.inputs) for p in lab_ctx.roster.people if c.wants(p)}

@@ -94,8 +94,8 @@ def _open_session(login, kits):
 
     profile = Path(kits) / login / "vpn" / "teleshift.conf"
     password = (Path(kits) / login / "desktop" / "password").read_text().strip()
-    labclient.tunnel_up(profile.read_text())
-    labclient.start_rdp("10.89.251.20", login, password, seconds=600, tag="bench")
+    labclient.tunnel_up(profile.read_text(), kits=kits)
+    labclient.start_rdp("10.89.251.20", login, password, seconds=600, tag="bench", kits=kits)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         pid = _x_server_pid(login)

@@ -40,7 +40,8 @@ def run(args):
             print(f"error: not an active person of the roster: {', '.join(unknown)}", file=sys.stderr)
             return ops.EXIT_USAGE
         people = [p for p in people if p.id in set(args.person)]
-    org = {"name": str(ctx.inventory.all_vars.get("teleshift_org_name") or ""), "hotline": ops.hotline(ctx)}
+    org = {"name": str(ctx.inventory.all_vars.get("teleshift_org_name") or ""), "hotline": ops.hotline(ctx),
+           "merge": ctx.inventory.all_vars.get("teleshift_notice_merge_credentials") is True}
     if not org["hotline"]:
         print("warning: teleshift_hotline_number is not set: notices say the manager will give it", file=sys.stderr)
     start = time.monotonic()

@@ -60,7 +60,9 @@ def build(ctx, args):
     per_service, per_cap = readiness(people, enabled_people(people, root, states, caps), verification,
                                      ctx.settings.services, caps)
     hosts = verification.get("hosts", {})
+    sections = [s for s in (c.report_section(ctx.inputs, _host_reader(ctx)) for c in caps) if s]
     return {
+        "sections": sections,
         "generated": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
         "roster": ctx.roster.source, "inventory": ctx.inventory.source, "people": len(people),
         "per_capability": per_cap, "per_service": per_service, "capacity": plan.as_dict(),
@@ -72,12 +74,28 @@ def build(ctx, args):
     }
 
 
+def _host_reader(ctx):
+    """read_host(capability, host) -> parsed facts or None, each host read once (capabilities' extra sections)."""
+    from teleshift_cli.status import HostRunner
+
+    runner, cache = HostRunner(ctx.inventory.source, timeout=30), {}
+
+    def read(cap, host):
+        if (cap.name, host) not in cache:
+            result = runner.run(host, cap.host_query()) if cap.host_query() else None
+            cache[(cap.name, host)] = cap.parse_host(result.out) if result is not None and result.ok else None
+        return cache[(cap.name, host)]
+    return read
+
+
 def run(args):
     from teleshift_cli.report import render_report
 
     for path, what in ((args.output, "report"), (args.json_file, "JSON file")):
         check_output(path, what, protected=[args.roster, args.verify])
     ctx = ops.load(args)
+    for path, what in ((args.output, "report"), (args.json_file, "JSON file")):  # before any host is read
+        check_output(path, what, protected=[ctx.roster.source])
     start = time.monotonic()
     try:
         data = build(ctx, args)
