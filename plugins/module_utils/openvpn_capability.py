@@ -160,6 +160,10 @@ class OpenVpn(registry.Capability):
 
     # --- the notice
     def notice(self, person, kit, lang, inputs=None):
+        """The fallback section, once the OpenVPN plan has made the person's kit (an inventory without
+        OpenVPN gateways never does: its notices have no such section)."""
+        if not Path(kit).is_dir():
+            return None
         section = super().notice(person, kit, lang, inputs)
         if section is None:
             return None
