@@ -169,11 +169,12 @@ path, ccd = sys.argv[1], sys.argv[2]
 if not os.path.exists(path):
     sys.stderr.write("management socket not found: " + path + "\n"); sys.exit(127)
 s = socket.socket(socket.AF_UNIX); s.settimeout(5); s.connect(path)
-s.sendall(b"status 3\nquit\n"); data = b""; end = time.monotonic() + 5
+s.sendall(b"status 3\n"); data = b""; end = time.monotonic() + 5
 while time.monotonic() < end and b"\nEND" not in data:
     chunk = s.recv(65536)
     if not chunk: break
     data += chunk
+s.sendall(b"quit\n")
 print("== status"); print(data.decode("utf-8", "replace").replace("\r", ""))
 print("== ccd")
 for name in sorted(os.listdir(ccd)) if os.path.isdir(ccd) else []:

@@ -84,19 +84,6 @@ options:
     description: The table the rules define (checked to be loaded).
     type: str
     default: inet teleshift_ovpn
-  gate:
-    description: Rules of the second-factor gate table (never reloaded by client changes, so its set of
-      opened addresses survives); empty or omitted, the gate table is removed.
-    type: str
-    default: ""
-  gate_path:
-    description: Where the gate rules are written.
-    type: path
-    default: /etc/teleshift/openvpn-gate.nft
-  gate_table:
-    description: The gate's table; its set C(gate4) holds the addresses allowed through.
-    type: str
-    default: inet teleshift_ovpn_gate
   service:
     description: systemd unit of the server.
     type: str
@@ -218,9 +205,6 @@ def main():
             "firewall": {"type": "str"},
             "firewall_path": {"type": "path", "default": "/etc/teleshift/openvpn-firewall.nft"},
             "firewall_table": {"type": "str", "default": "inet teleshift_ovpn"},
-            "gate": {"type": "str", "default": ""},
-            "gate_path": {"type": "path", "default": "/etc/teleshift/openvpn-gate.nft"},
-            "gate_table": {"type": "str", "default": "inet teleshift_ovpn_gate"},
             "service": {"type": "str", "default": "teleshift-openvpn"},
             "management_socket": {"type": "path", "default": "/run/openvpn-teleshift/management.sock"},
             "setup_fingerprint": {"type": "str"},
@@ -230,7 +214,7 @@ def main():
     )
     p = module.params
     brief = brief_invocation({k: v for k, v in p.items() if k != "secrets_file"}, ("clients", "config", "firewall",
-                                                                                  "crl", "ca", "cert", "gate"))
+                                                                                  "crl", "ca", "cert"))
     if p["setup_fingerprint"] and (_read(p["setup_marker"]) or "").strip() != p["setup_fingerprint"]:
         module.exit_json(changed=False, setup_needed=True, invocation=brief,
                          msg=f"{p['setup_marker']} does not match: the host setup runs first, nothing applied")
@@ -260,17 +244,13 @@ def main():
     crl_changed = _read(crl_path) != p["crl"]
     fw_changed = p["firewall"] is not None and (_read(p["firewall_path"]) != p["firewall"]
                                                 or not _table_loaded(module, p["firewall_table"]))
-    gate_loaded = _table_loaded(module, p["gate_table"])
-    gate_changed = bool(p["gate"]) and (_read(p["gate_path"]) != p["gate"] or not gate_loaded)
-    gate_removed = not p["gate"] and gate_loaded
     active = _active(module, p["service"])
     restart = bool(static_changed) and active
     start = not active
-    changed = bool(added or removed or updated or static_changed or crl_changed or fw_changed or gate_changed
-                   or gate_removed or start)
+    changed = bool(added or removed or updated or static_changed or crl_changed or fw_changed or start)
     result = {"changed": changed, "added": added, "updated": updated, "removed": removed, "disconnected": [],
               "crl_changed": crl_changed, "restarted": restart, "started": False, "static_changed": static_changed,
-              "firewall_changed": fw_changed, "gate_changed": gate_changed or gate_removed, "invocation": brief,
+              "firewall_changed": fw_changed, "invocation": brief,
               "people": len(wanted)}
     if module._diff:
         line = lambda d: "".join(f"{pid} {ccd_address(d[pid])}\n" for pid in sorted(d)  # noqa: E731
@@ -308,15 +288,6 @@ def main():
         _write_crl(crl_path, p["crl"])
     if fw_changed:
         _load_rules(module, p["firewall_path"], p["firewall"], result)
-    if gate_changed:
-        _load_rules(module, p["gate_path"], p["gate"], result)
-    elif gate_removed:
-        module.run_command(["nft", "delete", "table", *p["gate_table"].split()])
-    if p["gate"] and removed:  # revoked people leave the gate's set at once
-        for pid in removed:
-            address = ccd_address(current[pid])
-            if address:
-                module.run_command(["nft", "delete", "element", *p["gate_table"].split(), "gate4", "{", address, "}"])
     if start or restart:
         rc, _out, err = module.run_command(["systemctl", "restart" if restart else "start", p["service"]])
         if rc != 0:

@@ -74,3 +74,33 @@ def session_processes(host, login):
     """(pid, command) of the processes ``login`` runs on the session host ``host``."""
     proc = run(host, "ps", "-u", login, "-o", "pid=,comm=", timeout=20)
     return [tuple(line.split(None, 1)) for line in proc.stdout.splitlines() if line.strip()]
+
+
+def openvpn_up(profile_text, tag, *options, seconds=45):
+    """Start an OpenVPN client on the laptop from a kit's .ovpn, as a process of its own on interface
+    ``tag`` (several can run side by side); returns its log once connected. Raises when it does not
+    connect within ``seconds``."""
+    import time
+
+    openvpn_down(tag)
+    run(CLIENT, "sh", "-c", f"umask 077; cat > /root/{tag}.ovpn", input=profile_text, check=True)
+    run(CLIENT, "openvpn", "--config", f"/root/{tag}.ovpn", "--dev", tag, "--dev-type", "tun", "--daemon", tag,
+        "--writepid", f"/run/{tag}.pid", "--log", f"/tmp/{tag}.log", *options, check=True)
+    deadline = time.monotonic() + seconds
+    log = ""
+    while time.monotonic() < deadline:
+        log = run(CLIENT, "cat", f"/tmp/{tag}.log", timeout=20).stdout
+        if "Initialization Sequence Completed" in log:
+            return log
+        time.sleep(0.5)
+    raise RuntimeError(f"the laptop's OpenVPN client {tag} did not connect:\n{log[-2000:]}")
+
+
+def openvpn_running(tag):
+    """Whether the laptop's OpenVPN client ``tag`` still runs."""
+    return run(CLIENT, "sh", "-c", f"test -f /run/{tag}.pid && kill -0 $(cat /run/{tag}.pid)", timeout=20).returncode == 0
+
+
+def openvpn_down(tag):
+    run(CLIENT, "sh", "-c", f"test -f /run/{tag}.pid && kill $(cat /run/{tag}.pid); rm -f /run/{tag}.pid /root/{tag}.ovpn; "
+                            "true", timeout=20)

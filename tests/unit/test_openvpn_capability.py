@@ -174,12 +174,6 @@ def test_firewall_renders_checks_and_marks_what_it_accepts(tmp_path, guard, full
     assert wg.count("meta mark & 0x00100000 == 0x00100000 accept") == 2  # input and forward let it through
 
 
-def test_gate_table_keeps_its_set_and_checks(tmp_path):
-    text = render("openvpn-gate.nft.j2", {})
-    assert nft_check(text, tmp_path).returncode == 0
-    assert "flags timeout" in text and "delete table" not in text and "flush chain inet teleshift_ovpn_gate forward" in text
-
-
 def test_server_config_names_every_file_and_the_management_socket():
     part, _ = a_slice()
     text = render("server.conf.j2", {"openvpn_gateway_slice": part})

@@ -169,7 +169,7 @@ def run_module(host, clients, check=False, crl="CRL1\n", kick=(), secrets_file=N
     args = {"clients": clients, "netmask": "255.255.0.0", "push": ['push "route 10.89.251.0 255.255.255.0"'],
             "kick": list(kick), "config": config, "config_dir": str(tmp / "etc"), "ca": "CA\n", "cert": "CERT\n",
             "crl": crl, "secret_digests": digests, "firewall": "table inet teleshift_ovpn {\n}\n",
-            "firewall_path": str(tmp / "fw.nft"), "gate_path": str(tmp / "gate.nft"),
+            "firewall_path": str(tmp / "fw.nft"),
             "management_socket": str(tmp / "m.sock"), "_ansible_check_mode": check, "_ansible_diff": True,
             "_ansible_remote_tmp": str(tmp), "_ansible_keep_remote_files": False}
     if secrets_file:
