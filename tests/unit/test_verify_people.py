@@ -129,10 +129,12 @@ class Hosts:
         groups = {"tsusers": set(desk)}
         for pid in desk:
             groups.setdefault(service_group("ts-", service[pid]), set()).add(pid)
+        ovpn = (inputs.state("openvpn").get("people") or {})
         astdb = cap("phone").expected_astdb(inputs, "ts-pbx1")
         phones = [p for p in inputs.roster.people if cap("phone").wants(p)]
         self.text = {
             "vpn": "== allowed-ips\n" + "".join(f"wg0\t{e['public_key']}\t{e['address']}/32\n" for e in vpn.values()),
+            "openvpn": "== status\n== ccd\n" + "".join(f"{pid}\t{e['address']}\n" for pid, e in ovpn.items()),
             "desktop": "== passwd\n" + "".join(f"{pid}:x:{2000 + i}:{2000 + i}::/home/{pid}:/bin/bash\n"
                                                for i, pid in enumerate(desk))
                        + "== group\n" + "".join(f"{g}:x:{3000 + i}:{','.join(sorted(m))}\n"
@@ -161,7 +163,7 @@ def lab_ctx():
 def test_verify_reads_each_host_once_and_never_dumps_keys(lab_ctx):
     hosts = Hosts(lab_ctx)
     results = vp.verify(lab_ctx, hosts)
-    assert sorted(h for h, _ in hosts.calls) == ["ts-desk1", "ts-gw1", "ts-pbx1"]
+    assert sorted(h for h, _ in hosts.calls) == ["ts-desk1", "ts-gw1", "ts-gw1", "ts-pbx1"]  # WireGuard, OpenVPN
     assert not any("dump" in " ".join(argv) or "private" in " ".join(argv) for _, argv in hosts.calls)
     assert all(r["ok"] for caps in results.values() for r in caps.values()), results
     wanted = {(p.id, c.name) for c in vp.capabilities(lab_ctx.inputs) for p in lab_ctx.roster.people if c.wants(p)}
