@@ -54,7 +54,8 @@ class ActionModule(ActionBase):
         rotate = id_list(args.get("rotate", task_vars.get("openvpn_rotate")))
         unknown = sorted(set(rotate) - set(plan.people))
         if unknown:
-            result.update(failed=True, msg="openvpn_rotate names people without an active vpn need: " + ", ".join(unknown))
+            result.update(failed=True,
+                          msg="openvpn_rotate names people without an active vpn need: " + ", ".join(unknown))
             return result
         write = not self._task.check_mode
         kits = str(inputs.kits_root())
@@ -78,14 +79,16 @@ class ActionModule(ActionBase):
         state_changed = state != previous
         if write and state_changed:
             save_state(inputs.path(cap.state_file), state)
-        written = K.write_profiles(plan, settings, kits, ca_pem, tls_crypt, certs.records, certs.material) if write else []
+        written = (K.write_profiles(plan, settings, kits, ca_pem, tls_crypt, certs.records, certs.material)
+                   if write else [])
         certs.material.clear()
         public = {"ca": ca_pem, "crl": crl, "cert": {n: c for n, (c, _k) in servers.items()},
                   "digests": {n: {"server.key": pki.digest(k), "tls-crypt.key": pki.digest(tls_crypt)}
                               for n, (_c, k) in servers.items()}}
         kick = set(certs.rotated)
         before, after = previous.get("people") or {}, state["people"]
-        moved = sorted(pid for pid in after if pid in before and (before[pid] or {}).get("address") != after[pid]["address"])
+        moved = sorted(pid for pid in after
+                       if pid in before and (before[pid] or {}).get("address") != after[pid]["address"])
         result.update(
             changed=bool(state_changed or (write and (certs.issued or written or crl_new or ca_new))),
             gateways={name: gateway_slice(plan, g, inputs.settings.services, settings, public, kick)
@@ -105,9 +108,10 @@ class ActionModule(ActionBase):
         )
         if self._task.diff:
             changed_ids = set(result["added"] + result["removed"] + moved + result["issued"])
-            lines = lambda d: "".join(  # noqa: E731
-                f"{pid}: {e.get('gateway')} {e.get('address')} certificate {e.get('serial', '-')}\n"
-                for pid, e in sorted(d.items()) if pid in changed_ids)
+
+            def lines(entries):
+                return "".join(f"{pid}: {e.get('gateway')} {e.get('address')} certificate {e.get('serial', '-')}\n"
+                               for pid, e in sorted(entries.items()) if pid in changed_ids)
             header = f"{result['state_file']} (people)"
             result["diff"] = {"before": lines(before), "after": lines(after), "before_header": header,
                               "after_header": header}

@@ -87,7 +87,8 @@ class OpenVpn(registry.Capability):
         from ansible_collections.teleshift.toolkit.plugins.module_utils.openvpn_plan import plan_openvpn
 
         return inputs.memo("openvpn.plan", lambda: plan_openvpn(
-            self.users(inputs), self.settings(inputs), inputs.state(self), self.vpn_state(inputs), source=inputs.source))
+            self.users(inputs), self.settings(inputs), inputs.state(self), self.vpn_state(inputs),
+            source=inputs.source))
 
     def pki_dir(self, inputs):
         from ansible_collections.teleshift.toolkit.plugins.module_utils.openvpn_plan import PKI_SUBDIR
@@ -134,7 +135,7 @@ class OpenVpn(registry.Capability):
             load[host] += 1
         return load, list(assignment.unplaced)
 
-    def capacity(self, inputs, a):
+    def capacity(self, inputs, assumptions):
         """Profiles per gateway (its pool and max-clients), and at peak the sessions and throughput of
         its one OpenVPN process (one core) against the per-core figures."""
         from ansible_collections.teleshift.toolkit.plugins.module_utils.capacity import Check
@@ -143,7 +144,8 @@ class OpenVpn(registry.Capability):
         checks = []
         if settings.problems:
             return checks
-        load, _ = self.placements(inputs)
+        a = assumptions
+        load = self.placements(inputs)[0]
         concurrency = a.get("teleshift_capacity_vpn_concurrency", 0.9)
         per_user = a.get("teleshift_capacity_vpn_mbps_per_user", 0.5)
         for name, gw in sorted(settings.gateways.items()):
@@ -155,7 +157,8 @@ class OpenVpn(registry.Capability):
             checks.append(Check("openvpn", "sessions", name, sessions, limit, "sessions",
                                 "at peak on TCP 443; one OpenVPN process = one core"))
             checks.append(Check("openvpn", "throughput", name, round(sessions * per_user, 1),
-                                a["teleshift_capacity_openvpn_mbps_per_core"], "Mbit/s", "one core (~20 MHz per Mbit/s)"))
+                                a["teleshift_capacity_openvpn_mbps_per_core"], "Mbit/s",
+                                "one core (~20 MHz per Mbit/s)"))
         return checks
 
     # --- the notice

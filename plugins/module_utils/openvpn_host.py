@@ -89,7 +89,7 @@ class Management:
             if not chunk:
                 raise OpenVpnError("the management interface closed the connection")
             self.buffer += chunk
-        line, _, self.buffer = self.buffer.partition(b"\n")
+        line, _sep, self.buffer = self.buffer.partition(b"\n")
         return line.decode("utf-8", "replace").rstrip("\r")
 
     def command(self, text):

@@ -231,7 +231,8 @@ def write_profiles(plan, settings, kits_root, ca_pem, tls_crypt, records, materi
         if index.get(pid) == digest and os.path.exists(_kit_path(kits_root, pid, name)):
             new_index[pid] = digest
             continue
-        key_pem, cert_pem = material.get(pid) or (_read_kit(kits_root, pid, KEY_FILE), _read_kit(kits_root, pid, CERT_FILE))
+        key_pem, cert_pem = material.get(pid) or (_read_kit(kits_root, pid, KEY_FILE),
+                                                  _read_kit(kits_root, pid, CERT_FILE))
         if not key_pem or not cert_pem:
             continue  # no certificate yet (should not happen after person_certificates)
         text = render_profile(person, gateway, settings, ca_pem, cert_pem, key_pem, tls_crypt)

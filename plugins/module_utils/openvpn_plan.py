@@ -19,9 +19,11 @@ import ipaddress
 import re
 from dataclasses import dataclass, field
 
-from ansible_collections.teleshift.toolkit.plugins.module_utils.assign import PoolExhausted, allocate_addresses, assign_hosts
+from ansible_collections.teleshift.toolkit.plugins.module_utils.assign import (
+    PoolExhausted, allocate_addresses, assign_hosts)
 from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import Problem, priority_order
-from ansible_collections.teleshift.toolkit.plugins.module_utils.wireguard_plan import _int, _net, _nets, service_networks
+from ansible_collections.teleshift.toolkit.plugins.module_utils.wireguard_plan import (
+    _int, _net, _nets, service_networks)
 
 DEFAULT_PORT = 443
 # OpenVPN's own --max-clients default; the capacity plan compares sessions with the per-core figures.
@@ -170,7 +172,8 @@ def _load_gateway(s, name, hv, problems, source, single):
         if hv.get("openvpn_gateway_address"):
             g.address = _address(hv["openvpn_gateway_address"], where + "openvpn_gateway_address", problems, source)
             if g.address and ipaddress.ip_address(g.address) not in g.pool:
-                problems.append(Problem(source, 0, where + "openvpn_gateway_address", f"{g.address} is not inside {g.pool}"))
+                problems.append(Problem(source, 0, where + "openvpn_gateway_address",
+                                        f"{g.address} is not inside {g.pool}"))
         else:
             g.address = str(next(iter(g.pool.hosts()), g.pool.network_address))
         if g.pool.prefixlen > 29:
@@ -183,7 +186,8 @@ def _check_overlaps(s, vpn_pool, problems, source):
     for i, a in enumerate(gws):
         for b in gws[i + 1:]:
             if a.pool.overlaps(b.pool):
-                problems.append(Problem(source, 0, f"{b.name}: openvpn_gateway_pool", f"{b.pool} overlaps {a.name}'s {a.pool}"))
+                problems.append(Problem(source, 0, f"{b.name}: openvpn_gateway_pool",
+                                        f"{b.pool} overlaps {a.name}'s {a.pool}"))
     if s.pool is None:
         return
     try:
@@ -196,7 +200,8 @@ def _check_overlaps(s, vpn_pool, problems, source):
                                 "its own addresses"))
     for net in s.internal_networks:
         if net.version == 4 and net.overlaps(s.pool):
-            problems.append(Problem(source, 0, "teleshift_openvpn_pool", f"{s.pool} overlaps the internal network {net}"))
+            problems.append(Problem(source, 0, "teleshift_openvpn_pool",
+                                    f"{s.pool} overlaps the internal network {net}"))
 
 
 # ------------------------------------------------------------------------------------ the plan

@@ -21,7 +21,7 @@ description:
     Each person's key and certificate are in C(<kits>/<id>/openvpn/) and their inline profile
     C(<profile>.ovpn) (0600). Certificates are renewed C(teleshift_openvpn_renew_days) before they expire;
     people who left and rotated certificates are listed in the CRL until their certificates expire.
-  - Writes C(state/openvpn.yml) (public: addresses, certificate serials and expiry, revoked serials).
+  - Writes C(state/openvpn.yml), public data only (addresses, certificate serials and expiry, revoked serials).
   - Check mode computes everything and writes nothing (new certificates are made in memory and thrown away).
 version_added: 0.2.0
 options:
@@ -35,7 +35,7 @@ options:
   kits_dir:
     description: Kits root; defaults to C(teleshift_kits_dir) (relative to the inventory directory).
     type: path
-author: teleshift contributors
+author: teleshift contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""

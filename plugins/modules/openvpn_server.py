@@ -103,7 +103,7 @@ options:
     description: The controller's PKI directory (C(openvpn_plan)'s C(pki_dir)), read by the action plugin
       for the secrets a host lacks; never sent to the host.
     type: path
-author: teleshift contributors
+author: teleshift contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""
@@ -200,7 +200,7 @@ def main():
             "ca": {"type": "str", "required": True},
             "cert": {"type": "str", "required": True},
             "crl": {"type": "str", "required": True},
-            "secret_digests": {"type": "dict", "required": True},
+            "secret_digests": {"type": "dict", "required": True, "no_log": False},  # SHA-256 only
             "secrets_file": {"type": "path"},
             "firewall": {"type": "str"},
             "firewall_path": {"type": "path", "default": "/etc/teleshift/openvpn-firewall.nft"},
@@ -209,12 +209,13 @@ def main():
             "management_socket": {"type": "path", "default": "/run/openvpn-teleshift/management.sock"},
             "setup_fingerprint": {"type": "str"},
             "setup_marker": {"type": "path", "default": "/var/lib/teleshift/setup/openvpn_gateway"},
+            "pki_dir": {"type": "path"},  # the action plugin's (it reads the secrets there); unused here
         },
         supports_check_mode=True,
     )
     p = module.params
-    brief = brief_invocation({k: v for k, v in p.items() if k != "secrets_file"}, ("clients", "config", "firewall",
-                                                                                  "crl", "ca", "cert"))
+    big = ("clients", "config", "firewall", "crl", "ca", "cert")
+    brief = brief_invocation({k: v for k, v in p.items() if k != "secrets_file"}, big)
     if p["setup_fingerprint"] and (_read(p["setup_marker"]) or "").strip() != p["setup_fingerprint"]:
         module.exit_json(changed=False, setup_needed=True, invocation=brief,
                          msg=f"{p['setup_marker']} does not match: the host setup runs first, nothing applied")
@@ -253,8 +254,10 @@ def main():
               "firewall_changed": fw_changed, "invocation": brief,
               "people": len(wanted)}
     if module._diff:
-        line = lambda d: "".join(f"{pid} {ccd_address(d[pid])}\n" for pid in sorted(d)  # noqa: E731
-                                 if pid in added + removed + updated)
+        touched = set(added + removed + updated)
+
+        def line(files):
+            return "".join(f"{pid} {ccd_address(files[pid])}\n" for pid in sorted(files) if pid in touched)
         result["diff"] = [{"before": line(current), "after": line(wanted), "before_header": f"{ccd_dir} (people)",
                            "after_header": f"{ccd_dir} (people)"}]
         if fw_changed:
@@ -262,7 +265,8 @@ def main():
             owners.update({ccd_address(t): pid for pid, t in current.items()})
             result["diff"].append({"before": expand_sets(_read(p["firewall_path"]) or "", owners),
                                    "after": expand_sets(p["firewall"], owners),
-                                   "before_header": p["firewall_path"], "after_header": f"{p['firewall_path']} (desired)"})
+                                   "before_header": p["firewall_path"],
+                                   "after_header": f"{p['firewall_path']} (desired)"})
     if module.check_mode:
         result["disconnected"] = _would_end(module, p, clients) if active else []
         module.exit_json(**result)

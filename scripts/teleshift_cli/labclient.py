@@ -85,11 +85,11 @@ def openvpn_up(profile_text, tag, *options, seconds=45):
     openvpn_down(tag)
     run(CLIENT, "sh", "-c", f"umask 077; cat > /root/{tag}.ovpn", input=profile_text, check=True)
     run(CLIENT, "openvpn", "--config", f"/root/{tag}.ovpn", "--dev", tag, "--dev-type", "tun", "--daemon", tag,
-        "--writepid", f"/run/{tag}.pid", "--log", f"/tmp/{tag}.log", *options, check=True)
+        "--writepid", f"/run/{tag}.pid", "--log", f"/run/{tag}.log", *options, check=True)
     deadline = time.monotonic() + seconds
     log = ""
     while time.monotonic() < deadline:
-        log = run(CLIENT, "cat", f"/tmp/{tag}.log", timeout=20).stdout
+        log = run(CLIENT, "cat", f"/run/{tag}.log", timeout=20).stdout
         if "Initialization Sequence Completed" in log:
             return log
         time.sleep(0.5)
@@ -98,9 +98,10 @@ def openvpn_up(profile_text, tag, *options, seconds=45):
 
 def openvpn_running(tag):
     """Whether the laptop's OpenVPN client ``tag`` still runs."""
-    return run(CLIENT, "sh", "-c", f"test -f /run/{tag}.pid && kill -0 $(cat /run/{tag}.pid)", timeout=20).returncode == 0
+    proc = run(CLIENT, "sh", "-c", f"test -f /run/{tag}.pid && kill -0 $(cat /run/{tag}.pid)", timeout=20)
+    return proc.returncode == 0
 
 
 def openvpn_down(tag):
-    run(CLIENT, "sh", "-c", f"test -f /run/{tag}.pid && kill $(cat /run/{tag}.pid); rm -f /run/{tag}.pid /root/{tag}.ovpn; "
-                            "true", timeout=20)
+    run(CLIENT, "sh", "-c", f"test -f /run/{tag}.pid && kill $(cat /run/{tag}.pid); "
+                            f"rm -f /run/{tag}.pid /root/{tag}.ovpn; true", timeout=20)

@@ -24,14 +24,14 @@ from pathlib import Path
 import pytest
 import yaml
 
+from teleshift_cli import labclient
+
 _spec = importlib.util.spec_from_file_location("teleshift_lab_helpers", Path(__file__).with_name("conftest.py"))
 _helpers = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_helpers)
 PODMAN_ENV, ROOT, lab_exec, lab_inventory_copy, recap, run_playbook = (
     _helpers.PODMAN_ENV, _helpers.ROOT, _helpers.lab_exec, _helpers.lab_inventory_copy, _helpers.recap,
     _helpers.run_playbook)
-
-from teleshift_cli import labclient  # noqa: E402 - after conftest put scripts/ on the path
 
 DESK, PBX, GATEWAY = "10.89.251.20", "10.89.251.30", "10.89.250.10"
 FIRST, SECOND = "edupont", "dnguyen"  # ase: the PBX only; dsi: everything

@@ -92,7 +92,8 @@ def test_notice_section_in_both_languages_and_rendered_by_its_template(tmp_path)
     en = cap().notice(person("amartin", lang="en"), tmp_path / "amartin" / "openvpn", "en")
     assert fr.title == "Si la connexion ne fonctionne pas (hôtel, 4G, wifi invité)"
     assert en.title == "If the connection does not work (hotel, 4G, guest wifi)"
-    assert fr.ready and fr.files == ["openvpn/teleshift-tcp.ovpn"] and fr.data["endpoint"] == "vpn.example.org (TCP 443)"
+    assert fr.ready and fr.files == ["openvpn/teleshift-tcp.ovpn"]
+    assert fr.data["endpoint"] == "vpn.example.org (TCP 443)"
     assert cap().notice(person("nokit"), tmp_path / "nokit" / "openvpn", "fr") is None  # not offered here
     template = notices._env().get_template("notice.html.j2")
     view = notices.person_view(person("amartin", lang="en"), {})
@@ -190,6 +191,7 @@ def test_role_defaults_are_the_planners():
     spec = yaml.safe_load((ROLE / "meta" / "argument_specs.yml").read_text(encoding="utf-8"))
     options = spec["argument_specs"]["main"]["options"]
     assert f"default({op.DEFAULT_PORT})" in defaults["openvpn_gateway_port"]
-    assert defaults["openvpn_gateway_max_clients"] == op.DEFAULT_MAX_CLIENTS == options["openvpn_gateway_max_clients"]["default"]
+    assert defaults["openvpn_gateway_max_clients"] == op.DEFAULT_MAX_CLIENTS
+    assert options["openvpn_gateway_max_clients"]["default"] == op.DEFAULT_MAX_CLIENTS
     assert defaults["openvpn_gateway_interface"] == op.DEFAULT_INTERFACE
     assert not set(defaults) - set(options)

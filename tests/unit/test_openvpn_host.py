@@ -23,7 +23,8 @@ HEADER = ("HEADER\tCLIENT_LIST\tCommon Name\tReal Address\tVirtual Address\tVirt
 def status_text(rows):
     lines = ["TITLE\tOpenVPN 2.6.3 x86_64-pc-linux-gnu", "TIME\t2026-01-01 10:00:00\t1767261600", HEADER]
     for cn, real, virtual, cid in rows:
-        lines.append(f"CLIENT_LIST\t{cn}\t{real}\t{virtual}\t\t1000\t2048\t2026-01-01 09:00:00\t1767258000\tUNDEF\t{cid}\t{cid}\tAES-256-GCM")
+        lines.append(f"CLIENT_LIST\t{cn}\t{real}\t{virtual}\t\t1000\t2048\t2026-01-01 09:00:00\t1767258000\t"
+                     f"UNDEF\t{cid}\t{cid}\tAES-256-GCM")
     lines += ["HEADER\tROUTING_TABLE\tVirtual Address\tCommon Name\tReal Address\tLast Ref\tLast Ref (time_t)",
               "GLOBAL_STATS\tMax bcast/mcast queue length\t0", "END"]
     return lines
@@ -66,7 +67,8 @@ class FakeManagement(threading.Thread):
 def test_clients_are_checked_and_become_ccd_files():
     clients = oh.parse_clients("alice 10.101.0.2\nbob 10.101.0.3\n")
     files = oh.ccd_files(clients, "255.255.0.0", ['push "route 10.89.251.0 255.255.255.0"'])
-    assert files["bob"].splitlines()[1:] == ["ifconfig-push 10.101.0.3 255.255.0.0", 'push "route 10.89.251.0 255.255.255.0"']
+    assert files["bob"].splitlines()[1:] == ["ifconfig-push 10.101.0.3 255.255.0.0",
+                                             'push "route 10.89.251.0 255.255.255.0"']
     assert oh.ccd_address(files["alice"]) == "10.101.0.2"
     for bad, why in (("../x 10.101.0.2", "line 1"), ("alice 10.101.0.999", "not an IPv4"),
                      ("alice 10.101.0.2\nalice 10.101.0.3", "listed twice"), ("a 10.1.1.1\nb 10.1.1.1", "share")):
@@ -225,7 +227,8 @@ def test_people_changes_are_live_and_end_only_the_revoked_session(host):
     assert result["added"] == ["dave"] and result["removed"] == ["bob"] and result["crl_changed"]
     assert server.killed == [("5", "HALT")] and result["disconnected"] == ["bob"]  # alice kept her session
     assert not result["restarted"] and not (tmp / "etc" / "ccd" / "bob").exists()
-    assert not any(c[:2] in (["systemctl", "restart"], ["systemctl", "start"]) for c in fake_state(tmp)["calls"][calls:])
+    later = fake_state(tmp)["calls"][calls:]
+    assert not any(c[:2] in (["systemctl", "restart"], ["systemctl", "start"]) for c in later)
     assert os.stat(tmp / "etc" / "crl.pem").st_mtime > before  # OpenVPN sees a newer file
 
 

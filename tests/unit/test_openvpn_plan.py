@@ -103,8 +103,8 @@ def test_slice_is_the_wireguard_access_shape_and_pushes_the_internal_routes():
     s = settings(teleshift_vpn_dns=["10.20.0.53"])
     people = [person("a", "dsi"), person("b", "ase"), person("c", "ase"), person("d", "culture")]
     plan = op.plan_openvpn(people, s)
-    part = op.gateway_slice(plan, s.gateways["gw1"], SERVICES, s, {"ca": "CA", "crl": "CRL", "cert": {"gw1": "C"},
-                                                                   "digests": {"gw1": {"server.key": "h"}}}, kick={"b", "zz"})
+    public = {"ca": "CA", "crl": "CRL", "cert": {"gw1": "C"}, "digests": {"gw1": {"server.key": "h"}}}
+    part = op.gateway_slice(plan, s.gateways["gw1"], SERVICES, s, public, kick={"b", "zz"})
     assert part["clients"].splitlines() == [f"{p} {plan.people[p].address}" for p in "abcd"]
     access = {r["service"]: r for r in part["access"]}
     assert access["ase"]["addresses"] == f"{plan.people['b'].address}, {plan.people['c'].address}"

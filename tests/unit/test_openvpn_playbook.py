@@ -25,8 +25,9 @@ def inventory(tmp_path):
 
 
 def play(inv, kits, *extra, check=False):
-    cmd = [*PLAYBOOK, "-i", str(inv / "hosts.yml"), "-i", str(inv / "localhost.yml"), str(ROOT / "playbooks" / "openvpn.yml"), "--limit", "localhost",
-           "-e", f"teleshift_kits_dir={kits}", *extra] + (["--check", "--diff"] if check else [])
+    cmd = [*PLAYBOOK, "-i", str(inv / "hosts.yml"), "-i", str(inv / "localhost.yml"),
+           str(ROOT / "playbooks" / "openvpn.yml"), "--limit", "localhost", "-e", f"teleshift_kits_dir={kits}",
+           *extra, *(["--check", "--diff"] if check else [])]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT,
                           env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"})
     return proc, proc.stdout + proc.stderr
