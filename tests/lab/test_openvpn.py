@@ -100,6 +100,10 @@ def server_sessions():
     return parse_query(proc.stdout)["sessions"]
 
 
+def server_pid():
+    return lab_exec("ts-gw1", "systemctl", "show", "-p", "MainPID", "--value", "teleshift-openvpn").stdout.strip()
+
+
 def wait_for(predicate, seconds=20, step=0.5):
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -156,6 +160,7 @@ def test_revoking_ends_that_session_only_and_keeps_everyone_elses_address_and_ce
     lab_exec("ts-client1", "ip", "route", "replace", f"{DESK}/32", "dev", "ovpn2", check=True)
     assert wait_for(lambda: pings(DESK, 1, "ovpn2"), 20), "dsi cannot reach the desktop host over OpenVPN"
     before = lab.state()
+    pid = server_pid()
     count = 200  # 40 s at 0.2 s: spans the converge (about 10 s) and the revocation
     pinger = subprocess.Popen(["podman", "exec", "ts-client1", "ping", "-I", "ovpn2", "-i", "0.2", "-W", "2",
                                "-c", str(count), DESK], env=PODMAN_ENV, stdout=subprocess.PIPE,
@@ -181,7 +186,7 @@ def test_revoking_ends_that_session_only_and_keeps_everyone_elses_address_and_ce
     print(f"revocation run {done - started:.1f} s; the revoked client stopped {ended:.1f} s after it; the other "
           f"session: {match and match.group(2)}/{match and match.group(1)} pings answered")
     assert match and int(match.group(1)) == count and int(match.group(2)) == count, out[-500:]
-    assert SECOND in server_sessions()
+    assert SECOND in server_sessions() and server_pid() == pid  # the server was not restarted
     after = lab.state()
     assert FIRST not in after["people"] and before["people"][FIRST]["serial"] in after["revoked"]
     for pid, entry in before["people"].items():
