@@ -69,8 +69,9 @@ class ActionModule(ActionBase):
             result.update(failed=True, msg=f"OpenVPN PKI: {exc}")
             return result
         recorded = set((previous.get("revoked") or {}))
+        same_ca = (previous.get("ca") or {}).get("fingerprint") == pki.fingerprint(ca_cert)
         certs = K.person_certificates(sorted(plan.people), previous, kits, issuer, settings, rotate=rotate,
-                                      revoked_serials=recorded, write=write)
+                                      revoked_serials=recorded, write=write, trust_state=same_ca)
         revoked, gone = K.revocations(previous, set(plan.people), certs.revoked)
         crl, crl_new = K.crl_text(store, issuer, revoked, settings)
         ca_pem = pki.cert_pem(ca_cert)

@@ -74,10 +74,10 @@ def _read_kit(root, pid, name):
 
 
 def person_certificates(ids, previous, kits_root, issuer, settings, rotate=(), revoked_serials=(), write=True,
-                        now=None):
+                        now=None, trust_state=True):
     """Certificates of ``ids`` (see the module docstring). previous: the state file; revoked_serials:
-    serials (hex) already revoked. With write=False (check mode) new certificates are made in memory
-    only and thrown away."""
+    serials (hex) already revoked; trust_state=False (the state names another CA) reads every kit.
+    With write=False (check mode) new certificates are made in memory only and thrown away."""
     from ansible_collections.teleshift.toolkit.plugins.module_utils.kits import write_kit_file
 
     now = now or pki.utcnow()
@@ -88,7 +88,7 @@ def person_certificates(ids, previous, kits_root, issuer, settings, rotate=(), r
     for pid in ids:
         entry = known.get(pid) or {}
         expires = parse_iso(entry.get("not_after"))
-        if (pid not in rotate and entry.get("serial") and expires and expires > renew_before
+        if (trust_state and pid not in rotate and entry.get("serial") and expires and expires > renew_before
                 and entry["serial"] not in revoked_serials
                 and os.path.exists(_kit_path(kits_root, pid, CERT_FILE))
                 and os.path.exists(_kit_path(kits_root, pid, KEY_FILE))):

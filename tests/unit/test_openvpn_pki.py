@@ -171,3 +171,17 @@ def test_profiles_are_inline_private_and_rewritten_only_when_needed(world):
     assert K.write_profiles(plan, s, world["kits"], ca, tc, state1["people"]) == []  # nothing changed
     state2, certs2, _, _ = run(world, ["alice", "bob"], state1, rotate=["bob"])
     assert K.write_profiles(plan, s, world["kits"], ca, tc, state2["people"], certs2.material) == ["bob"]
+
+
+def test_a_new_ca_reissues_every_certificate_even_when_the_state_looks_fine(world, tmp_path):
+    state1, _, _, _ = run(world, ["alice", "bob"])
+    other = pki.PkiStore(tmp_path / "other-pki")
+    ca, key, _ = other.ca("another CA", 3650)
+    world["issuer"] = pki.Issuer(ca, key)  # the PKI directory was lost: a new CA
+    s = world["settings"]
+    trusting = K.person_certificates(["alice", "bob"], state1, world["kits"], world["issuer"], s)
+    assert trusting.issued == []  # what the fast path alone would do: hence the action's check of the CA
+    fresh = K.person_certificates(["alice", "bob"], state1, world["kits"], world["issuer"], s, trust_state=False)
+    assert sorted(fresh.issued) == ["alice", "bob"]
+    cert = pki.load_cert(open(os.path.join(world["kits"], "alice", "openvpn", K.CERT_FILE)).read())
+    cert.verify_directly_issued_by(ca)
