@@ -221,6 +221,7 @@ class OpenVpn(registry.Capability):
             status.facts["tunnel"] = (f"OpenVPN over TCP, connected {_duration(since)} from {s.get('real', '?')} "
                                       f"as {s.get('virtual', '?')}")
             status.facts["traffic"] = f"{s.get('rx', 0) // 1024} KiB in, {s.get('tx', 0) // 1024} KiB out"
+            status.facts["note"] = "on the fallback tunnel: an old WireGuard handshake (vpn) is expected"
         else:
             status.facts["tunnel"] = "not on OpenVPN now (WireGuard is the usual tunnel: see vpn)"
         status.state = "ok" if status.verified else "problem"
