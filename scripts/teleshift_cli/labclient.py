@@ -240,3 +240,34 @@ def time_code_to_traffic(pid, target, kits=None):
     if proc.returncode != 0 or not proc.stdout.strip():
         raise RuntimeError(f"gate timing failed on the laptop: {proc.stderr.strip()[-500:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def openvpn_up(profile_text, tag, *options, seconds=45):
+    """Start an OpenVPN client on the laptop from a kit's .ovpn, as a process of its own on interface
+    ``tag`` (several can run side by side); returns its log once connected. Raises when it does not
+    connect within ``seconds``."""
+    import time
+
+    openvpn_down(tag)
+    run(CLIENT, "sh", "-c", f"umask 077; cat > /root/{tag}.ovpn", input=profile_text, check=True)
+    run(CLIENT, "openvpn", "--config", f"/root/{tag}.ovpn", "--dev", tag, "--dev-type", "tun", "--daemon", tag,
+        "--writepid", f"/run/{tag}.pid", "--log", f"/run/{tag}.log", *options, check=True)
+    deadline = time.monotonic() + seconds
+    log = ""
+    while time.monotonic() < deadline:
+        log = run(CLIENT, "cat", f"/run/{tag}.log", timeout=20).stdout
+        if "Initialization Sequence Completed" in log:
+            return log
+        time.sleep(0.5)
+    raise RuntimeError(f"the laptop's OpenVPN client {tag} did not connect:\n{log[-2000:]}")
+
+
+def openvpn_running(tag):
+    """Whether the laptop's OpenVPN client ``tag`` still runs."""
+    proc = run(CLIENT, "sh", "-c", f"test -f /run/{tag}.pid && kill -0 $(cat /run/{tag}.pid)", timeout=20)
+    return proc.returncode == 0
+
+
+def openvpn_down(tag):
+    run(CLIENT, "sh", "-c", f"test -f /run/{tag}.pid && kill $(cat /run/{tag}.pid); "
+                            f"rm -f /run/{tag}.pid /root/{tag}.ovpn; true", timeout=20)

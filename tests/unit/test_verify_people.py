@@ -130,6 +130,7 @@ class Hosts:
         groups = {"tsusers": set(desk)}
         for pid in desk:
             groups.setdefault(service_group("ts-", service[pid]), set()).add(pid)
+        ovpn = (inputs.state("openvpn").get("people") or {})
         astdb = cap("phone").expected_astdb(inputs, "ts-pbx1")
         phones = [p for p in inputs.roster.people if cap("phone").wants(p)]
         import json
@@ -139,6 +140,7 @@ class Hosts:
             "mfa": "== gate\n" + json.dumps({"people": mfa, "counts": {}}) + "\n== desktop\n" + "".join(
                 f"{pid}\n" for pid in mfa),
             "vpn": "== allowed-ips\n" + "".join(f"wg0\t{e['public_key']}\t{e['address']}/32\n" for e in vpn.values()),
+            "openvpn": "== status\n== ccd\n" + "".join(f"{pid}\t{e['address']}\n" for pid, e in ovpn.items()),
             "desktop": "== passwd\n" + "".join(f"{pid}:x:{2000 + i}:{2000 + i}::/home/{pid}:/bin/bash\n"
                                                for i, pid in enumerate(desk))
                        + "== group\n" + "".join(f"{g}:x:{3000 + i}:{','.join(sorted(m))}\n"
@@ -167,8 +169,8 @@ def lab_ctx():
 def test_verify_reads_each_host_once_and_never_dumps_keys(lab_ctx):
     hosts = Hosts(lab_ctx)
     results = vp.verify(lab_ctx, hosts)
-    # once per capability and host (the second factor reads the gateway and the session host too)
-    assert sorted(h for h, _ in hosts.calls) == ["ts-desk1", "ts-desk1", "ts-gw1", "ts-gw1", "ts-pbx1"]
+    # once per capability and host (the second factor reads the gateway and the session host too; OpenVPN its gateway)
+    assert sorted(h for h, _ in hosts.calls) == ["ts-desk1", "ts-desk1", "ts-gw1", "ts-gw1", "ts-gw1", "ts-pbx1"]
     assert len({(h, " ".join(argv)) for h, argv in hosts.calls}) == len(hosts.calls)
     assert not any("dump" in " ".join(argv) or "private" in " ".join(argv) for _, argv in hosts.calls)
     assert all(r["ok"] for caps in results.values() for r in caps.values()), results
