@@ -141,6 +141,15 @@ class Mfa(registry.Capability):
             found.problems.append(Problem(inputs.source, 0, "teleshift_kits_dir",
                                           "must be set: where each person's second-factor secret is written"))
         if settings.enabled:
+            gated = set(inputs.hosts("vpn_gateways"))
+            for cap in registry.capabilities():
+                if cap is self or not hasattr(cap, "gate_entries") or not cap.hosts(inputs):
+                    continue
+                for host in sorted(set(cap.hosts(inputs)) - gated):
+                    found.problems.append(Problem(
+                        inputs.source, 0, "teleshift_mfa_enabled",
+                        f"{cap.name} gateway {host} is not a WireGuard gateway (vpn_gateways), where the gate "
+                        "runs: its people would reach the network without a code"))
             for service, (reason, ids) in self.exempt_people(inputs).items():
                 found.warnings.append(Problem(inputs.source, 0, f"teleshift_services.{service}.mfa",
                                               f"{len(ids)} people exempt from the second factor: {reason}"))

@@ -99,6 +99,20 @@ class OpenVpn(registry.Capability):
         root = inputs.kits_root()
         return Path(root) / PKI_SUBDIR if root else None
 
+    def gate_entries(self, inputs):
+        """{gateway: {"networks": its OpenVPN pool, "people": {id: [tunnel address]}, "listen": []}}: what
+        the second factor's gate guards on that host (mfa_capability.py merges it with WireGuard's). The
+        page itself listens on the host's WireGuard addresses; OpenVPN clients get a route to it
+        (openvpn_gateway_gate_portal, set by playbooks/openvpn.yml from the gate's plan)."""
+        settings = self.settings(inputs)
+        found = {name: {"networks": [str(g.pool)], "people": {}, "listen": []}
+                 for name, g in settings.gateways.items() if g.pool is not None}
+        if settings.problems:
+            return found
+        for p in self.plan(inputs).people.values():
+            found.setdefault(p.gateway, {"networks": [], "people": {}, "listen": []})["people"][p.id] = [p.address]
+        return found
+
     def client_networks(self, inputs):
         settings = self.settings(inputs)
         return [str(settings.pool)] if self.hosts(inputs) and settings.pool is not None else []

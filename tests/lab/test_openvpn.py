@@ -2,8 +2,10 @@
 with UDP blocked on its outside interface (as on a hotel network) cannot handshake WireGuard, and
 connects with the OpenVPN profile of its kit. Revoking a person ends their session within seconds of
 the run while a second person's session (a second OpenVPN process on the laptop, on its own tun
-interface) carries pings without losing one. Runs on a private copy of the lab inventory (own roster,
-state, PKI and kits in a temp dir) and converges the real lab inventory again at the end.
+interface) carries pings without losing one. With the second factor on (the lab's inventory), each
+OpenVPN person opens the gate with their kit's code through their tunnel, like WireGuard people.
+Runs on a private copy of the lab inventory (own roster, state, PKI and kits in a temp dir) and
+converges the real lab inventory again at the end.
 
     .venv/bin/pytest tests/lab/test_openvpn.py        (after scripts/teleshift lab up; ~3 minutes)
 
@@ -113,6 +115,12 @@ def server_pid():
     return lab_exec("ts-gw1", "systemctl", "show", "-p", "MainPID", "--value", "teleshift-openvpn").stdout.strip()
 
 
+def gate_address(kits, pid):
+    """The gate page's address from ``pid``'s kit ("" when the second factor is off)."""
+    url = labclient.gate_url(kits, pid)
+    return url.split("//", 1)[1].split("/", 1)[0].rsplit(":", 1)[0].strip("[]") if url else ""
+
+
 def wait_for(predicate, seconds=20, step=0.5):
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -140,7 +148,7 @@ def lab(lab_up, tmp_path_factory):
 
 def test_udp_blocked_wireguard_fails_and_openvpn_connects_to_its_services_only(lab):
     block_udp()
-    labclient.tunnel_up((lab.kits / FIRST / "vpn" / "teleshift.conf").read_text())
+    labclient.tunnel_up((lab.kits / FIRST / "vpn" / "teleshift.conf").read_text(), gate=False)
     time.sleep(12)  # wg-quick sends its handshake at once and retries every 5 s
     shakes = lab_exec("ts-client1", "wg", "show", "teleshift", "latest-handshakes", check=True).stdout.split()
     assert shakes and all(v == "0" for v in shakes[1::2]), f"WireGuard handshook through blocked UDP: {shakes}"
@@ -150,6 +158,9 @@ def test_udp_blocked_wireguard_fails_and_openvpn_connects_to_its_services_only(l
     assert f"TCP connection established with [AF_INET]{GATEWAY}:443" in log, log[-2000:]
     address = lab.state()["people"][FIRST]["address"]
     assert f"inet {address}/16" in lab_exec("ts-client1", "ip", "-4", "addr", "show", "ovpn1").stdout
+    if labclient.kit_secret(lab.kits, FIRST):  # second factor on: nothing passes before the code
+        assert not pings(PBX), "ase reached the PBX over OpenVPN before proving a code"
+        assert labclient.open_gate(FIRST, lab.kits).get("person") == FIRST
     assert wait_for(lambda: pings(PBX), 20), "ase cannot reach the PBX over OpenVPN"
     assert not pings(DESK), "ase reached the desktop host over OpenVPN"
     assert not reaches(DESK, 3389), "ase reached the desktop host's RDP port over OpenVPN"
@@ -167,6 +178,13 @@ def test_revoking_ends_that_session_only_and_keeps_everyone_elses_address_and_ce
     assert labclient.openvpn_running("ovpn1"), "the first person's client is not running"
     labclient.openvpn_up(lab.profile(SECOND), "ovpn2", "--route-nopull")
     lab_exec("ts-client1", "ip", "route", "replace", f"{DESK}/32", "dev", "ovpn2", check=True)
+    portal = gate_address(lab.kits, SECOND)
+    if portal:  # the second person's code goes through their own tunnel (the page maps the source address)
+        lab_exec("ts-client1", "ip", "route", "replace", f"{portal}/32", "dev", "ovpn2", check=True)
+        try:
+            assert labclient.open_gate(SECOND, lab.kits).get("person") == SECOND
+        finally:
+            lab_exec("ts-client1", "ip", "route", "replace", f"{portal}/32", "dev", "ovpn1", check=True)
     assert wait_for(lambda: pings(DESK, 1, "ovpn2"), 20), "dsi cannot reach the desktop host over OpenVPN"
     before = lab.state()
     pid = server_pid()

@@ -195,3 +195,30 @@ def test_role_defaults_are_the_planners():
     assert options["openvpn_gateway_max_clients"]["default"] == op.DEFAULT_MAX_CLIENTS
     assert defaults["openvpn_gateway_interface"] == op.DEFAULT_INTERFACE
     assert not set(defaults) - set(options)
+
+
+def test_the_second_factor_gates_openvpn_addresses_beside_wireguard_ones():
+    """Both VPN capabilities hand the gate their pools and each person's tunnel addresses; the merged
+    gate slice carries one line per person with both addresses, so a code opens either tunnel."""
+    inputs = inputs_for([person("amartin"), person("bdurand", service="ase")], teleshift_mfa_enabled=True,
+                        wireguard_gateway_address="10.100.0.1")
+    entries = registry.get("mfa").gate_entries(inputs)
+    gw1 = entries["gw1"]
+    assert "10.101.0.0/16" in gw1["networks"] and "10.100.0.0/16" in gw1["networks"]
+    ovpn = {p.id: p.address for p in cap().plan(inputs).people.values()}
+    assert set(ovpn) == {"amartin", "bdurand"}
+    for pid, address in ovpn.items():
+        assert address in gw1["people"][pid] and len(gw1["people"][pid]) == 2  # WireGuard's and OpenVPN's
+    assert not validate(inputs, ["mfa", "openvpn"]).problems
+
+
+def test_with_the_second_factor_on_an_openvpn_gateway_without_the_gate_is_refused():
+    inputs = inputs_for([person("amartin")], teleshift_mfa_enabled=True)
+    inputs.groups["openvpn_gateways"] = ["gw1", "ovpn-only"]
+    inputs.hostvars["ovpn-only"] = {"openvpn_gateway_endpoint": "ovpn.example"}
+    problems = validate(inputs, ["mfa", "openvpn"]).problems
+    assert [p for p in problems if p.field == "teleshift_mfa_enabled" and "ovpn-only" in p.message], problems
+    off = inputs_for([person("amartin")])  # second factor off: an OpenVPN-only gateway is fine
+    off.groups["openvpn_gateways"] = ["gw1", "ovpn-only"]
+    off.hostvars["ovpn-only"] = {"openvpn_gateway_endpoint": "ovpn.example"}
+    assert not [p for p in validate(off, ["mfa", "openvpn"]).problems if p.field == "teleshift_mfa_enabled"]
