@@ -10,10 +10,11 @@ import base64
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.teleshift.toolkit.plugins.module_utils.controller import inventory_dir
+from ansible_collections.teleshift.toolkit.plugins.module_utils import inputs as front_door
+from ansible_collections.teleshift.toolkit.plugins.module_utils.controller import inventory_dir, plain
 from ansible_collections.teleshift.toolkit.plugins.module_utils import telephony as T
 from ansible_collections.teleshift.toolkit.plugins.module_utils.kits import read_kit_file, resolve_path
-from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import format_problems, load_roster
+from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import format_problems
 from ansible_collections.teleshift.toolkit.plugins.module_utils.settings import load_settings
 
 
@@ -28,11 +29,9 @@ def compile_pbx(action, task_vars):
     settings = load_settings({k: var(k) for k in ("teleshift_services", "teleshift_phone_region")
                               if k in task_vars})
     base = inventory_dir(task_vars)
-    roster_path = action._task.args.get("roster") or var("teleshift_roster_file")
-    if not roster_path:
-        raise AnsibleActionFail("no roster: set teleshift_roster_file in the inventory")
-    roster_path = str(resolve_path(roster_path, base))
-    roster = load_roster(roster_path, services=settings.services.keys(), region=settings.region)
+    # the roster through the front door: a roster file, or the directory (teleshift_roster_source)
+    roster = front_door.build_inputs({k: plain(var(k)) for k in task_vars if k.startswith("teleshift_")}, {}, {},
+                                     base, roster=action._task.args.get("roster")).roster
     policy, problems = T.load_number_policy({"teleshift_phone_policy": var("teleshift_phone_policy")}
                                             if "teleshift_phone_policy" in task_vars else {}, settings.region)
     warnings = []

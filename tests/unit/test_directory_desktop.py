@@ -1,13 +1,8 @@
 """Desktop accounts when people log in with their directory password (sssd): no local password, no
-hash needed, a password left from a kit removed, leavers still locked; the role's sssd settings."""
-from pathlib import Path
-
-import yaml
+hash needed, a password left from a kit removed, leavers still locked."""
 from test_desktop import acc, db
 
 from ansible_collections.teleshift.toolkit.plugins.module_utils import desktop_accounts as da
-
-ROLE = Path(__file__).resolve().parents[2] / "roles" / "xrdp_host"
 
 
 def diff(desired):
