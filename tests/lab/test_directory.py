@@ -143,7 +143,7 @@ def test_the_lab_converges_with_people_from_the_directory(directory):
     assert "pam_sss.so" in lab_exec("ts-desk1", "cat", "/etc/pam.d/common-auth").stdout
     endpoints = lab_exec("ts-pbx1", "asterisk", "-rx", "pjsip show endpoints").stdout
     phones = [p for p in people if "phone" in p["needs"].split(";") and p["active"] == "yes"]
-    assert phones and all(re.search(rf"Endpoint:\s+{p['id']}\b", endpoints) for p in phones)
+    assert phones and all(re.search(rf"Endpoint:\s+{p['extension']}/", endpoints) for p in phones)
 
 
 def test_roster_export_equals_the_directory(directory):
@@ -237,7 +237,9 @@ def test_a_disabled_account_loses_tunnel_desktop_and_phone_at_the_next_sync(dire
         "ts-pbx1", "asterisk", "-rx", "pjsip show endpoints").stdout))
     before_peers, before_accounts, before_endpoints = peers(), accounts(), endpoints()
     mine = (directory.kits / PERSON / "vpn" / "teleshift.conf").read_text()
-    assert PERSON in before_endpoints
+    export = directory.teleshift("roster", "export")
+    extension = next(r["extension"] for r in csv.DictReader(io.StringIO(export.stdout)) if r["id"] == PERSON)
+    assert extension in before_endpoints  # their softphone's endpoint
 
     labdirectory.samba("user", "disable", PERSON)
     started = time.monotonic()
@@ -248,14 +250,14 @@ def test_a_disabled_account_loses_tunnel_desktop_and_phone_at_the_next_sync(dire
     cut = time.monotonic() - synced
     assert wait_for(lambda: not labclient.session_processes("ts-desk1", PERSON), seconds=20)
     after_peers, after_accounts, after_endpoints = peers(), accounts(), endpoints()
-    assert PERSON not in after_endpoints
+    assert extension not in after_endpoints
     assert after_accounts[PERSON].split(":")[1] == "!*"  # locked, and still no local password
     # nobody else is affected: the other peers, accounts and endpoints are exactly as they were
     assert len(after_peers) == len(before_peers) - 1
     assert all(before_peers[key] == line for key, line in after_peers.items())
     assert {k: v for k, v in after_accounts.items() if k != PERSON} == \
         {k: v for k, v in before_accounts.items() if k != PERSON}
-    assert after_endpoints == before_endpoints - {PERSON}
+    assert after_endpoints == before_endpoints - {extension}
     # the desktop refuses their directory password (reached through a colleague's tunnel)
     tunnel(OTHER_TUNNEL, directory.kits)
     assert wait_for(reaches_desk, seconds=30)
