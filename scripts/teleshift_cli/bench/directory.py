@@ -134,10 +134,16 @@ def sync_part(args, figures):
             sync("first")
             figures["sync_no_change_s"] = round(time.monotonic() - started, 2)
             print(f"a sync with nothing to change: {figures['sync_no_change_s']:.1f} s", flush=True)
-            labclient.tunnel_up((kits / LEAVER / "vpn" / "teleshift.conf").read_text())
-            deadline = time.monotonic() + 30
-            while not reaches_desk() and time.monotonic() < deadline:
-                time.sleep(0.5)
+            for _ in range(2):  # a second start when a loaded machine's wireguard-go did not come up right
+                labclient.tunnel_up((kits / LEAVER / "vpn" / "teleshift.conf").read_text())
+                deadline = time.monotonic() + 30
+                while not reaches_desk() and time.monotonic() < deadline:
+                    time.sleep(0.5)
+                if reaches_desk():
+                    break
+            figures["leaver_reached_before"] = reaches_desk()
+            if not figures["leaver_reached_before"]:
+                raise RuntimeError(f"{LEAVER}'s tunnel does not reach the desktop host before the test")
             started = time.monotonic()
             labdirectory.samba("user", "disable", LEAVER)
             sync("leaver")
@@ -156,7 +162,8 @@ def sync_part(args, figures):
                                   capture_output=True, text=True, timeout=900, cwd=ROOT,
                                   env={**labdirectory.podman_env(), "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")})
             save_log("directory", "restore", proc.stdout + proc.stderr)
-    figures["sync_ok"] = figures.get("sync_one_leaver_s", 1e9) <= args.target_sync and figures.get("leaver_cut", False)
+    figures["sync_ok"] = (figures.get("sync_one_leaver_s", 1e9) <= args.target_sync and figures.get("leaver_cut", False)
+                          and figures.get("leaver_reached_before", False))
 
 
 def run(args):
