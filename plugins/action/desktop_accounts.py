@@ -32,7 +32,10 @@ CHECK_MODE_HASH = "$6$checkmode$placeholder"
 # <kits>/.desktop-kits.json: person -> digest of their desktop kit files, written after a successful
 # run; a person whose digest and files are unchanged is skipped without reading their kit.
 KITS_INDEX = ".desktop-kits.json"
-PASSTHROUGH = ("managed_group", "allowed_group", "group_prefix", "home_base", "end_sessions", "must_change")
+PASSTHROUGH = ("managed_group", "allowed_group", "group_prefix", "home_base", "end_sessions", "must_change",
+               "local_passwords")
+# In the kit's summary when people log in with their directory password (no password in the kit).
+DIRECTORY_LOGIN = "password: your usual (directory) password\n"
 
 
 class _Login:
@@ -77,17 +80,31 @@ class ActionModule(ActionBase):
         accounts = [Account(login=str(login), name=str(name),
                             groups=(desktop.service_group(group_prefix, str(service)),), shell=shell)
                     for login, name, service in sorted(people)]
+        local = args.get("local_passwords", True) not in (False, "false", "False", "no", 0)
         index_path = os.path.join(str(kits), KITS_INDEX)
         index = {} if check else _load_index(index_path)
         new_index, hashes, fresh, kits_changed = {}, {}, {}, 0
         for account in accounts:
             pid = account.login
             files = desktop.kit_files(_Login(pid), host, address, port)
+            if not local:
+                files["summary.yml"] += DIRECTORY_LOGIN
             digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:24]
             folder = os.path.join(str(kits), pid, desktop.CAPABILITY)
+            secrets = (desktop.PASSWORD_FILE, desktop.HASH_FILE) if local else ()
             if index.get(pid) == digest and all(os.path.exists(os.path.join(folder, name)) for name in
-                                                (desktop.PASSWORD_FILE, desktop.HASH_FILE, *files)):
+                                                (*secrets, *files)):
                 new_index[pid] = digest  # kit as the last successful run left it: nothing to read
+                continue
+            if not local:  # directory logins: no password made, kept or sent (one left from a kit goes)
+                if not check:
+                    for name in (desktop.PASSWORD_FILE, desktop.HASH_FILE):
+                        if os.path.exists(os.path.join(folder, name)):
+                            os.remove(os.path.join(folder, name))
+                            kits_changed += 1
+                    for name, content in files.items():
+                        kits_changed += write_kit_file(kits, pid, desktop.CAPABILITY, name, content)
+                    new_index[pid] = digest
                 continue
             if check:
                 password = (read_kit_file(kits, pid, desktop.CAPABILITY, desktop.PASSWORD_FILE) or "").strip()
@@ -117,7 +134,7 @@ class ActionModule(ActionBase):
         # it should have (a rebuilt host), the module names them and gets theirs in a second call.
         module_result = self._run_with_hashes(module_args, {pid: hashes[pid] for pid in fresh}, task_vars)
         missing = module_result.get("missing_hash") or []
-        if module_result.get("failed") and missing:
+        if module_result.get("failed") and missing and local:
             for pid in missing:
                 if pid not in hashes:  # skipped above thanks to the index: its hash is in the kit
                     password = (read_kit_file(kits, pid, desktop.CAPABILITY, desktop.PASSWORD_FILE) or "").strip()

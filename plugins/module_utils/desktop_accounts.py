@@ -192,14 +192,20 @@ class Changes:
                 "group_members": dict(sorted(self.members.items()))}
 
 
+NO_PASSWORD = "*"  # noqa: S105 - the shadow field of an account with no local password (logins checked by the directory)
+
+
 def diff_accounts(desired, db, managed_group, allowed_group, group_prefix, hashes=None,
-                  reset_passwords=(), uid_min=1000):
+                  reset_passwords=(), uid_min=1000, local_passwords=True):
     """What must change on the host so that exactly ``desired`` accounts (a list of Account) are usable.
 
     ``hashes``: login -> crypt hash available for accounts that need a password; ``reset_passwords``:
     logins whose password the controller renewed. Returns Changes (conflicts mean: apply nothing).
+    ``local_passwords`` False: people log in with their directory password (sssd), accounts hold none.
     """
     hashes = hashes or {}
+    if not local_passwords:
+        hashes = {a.login: NO_PASSWORD for a in desired}
     users, shadows, groups = db.users(), db.shadows(), db.groups()
     managed = db.members(managed_group)
     changes = Changes()
@@ -233,7 +239,13 @@ def diff_accounts(desired, db, managed_group, allowed_group, group_prefix, hashe
         if diff:
             changes.update[account.login] = diff
         current = shadows.get(account.login, [account.login, "!"] + [""] * 7)
-        if account.login in reset_passwords or not usable(current[1]):
+        if not local_passwords:
+            stale = current[1].lstrip(LOCK_PREFIX) != NO_PASSWORD  # a local password left from the kit days
+            if stale:
+                changes.set_password.append(account.login)
+            if is_locked(current[1]) or current[7] not in ("", "-1"):
+                changes.unlock.append(account.login)
+        elif account.login in reset_passwords or not usable(current[1]):
             changes.set_password.append(account.login)
             if not hashes.get(account.login):
                 changes.missing_hash.append(account.login)
@@ -289,13 +301,16 @@ class _Ids:
 
 
 def apply_changes(db, changes, desired, hashes, today, uid_min=1000, uid_max=60000, home_base="/home",
-                  must_change=False):
+                  must_change=False, local_passwords=True):
     """New Databases with ``changes`` applied (pure: the caller validates and writes them).
 
     Returns (new_db, created) where created maps login -> (uid, gid, home) for the homes to make.
     must_change: a password set from the kit is "to be changed" (last change 0): the first session asks
     for a new one (roles/xrdp_host, password-change).
     """
+    if not local_passwords:
+        hashes = {a.login: NO_PASSWORD for a in desired}
+        must_change = False  # no local password to change: the directory's own
     lastchg = "0" if must_change else str(today)
     new = Databases(passwd=[list(r) for r in db.passwd], shadow=[list(r) for r in db.shadow],
                     group=[list(r) for r in db.group], gshadow=[list(r) for r in db.gshadow])
@@ -342,7 +357,7 @@ def apply_changes(db, changes, desired, hashes, today, uid_min=1000, uid_max=600
         srow[1], srow[2], srow[7] = hashes[login], lastchg, ""
     for login in changes.unlock:
         srow = shadows[login]
-        srow[1] = srow[1].lstrip(LOCK_PREFIX)
+        srow[1] = hashes[login] if not local_passwords else srow[1].lstrip(LOCK_PREFIX)
         srow[7] = ""
     for login in changes.lock:
         srow = shadows[login]

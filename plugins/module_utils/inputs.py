@@ -18,7 +18,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ansible_collections.teleshift.toolkit.plugins.module_utils import registry
+from ansible_collections.teleshift.toolkit.plugins.module_utils import registry, roster_ldap
 from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import ID_RE, Problem, Roster, load_roster
 from ansible_collections.teleshift.toolkit.plugins.module_utils.settings import load_settings
 
@@ -112,7 +112,11 @@ def build_inputs(all_vars, hostvars, groups, inventory_dir, roster=None, kits_di
                     kits_override=str(kits_dir or ""))
     inputs.settings = load_settings(inputs.all_vars, source=source)
     roster_path = roster or inputs.all_vars.get("teleshift_roster_file")
-    if roster_path and not isinstance(roster_path, str):
+    if not roster and roster_ldap.configured(inputs.all_vars):  # the directory; a --roster file overrides it
+        inputs.roster = roster_ldap.load_from_settings(
+            inputs.all_vars[roster_ldap.VAR], inputs.path, services=inputs.settings.services.keys(),
+            region=inputs.settings.region, where=source)
+    elif roster_path and not isinstance(roster_path, str):
         inputs.roster = Roster(problems=[Problem(source, 0, "teleshift_roster_file",
                                                  f"expected a file name, got {roster_path!r}")])
     elif not roster_path:
@@ -227,17 +231,16 @@ def from_task_vars(templar, task_vars, roster=None, kits_dir=None):
     return build_inputs(all_vars, hostvars, groups, inventory_dir(task_vars), roster=roster, kits_dir=kits_dir)
 
 
-def from_inventory(path, roster=None, kits_dir=None):
+def from_inventory(path, roster=None, kits_dir=None, vault_password_file=None):
     """Inputs from an inventory directory or hosts file, read with Ansible's own inventory API (the
-    same variables the playbooks see). Raises FileNotFoundError when it does not exist."""
+    same variables the playbooks see), vault values decrypted with ``vault_password_file`` (else
+    ANSIBLE_VAULT_PASSWORD_FILE or ansible.cfg's). Raises FileNotFoundError when it does not exist."""
     # Controller only (the command line): Ansible's own inventory API, imported here, never on a host.
     # pylint: disable=ansible-bad-module-import
     from ansible.inventory.manager import InventoryManager
     from ansible.parsing.dataloader import DataLoader
     from ansible.template import Templar
     from ansible.vars.manager import VariableManager
-
-    from ansible_collections.teleshift.toolkit.plugins.module_utils.controller import plain
 
     source = Path(path)
     if source.is_dir():
@@ -248,6 +251,7 @@ def from_inventory(path, roster=None, kits_dir=None):
     if not source.exists():
         raise FileNotFoundError(f"inventory {source} does not exist")
     loader = DataLoader()
+    _vault_secrets(loader, vault_password_file)
     inventory = InventoryManager(loader=loader, sources=[str(source)])
     variables = VariableManager(loader=loader, inventory=inventory)
     prefixes = _prefixes()
@@ -256,13 +260,55 @@ def from_inventory(path, roster=None, kits_dir=None):
     for host in inventory.get_hosts():
         hv = variables.get_vars(host=host, include_hostvars=False)
         templar = Templar(loader=loader, variables=hv)
-        hostvars[host.name] = {k: plain(templar.template(v)) for k, v in hv.items() if _wanted(k, prefixes)}
+        hostvars[host.name] = {k: _templated(templar, v) for k, v in hv.items() if _wanted(k, prefixes)}
     local = inventory.localhost or inventory.get_host("localhost")
     av = variables.get_vars(host=local, include_hostvars=False) if local else {}
     templar = Templar(loader=loader, variables=av)
-    all_vars = {k: plain(templar.template(v)) for k, v in av.items() if k.startswith(GLOBAL_PREFIX)}
+    all_vars = {k: _templated(templar, v) for k, v in av.items() if k.startswith(GLOBAL_PREFIX)}
     base = source.parent if source.is_file() else source
     inputs = build_inputs(all_vars, hostvars, groups, base.resolve(), roster=roster, kits_dir=kits_dir,
                           source=f"{source} (group_vars)")
     inputs.inventory_source = str(source)
     return inputs
+
+
+def _vault_secrets(loader, password_file=None):
+    """Give ``loader`` the vault password from ``password_file`` (a file, or an executable printing
+    it), else from ANSIBLE_VAULT_PASSWORD_FILE / ansible.cfg; none: vault values stay undecryptable."""
+    from ansible import constants as C
+    from ansible.parsing.vault import get_file_vault_secret
+
+    files = password_file or C.DEFAULT_VAULT_PASSWORD_FILE or []
+    files = [files] if isinstance(files, str) else list(files)
+    secrets = []
+    for name in files:
+        secret = get_file_vault_secret(filename=os.path.expanduser(str(name)), loader=loader)
+        secret.load()
+        secrets.append(("default", secret))
+    if not secrets:
+        return
+    loader.set_vault_secrets(secrets)
+    try:  # ansible-core 2.19+: decryption reads a process-wide context, set once
+        from ansible.parsing.vault import VaultSecretsContext
+    except ImportError:
+        return
+    current = VaultSecretsContext.current(optional=True)
+    if current is None:
+        VaultSecretsContext.initialize(VaultSecretsContext(secrets))
+    else:
+        current.secrets = secrets + [s for s in current.secrets if s not in secrets]
+
+
+def _templated(templar, value):
+    """``value`` templated as plain Python; a vault value without its password is one clear error."""
+    from ansible.errors import AnsibleError
+
+    from ansible_collections.teleshift.toolkit.plugins.module_utils.controller import plain
+
+    try:
+        return plain(templar.template(value))
+    except AnsibleError as exc:
+        if "ndecryptable" in str(exc) or "vault" in str(exc).lower():
+            raise AnsibleError("the inventory holds Ansible Vault values and no vault password was given: "
+                               "--vault-password-file FILE or ANSIBLE_VAULT_PASSWORD_FILE") from None
+        raise

@@ -476,7 +476,8 @@ def _build_person(line, row, source, problems, region, services, needs=None):
     return Person(**values)
 
 
-def _check_unique(people, source, problems):
+def _check_unique(people, source, problems, where=None):
+    """``where(line)``: how a message names the first holder (default: ``on line N``)."""
     for attr in ("id", "email", "extension"):
         first = {}
         for person in people:
@@ -485,8 +486,8 @@ def _check_unique(people, source, problems):
             if not key:
                 continue
             if key in first:
-                problems.append(Problem(source, person.line, attr,
-                                        f"{key!r} is already used on line {first[key]}"))
+                held = where(first[key]) if where else f"on line {first[key]}"
+                problems.append(Problem(source, person.line, attr, f"{key!r} is already used {held}"))
             else:
                 first[key] = person.line
 
@@ -506,6 +507,13 @@ def parse_roster(text, fmt, source="roster", services=None, region="FR", memo=No
     if fmt not in _READERS:
         raise ValueError(f"unknown roster format {fmt!r}")
     rows = _READERS[fmt](text, source, problems)
+    return build_roster(rows, source, services, region, memo, problems)
+
+
+def build_roster(rows, source="roster", services=None, region="FR", memo=None, problems=None, where=None):
+    """The Roster of raw ``rows`` ((line, {column: raw value}) from any reader: a file, the directory),
+    with the same rules, memo and checks as ``parse_roster``; ``where``: see ``_check_unique``."""
+    problems = [] if problems is None else problems
     known = set(services) if services is not None else None
     needs = known_needs()
     if memo is None:
@@ -537,7 +545,7 @@ def parse_roster(text, fmt, source="roster", services=None, region="FR", memo=No
     if not built and not problems:
         problems.append(Problem(source, 0, "", "the roster lists nobody: an empty or truncated export? "
                                                "(a roster must list everyone, active or not)"))
-    _check_unique(people, source, problems)
+    _check_unique(people, source, problems, where)
     problems.sort(key=lambda p: (p.line, p.field))
     return Roster(people=people, problems=problems, source=source)
 

@@ -80,6 +80,13 @@ options:
     description: End the sessions of locked accounts.
     type: bool
     default: true
+  local_passwords:
+    description:
+      - False when people log in with their directory password (sssd on the host, see docs/directory.md) - the
+        accounts then hold no local password (C(*) in /etc/shadow, a password left from a kit is removed) and
+        no hash is needed.
+    type: bool
+    default: true
 author: teleshift contributors (!UNKNOWN)
 """
 
@@ -320,7 +327,7 @@ def describe(account):
     return f"active, groups {','.join(account.groups) or '-'}, shell {account.shell}"
 
 
-def build_diff(changes, desired, db):
+def build_diff(changes, desired, db, local=True):
     accounts = {a.login: a for a in desired}
     before, after = [], []
     for login in sorted(changes.create):
@@ -339,7 +346,8 @@ def build_diff(changes, desired, db):
     for login in sorted(changes.set_password):
         if login not in changes.create:
             before.append(f"{login}: password (kept)")
-            after.append(f"{login}: password (set from the kit)")
+            after.append(f"{login}: password (set from the kit)" if local
+                         else f"{login}: no local password (directory)")
     for group, delta in sorted(changes.members.items()):
         before.append(f"group {group}: " + (" ".join("-" + m for m in delta["remove"]) or "(no removal)"))
         after.append(f"group {group}: " + (" ".join("+" + m for m in delta["add"]) or "(no addition)"))
@@ -374,7 +382,8 @@ def run(module):
     uid_min, uid_max = int(defs.get("UID_MIN", 1000)), int(defs.get("UID_MAX", 60000))
     db = read_files()
     changes = diff_accounts(desired, db, p["managed_group"], p["allowed_group"], p["group_prefix"],
-                            hashes=hashes, reset_passwords=set(p["reset_passwords"]), uid_min=uid_min)
+                            hashes=hashes, reset_passwords=set(p["reset_passwords"]), uid_min=uid_min,
+                            local_passwords=p["local_passwords"])
     if changes.conflicts:
         module.fail_json(msg="nothing was changed: " + "; ".join(changes.conflicts[:20]),
                          conflicts=changes.conflicts)
@@ -394,18 +403,20 @@ def run(module):
     summary = changes.summary()
     result = dict(changed=changes.changed or bool(ending), sessions_ended=ending, invocation=invocation, **summary)
     if module._diff:
-        result["diff"] = build_diff(changes, desired, db)
+        result["diff"] = build_diff(changes, desired, db, p["local_passwords"])
     if not module.check_mode and changes.changed:
         with ShadowLock(module):
             fresh = read_files()  # the files as they are under the lock
             if fresh.passwd != db.passwd or fresh.shadow != db.shadow or fresh.group != db.group:
                 changes = diff_accounts(desired, fresh, p["managed_group"], p["allowed_group"],
                                         p["group_prefix"], hashes=hashes,
-                                        reset_passwords=set(p["reset_passwords"]), uid_min=uid_min)
+                                        reset_passwords=set(p["reset_passwords"]), uid_min=uid_min,
+                                        local_passwords=p["local_passwords"])
                 db = fresh
             today = int(time.time() // 86400)
             new, created = apply_changes(db, changes, desired, hashes, today, uid_min, uid_max,
-                                         p["home_base"], must_change=p["must_change"])
+                                         p["home_base"], must_change=p["must_change"],
+                                         local_passwords=p["local_passwords"])
             problems = check_databases(new, before=db)
             if problems:
                 module.fail_json(msg="nothing was changed: the new account files would be invalid: "
@@ -440,6 +451,7 @@ def main():
             group_prefix=dict(type="str", default="ts-"),
             home_base=dict(type="path", default="/home"),
             end_sessions=dict(type="bool", default=True),
+            local_passwords=dict(type="bool", default=True),
         ),
         supports_check_mode=True,
     )

@@ -53,9 +53,11 @@ def absolute(path):
     return str(Path(path).expanduser().resolve()) if path else None
 
 
-def load_context(roster_path, inventory_path, kits_dir=None, selected=None, allow_mass_removal=False):
+def load_context(roster_path, inventory_path, kits_dir=None, selected=None, allow_mass_removal=False,
+                 vault_password_file=None):
     """The Context of a subcommand; raises FileNotFoundError when the inventory does not exist."""
-    inputs = front_door.from_inventory(inventory_path, roster=absolute(roster_path), kits_dir=absolute(kits_dir))
+    inputs = front_door.from_inventory(inventory_path, roster=absolute(roster_path), kits_dir=absolute(kits_dir),
+                                       vault_password_file=absolute(vault_password_file))
     inventory = Inventory(source=inputs.inventory_source, groups=inputs.groups, hostvars=inputs.hostvars,
                           all_vars=inputs.all_vars)
     return Context(inputs=inputs, inventory=inventory, selected=selected, allow_mass_removal=allow_mass_removal)

@@ -19,11 +19,15 @@ EXIT_USAGE = 2
 
 
 def add_input_arguments(parser):
-    parser.add_argument("--roster", help="roster file (.csv or .yml); default: teleshift_roster_file of the inventory")
+    parser.add_argument("--roster", help="roster file (.csv, .xlsx or .yml); default: the inventory's "
+                                         "teleshift_roster_source (a directory) or teleshift_roster_file")
     parser.add_argument("--inventory", default=str(paths.LAB_INVENTORY),
                         help="inventory directory or hosts file (default: the lab)")
     parser.add_argument("--allow-mass-removal", action="store_true",
                         help="confirm a roster that removes or deactivates many of the people served today")
+    parser.add_argument("--vault-password-file", metavar="FILE",
+                        help="Ansible Vault password file (or executable) for vault values in the inventory, such as "
+                             "the directory's bind password; default: ANSIBLE_VAULT_PASSWORD_FILE")
 
 
 def add_capacity_arguments(parser):
@@ -45,7 +49,8 @@ def load(args, need_valid=True, selected=None):
     capabilities (None: all); prints every problem and raises InputError, prints the warnings."""
     try:
         ctx = load_context(args.roster, args.inventory, kits_dir=getattr(args, "kits_dir", None), selected=selected,
-                           allow_mass_removal=getattr(args, "allow_mass_removal", False))
+                           allow_mass_removal=getattr(args, "allow_mass_removal", False),
+                           vault_password_file=getattr(args, "vault_password_file", None))
     except FileNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise InputError(EXIT_USAGE) from None

@@ -26,6 +26,7 @@ CASE_SECONDS = 60
 BASE = {
     ("validate",): ["--inventory", "{inv}"],
     ("roster", "generate"): ["--count", "5", "-o", "gen.csv"],
+    ("roster", "export"): ["--inventory", "{inv}", "-o", "export.csv"],
     ("plan",): ["--inventory", "{inv}"],
     ("waves",): ["--inventory", "{inv}", "-o", "waves.csv"],
     ("kits",): ["--inventory", "{inv}"],
@@ -73,6 +74,7 @@ HOSTILE = {
     "playbook": ["no-such-play", "{tmp}", "{roster}", ""],
     "extra": ['"unclosed'],
     "capability": ["nosuch", ""],
+    "vault_password_file": ["{tmp}/missing", "{tmp}", "{empty}"],
 }
 HARMLESS = {
     "help": "argparse's own",

@@ -3,6 +3,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from ansible_collections.teleshift.toolkit.plugins.module_utils import roster_ldap
+
 from teleshift_cli import ops, paths
 from teleshift_cli.errors import CliError
 from teleshift_cli.outputs import check_output
@@ -76,8 +78,14 @@ def run(args):
     check_output(args.artefact, "artefact", protected=[args.roster])
     ctx = ops.load(args, selected=applied_capabilities(playbook))
     check_output(args.artefact, "artefact", protected=[ctx.roster.source])
-    # the roster this command validated, as an absolute path (the play then reads the same file)
-    extravars = {"teleshift_roster_file": str(Path(ctx.roster.source).resolve())}
+    # the roster this command validated, as an absolute path (the play then reads the same file); a
+    # directory source is read again by the play's own front door
+    from_directory = not args.roster and roster_ldap.configured(ctx.inputs.all_vars)
+    extravars = {} if from_directory else {"teleshift_roster_file": str(Path(ctx.roster.source).resolve())}
+    if args.roster and roster_ldap.configured(ctx.inputs.all_vars):
+        extravars[roster_ldap.VAR] = {}  # --roster replaces the inventory's directory for the play too
+    if args.vault_password_file:
+        extra.append("--vault-password-file=" + shlex.quote(str(Path(args.vault_password_file).resolve())))
     if args.allow_mass_removal:
         extravars["teleshift_allow_mass_removal"] = True
     summary = RunSummary(playbook=str(playbook), inventory=ctx.inventory.source)
