@@ -46,8 +46,11 @@ class GatewaySettings:
     port: int = DEFAULT_PORT
     max_peers: int = DEFAULT_MAX_PEERS
     internal_address: str = ""  # where internal hosts route the pool to
+    out_of_service: bool = False  # lost or withdrawn: nobody is placed on it, its people move
 
     def capacity(self):
+        if self.out_of_service:
+            return 0
         size = self.pool.num_addresses - (2 if self.pool.version == 4 else 1) - 1
         return max(0, min(self.max_peers, size))
 
@@ -194,6 +197,10 @@ def _load_gateway(s, name, hv, problems, source, single):
         g.endpoint = endpoint  # host:port given
     else:
         g.endpoint = f"[{endpoint}]:{g.port}" if ":" in endpoint else f"{endpoint}:{g.port}"
+    oos = hv.get("wireguard_gateway_out_of_service", False)
+    if oos not in (True, False, None, ""):
+        problems.append(Problem(source, 0, where + "wireguard_gateway_out_of_service", "expected true or false"))
+    g.out_of_service = oos is True
     g.internal_address = str(hv.get("wireguard_gateway_internal_address") or "")
     if g.internal_address:
         try:
@@ -287,6 +294,16 @@ def assign_gateways(people, settings, previous=None):
     return assign_hosts([p.id for p in users], caps, prev_gw, group_of=service_of.get)
 
 
+def carried(previous, gateways):
+    """gateway -> sorted ids the state file places on each of ``gateways`` (who a lost gateway carried)."""
+    wanted = set(gateways)
+    found = {g: [] for g in sorted(wanted)}
+    for pid, entry in (previous.get("people") or {}).items():
+        if isinstance(entry, dict) and entry.get("gateway") in wanted:
+            found[entry["gateway"]].append(str(pid))
+    return {g: sorted(ids) for g, ids in found.items()}
+
+
 def plan_vpn(people, settings, services=None, previous=None, source="inventory"):
     """people: active Person objects with the vpn need (any order); previous: the state file."""
     plan = Plan(problems=[])
@@ -306,7 +323,8 @@ def plan_vpn(people, settings, services=None, previous=None, source="inventory")
     assignment = assign_gateways(users, settings, previous)
     if assignment.unplaced:
         total = sum(caps.values())
-        detail = ", ".join(f"{n} {caps[n]}" + (f" (its pool {gateways[n].pool} has room for {caps[n]})"
+        detail = ", ".join(f"{n} {caps[n]}" + (" (out of service)" if gateways[n].out_of_service else
+                                               f" (its pool {gateways[n].pool} has room for {caps[n]})"
                                                if caps[n] < gateways[n].max_peers else "") for n in sorted(caps))
         plan.problems.append(Problem(
             source, 0, "wireguard_gateway_max_peers",
@@ -498,6 +516,8 @@ def state_of(plan, public_keys, gateway_keys=None, settings=None):
                 entry.update(address6=g.address6, pool6=str(g.pool6))
             if (gateway_keys or {}).get(name):
                 entry["public_key"] = gateway_keys[name]
+            if g.out_of_service:
+                entry["out_of_service"] = True
             gws[name] = entry
         data["gateways"] = gws
     return data
