@@ -20,6 +20,7 @@ import yaml
 
 from ansible_collections.teleshift.toolkit.plugins.module_utils import registry
 from ansible_collections.teleshift.toolkit.plugins.module_utils.kits import kit_dir, write_kit_file
+from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import ID_RE
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 NOTICE = "notice"  # this command's own kit subdirectory
@@ -154,12 +155,43 @@ def _write_range(people, root, org, common, index):
         digest = inputs_digest(person, root, org, common)
         if index.get(pid) == digest and os.path.exists(os.path.join(str(root), pid, NOTICE, "notice.html")):
             unchanged += 1
-        elif write_kit_file(root, pid, NOTICE, "notice.html", render_notice(template, person, root, org)):
+        elif _write_notice(root, pid, render_notice(template, person, root, org)):
             written += 1
         else:
             unchanged += 1
         digests[pid] = digest
     return written, unchanged, digests
+
+
+def _write_notice(root, pid, html):
+    """write_kit_file for the notice, with fewer file-system operations (what a first run of 50,000 people
+    spends its time on): a new notice is created in place (O_EXCL, 0600, never through a link); one that
+    exists is compared, then replaced atomically when it differs. Returns True when written."""
+    import stat
+
+    if not ID_RE.fullmatch(str(pid)):
+        raise ValueError(f"refusing kit path for id {pid!r}")
+    data = html.encode("utf-8")
+    folder = os.path.join(str(root), pid, NOTICE)
+    path = os.path.join(folder, "notice.html")
+    try:
+        with open(path, "rb") as stream:
+            if stream.read() == data:
+                return False
+        return write_kit_file(root, pid, NOTICE, "notice.html", html)  # changed: atomic replacement
+    except FileNotFoundError:
+        pass
+    try:
+        mode = os.lstat(folder).st_mode
+    except FileNotFoundError:
+        kit_dir(root, pid, NOTICE)  # creates it and its parents 0700
+        mode = os.lstat(folder).st_mode
+    if not stat.S_ISDIR(mode) or stat.S_IMODE(mode) != 0o700 or stat.S_IMODE(os.lstat(os.path.dirname(folder)).st_mode) != 0o700:
+        return write_kit_file(root, pid, NOTICE, "notice.html", html)  # the careful way narrows the rights
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "wb") as stream:
+        stream.write(data)
+    return True
 
 
 _JOB = {}  # what forked workers inherit: no person is pickled to them
