@@ -543,7 +543,7 @@ def client_keys(ids, kits_root, rotate=(), write=True, privates=None, known=None
 
     rotate = set(rotate or ())
     known = known or {}
-    public, new = {}, []
+    public, new, pending = {}, [], []
     for pid in ids:
         if pid not in rotate and known.get(pid) and os.path.exists(os.path.join(kits_root, pid, KIT, PRIVATE_KEY_FILE)):
             public[pid] = known[pid]
@@ -562,6 +562,15 @@ def client_keys(ids, kits_root, rotate=(), write=True, privates=None, known=None
         if privates is not None and write:
             privates[pid] = private
         if write:
+            pending.append((pid, private))
+    if len(pending) > 200:  # file creation waits on the file system: several threads overlap it
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            list(pool.map(lambda item: write_kit_file(kits_root, item[0], KIT, PRIVATE_KEY_FILE, item[1] + "\n"),
+                          pending))
+    else:
+        for pid, private in pending:
             write_kit_file(kits_root, pid, KIT, PRIVATE_KEY_FILE, private + "\n")
     return public, new
 
