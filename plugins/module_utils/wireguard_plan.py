@@ -587,6 +587,22 @@ def _qr_job(args):
     return pid
 
 
+def _profile_job(args):
+    """Write one person's profile; draw its QR codes when it changed or they are missing (a worker's
+    job: at 50,000 people the files and the codes are most of a first converge). Returns whether the
+    profile changed."""
+    import os
+
+    from ansible_collections.teleshift.toolkit.plugins.module_utils.kits import write_kit_file
+
+    root, pid, name, text, qr = args
+    changed = write_kit_file(root, pid, KIT, f"{name}.conf", text)
+    folder = os.path.join(root, pid, KIT)
+    if qr and (changed or not all(os.path.exists(os.path.join(folder, f"{name}.{ext}")) for ext in ("png", "svg"))):
+        _qr_job((root, pid, name, text))
+    return changed
+
+
 PROFILE_INDEX = ".vpn-profiles.json"
 
 
@@ -606,7 +622,7 @@ def write_client_kits(plan, settings, kits_root, gateway_keys, qr=True, workers=
     import os
 
     from ansible_collections.teleshift.toolkit.plugins.module_utils.atomic import atomic_write
-    from ansible_collections.teleshift.toolkit.plugins.module_utils.kits import read_kit_file, write_kit_file
+    from ansible_collections.teleshift.toolkit.plugins.module_utils.kits import read_kit_file
 
     name = settings.profile_name
     wanted = [f"{name}.conf"] + ([f"{name}.png", f"{name}.svg"] if qr else [])
@@ -619,7 +635,7 @@ def write_client_kits(plan, settings, kits_root, gateway_keys, qr=True, workers=
         except (OSError, ValueError):
             index = {}
     new_index = {}
-    changed, skipped, jobs = [], [], []
+    skipped, jobs = [], []
     for pid, person in sorted(plan.people.items()):
         gw_key = (gateway_keys or {}).get(person.gateway)
         if not gw_key:
@@ -639,13 +655,7 @@ def write_client_kits(plan, settings, kits_root, gateway_keys, qr=True, workers=
             skipped.append(pid)
             continue
         text = render_client_config(person, private, gateway, gw_key, settings)
-        folder = os.path.join(kits_root, pid, KIT)
-        if write_kit_file(kits_root, pid, KIT, f"{name}.conf", text):
-            changed.append(pid)
-            if qr:
-                jobs.append((str(kits_root), pid, name, text))
-        elif qr and not all(os.path.exists(os.path.join(folder, f)) for f in wanted[1:]):
-            jobs.append((str(kits_root), pid, name, text))
+        jobs.append((str(kits_root), pid, name, text, qr))
         if digest:
             new_index[pid] = digest
     if len(jobs) > 40 and (workers or os.cpu_count() or 1) > 1:
@@ -654,10 +664,10 @@ def write_client_kits(plan, settings, kits_root, gateway_keys, qr=True, workers=
 
         context = multiprocessing.get_context("fork")
         with ProcessPoolExecutor(max_workers=workers or os.cpu_count(), mp_context=context) as pool:
-            list(pool.map(_qr_job, jobs, chunksize=64))
+            outcomes = list(pool.map(_profile_job, jobs, chunksize=64))
     else:
-        for job in jobs:
-            _qr_job(job)
+        outcomes = [_profile_job(job) for job in jobs]
+    changed = [job[1] for job, was_changed in zip(jobs, outcomes) if was_changed]
     if public_keys is not None and new_index != index:
         atomic_write(index_path, json.dumps(new_index, sort_keys=True), mode=0o600, dir_mode=0o700)
     return changed, skipped
