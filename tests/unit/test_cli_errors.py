@@ -72,6 +72,8 @@ HOSTILE = {
     "playbook": ["no-such-play", "{tmp}", "{roster}", ""],
     "extra": ['"unclosed'],
     "capability": ["nosuch", ""],
+    "gateways": ["0", "-1", "17", "x", "1e9"],
+    "desktops": ["0", "21", "x"],
 }
 HARMLESS = {
     "help": "argparse's own",

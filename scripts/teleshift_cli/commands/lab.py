@@ -35,9 +35,16 @@ def inventory(args):
         return args.inventory
     from teleshift_cli import labsize
 
+    gateways = 1 if args.gateways is None else args.gateways
+    desktops = 1 if args.desktops is None else args.desktops
+    for name, value, most in (("gateways", gateways, labsize.MAX_GATEWAYS), ("desktops", desktops, labsize.MAX_DESKTOPS)):
+        if not 1 <= value <= most:
+            raise labsize.SizeError(f"--{name} must be from 1 to {most}, got {value}")
+    if gateways == desktops == 1:
+        return args.inventory  # the lab as defined (its generated hosts are removed by `up`)
     base = Path(args.inventory)
     base = base.parent if base.is_file() else base
-    path = labsize.sized_inventory(args.gateways or 1, args.desktops or 1, base=base)
+    path = labsize.sized_inventory(gateways, desktops, base=base)
     print(f"lab: sized lab inventory {path}", file=sys.stderr)
     return str(path)
 
