@@ -188,7 +188,10 @@ def _write_notice(root, pid, html):
         mode = os.lstat(folder).st_mode
     if not stat.S_ISDIR(mode) or stat.S_IMODE(mode) != 0o700 or stat.S_IMODE(os.lstat(os.path.dirname(folder)).st_mode) != 0o700:
         return write_kit_file(root, pid, NOTICE, "notice.html", html)  # the careful way narrows the rights
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:  # a dangling link or a file made meanwhile: replaced, never followed
+        return write_kit_file(root, pid, NOTICE, "notice.html", html)
     with os.fdopen(fd, "wb") as stream:
         stream.write(data)
     return True
