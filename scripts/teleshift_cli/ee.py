@@ -139,6 +139,8 @@ def converge(playbook="site.yml", inventory=LAB_INVENTORY, kits=None, ident=None
     import ansible_runner
 
     inventory = Path(inventory)
+    if "/" not in playbook:  # a name: the project's playbooks/ (ansible-runner looks in the project's root)
+        playbook = f"playbooks/{playbook if playbook.endswith(('.yml', '.yaml')) else playbook + '.yml'}"
     kits = Path(kits or ROOT / "kits" / "lab")
     kits.mkdir(parents=True, exist_ok=True)
     private = WORK / "runner"
