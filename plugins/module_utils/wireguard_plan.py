@@ -332,15 +332,19 @@ def plan_vpn(people, settings, services=None, previous=None, source="inventory")
             f"(capacity {total}: {detail}); raise wireguard_gateway_max_peers, add a gateway or a larger pool"))
         return plan
     by_gw = assignment.by_host()
+    # each family's previous addresses, and those of people who left (they stay reserved: a comeback
+    # gets them back while there is room): computed once, not once per gateway
+    previous_of, held_of = {}, {}
+    for family in ("address", "address6"):
+        previous_of[family] = {pid: e.get(family) for pid, e in {**prev_retired, **prev_people}.items()
+                               if isinstance(e, dict) and e.get(family)}
+        held_of[family] = [addr for pid, addr in previous_of[family].items() if pid not in assignment.hosts]
     for name, g in sorted(gateways.items()):
         ids = sorted(by_gw.get(name, []))
         for family, pool, gw_addr in (("address", g.pool, g.address), ("address6", g.pool6, g.address6)):
             if pool is None:
                 continue
-            prev = {pid: e.get(family) for pid, e in {**prev_retired, **prev_people}.items()
-                    if isinstance(e, dict) and e.get(family)}
-            # addresses of people who left stay reserved (a comeback gets them back) while there is room
-            held = [addr for pid, addr in prev.items() if pid not in assignment.hosts]
+            prev, held = previous_of[family], held_of[family]
             try:
                 try:
                     addrs = allocate_addresses(ids, pool, prev, reserved=[gw_addr, *_inside(held, pool)])
