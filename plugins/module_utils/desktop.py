@@ -166,7 +166,8 @@ def plan_desktop(people, capacities, state=None, source="roster"):
     for host in plan.hosts.values():
         load[host] += 1
     plan.state = {
-        "hosts": {h: {"capacity": capacities[h], "assigned": load[h]} for h in sorted(capacities)},
+        # not "hosts": AWX would list the state file as a playbook (docs/awx.md)
+        "session_hosts": {h: {"capacity": capacities[h], "assigned": load[h]} for h in sorted(capacities)},
         "people": dict(sorted(entries.items())),
     }
     return plan

@@ -9,8 +9,11 @@ selected capability's own checks (the registry), and the mass-removal guard. ``s
 every capability; a capability's own playbook selects only itself, so a stale queue entry can never
 keep a leaver's VPN open.
 
-Paths set in the inventory (roster, kits, state) are relative to the inventory directory; paths given
-on a command line are made absolute by the command line before they reach here.
+Paths set in the inventory (roster, kits, state) are relative to ``teleshift_base_dir`` when it is set
+(an absolute path, e.g. a persistent volume under AWX, or relative to the project), else to the
+inventory directory (controller.base_dir); a generated inventory (AWX's job inventory script) without
+it is a problem. Paths given on a command line are made absolute by the command line before they reach
+here.
 """
 from __future__ import annotations
 
@@ -105,14 +108,18 @@ def checked_state(data, source):
     return data
 
 
-def build_inputs(all_vars, hostvars, groups, inventory_dir, roster=None, kits_dir=None, source="inventory"):
-    """Inputs from plain variables. ``roster`` and ``kits_dir``: overrides (absolute paths)."""
+def build_inputs(all_vars, hostvars, groups, inventory_dir, roster=None, kits_dir=None, source="inventory",
+                 base_problem=None):
+    """Inputs from plain variables. ``roster`` and ``kits_dir``: overrides (absolute paths);
+    ``base_problem``: why relative paths cannot be resolved (nothing is read then)."""
     inputs = Inputs(inventory_dir=str(inventory_dir), all_vars=dict(all_vars), hostvars=dict(hostvars),
                     groups={str(k): [str(h) for h in v] for k, v in groups.items()}, source=source,
                     kits_override=str(kits_dir or ""))
     inputs.settings = load_settings(inputs.all_vars, source=source)
     roster_path = roster or inputs.all_vars.get("teleshift_roster_file")
-    if not roster and roster_ldap.configured(inputs.all_vars):  # the directory; a --roster file overrides it
+    if base_problem:
+        inputs.roster = Roster(problems=[Problem(source, 0, "teleshift_base_dir", base_problem)])
+    elif not roster and roster_ldap.configured(inputs.all_vars):  # the directory; a --roster file overrides it
         inputs.roster = roster_ldap.load_from_settings(
             inputs.all_vars[roster_ldap.VAR], inputs.path, services=inputs.settings.services.keys(),
             region=inputs.settings.region, where=source)
@@ -214,7 +221,7 @@ def _prefixes():
 def from_task_vars(templar, task_vars, roster=None, kits_dir=None):
     """Inputs from an action plugin's ``task_vars``: the global variables and every host's
     variables whose names teleshift or a capability reads, templated (vault values decrypted)."""
-    from ansible_collections.teleshift.toolkit.plugins.module_utils.controller import inventory_dir, plain
+    from ansible_collections.teleshift.toolkit.plugins.module_utils.controller import BASE_VAR, inventory_dir, plain
 
     prefixes = _prefixes()
     all_vars = {k: plain(templar.template(v)) for k, v in task_vars.items() if k.startswith(GLOBAL_PREFIX)}
@@ -228,19 +235,27 @@ def from_task_vars(templar, task_vars, roster=None, kits_dir=None):
         except (KeyError, TypeError):
             continue
         hostvars[host] = {str(k): plain(templar.template(hv[k])) for k in names}
-    return build_inputs(all_vars, hostvars, groups, inventory_dir(task_vars), roster=roster, kits_dir=kits_dir)
+    try:
+        base, problem = inventory_dir({**task_vars, BASE_VAR: all_vars.get(BASE_VAR)}), None
+    except ValueError as exc:
+        base, problem = "", str(exc)
+    return build_inputs(all_vars, hostvars, groups, base, roster=roster, kits_dir=kits_dir, base_problem=problem)
 
 
-def from_inventory(path, roster=None, kits_dir=None, vault_password_file=None):
+def from_inventory(path, roster=None, kits_dir=None, vault_password_file=None, project=None):
     """Inputs from an inventory directory or hosts file, read with Ansible's own inventory API (the
     same variables the playbooks see), vault values decrypted with ``vault_password_file`` (else
-    ANSIBLE_VAULT_PASSWORD_FILE or ansible.cfg's). Raises FileNotFoundError when it does not exist."""
+    ANSIBLE_VAULT_PASSWORD_FILE or ansible.cfg's). ``project``: what a relative teleshift_base_dir is
+    relative to (the checkout; default: the current directory). Raises FileNotFoundError when it does
+    not exist."""
     # Controller only (the command line): Ansible's own inventory API, imported here, never on a host.
     # pylint: disable=ansible-bad-module-import
     from ansible.inventory.manager import InventoryManager
     from ansible.parsing.dataloader import DataLoader
     from ansible.template import Templar
     from ansible.vars.manager import VariableManager
+
+    from ansible_collections.teleshift.toolkit.plugins.module_utils.controller import BASE_VAR, base_dir
 
     source = Path(path)
     if source.is_dir():
@@ -266,8 +281,12 @@ def from_inventory(path, roster=None, kits_dir=None, vault_password_file=None):
     templar = Templar(loader=loader, variables=av)
     all_vars = {k: _templated(templar, v) for k, v in av.items() if k.startswith(GLOBAL_PREFIX)}
     base = source.parent if source.is_file() else source
-    inputs = build_inputs(all_vars, hostvars, groups, base.resolve(), roster=roster, kits_dir=kits_dir,
-                          source=f"{source} (group_vars)")
+    try:
+        base, problem = base_dir(all_vars.get(BASE_VAR), str(project or os.getcwd()), base.resolve(), source), None
+    except ValueError as exc:
+        problem = str(exc)
+    inputs = build_inputs(all_vars, hostvars, groups, base, roster=roster, kits_dir=kits_dir,
+                          source=f"{source} (group_vars)", base_problem=problem)
     inputs.inventory_source = str(source)
     return inputs
 

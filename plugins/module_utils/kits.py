@@ -36,9 +36,15 @@ def _private_dir(path):
     key = str(path)
     if key in _PRIVATE:
         return
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if stat.S_IMODE(path.stat().st_mode) != 0o700:
-        os.chmod(path, 0o700)
+    try:
+        mode = os.stat(key).st_mode  # one system call when it is there (most of the time)
+    except FileNotFoundError:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        mode = os.stat(key).st_mode
+    if not stat.S_ISDIR(mode):
+        raise NotADirectoryError(key)
+    if stat.S_IMODE(mode) != 0o700:
+        os.chmod(key, 0o700)
     _PRIVATE[key] = True
 
 

@@ -13,6 +13,7 @@ import zlib
 
 _SVG_STEPS = {0: "h1", 255: "m1 0"}  # a module of a row: dark draws one unit, light moves one
 _BITS = bytes.maketrans(b"\x00\xff", b"01")  # dark module -> 0 (black), light -> 1 (white)
+_NIBBLES = bytes.maketrans(b"\x00\xff", b"0f")  # at 4 pixels a module: dark -> 0000, light -> 1111
 
 
 def matrix(text):
@@ -31,12 +32,17 @@ def png(size, rows, scale=4):
     C-level string operations: no per-pixel Python loop)."""
     width = size * scale
     row_bytes = (width + 7) // 8
-    padding = "1" * (row_bytes * 8 - width)
-    expand = {ord("0"): "0" * scale, ord("1"): "1" * scale}
     raw = bytearray()
-    for row in rows:
-        bits = row.translate(_BITS).decode("ascii").translate(expand) + padding
-        raw += (b"\x00" + int(bits, 2).to_bytes(row_bytes, "big")) * scale  # filter 0, then pixels
+    if scale == 4:  # a module is one hex digit of pixels: the row packed by bytes.fromhex, in C
+        pad = "f" * (row_bytes * 2 - size)
+        for row in rows:
+            raw += (b"\x00" + bytes.fromhex(row.translate(_NIBBLES).decode("ascii") + pad)) * scale
+    else:
+        padding = "1" * (row_bytes * 8 - width)
+        expand = {ord("0"): "0" * scale, ord("1"): "1" * scale}
+        for row in rows:
+            bits = row.translate(_BITS).decode("ascii").translate(expand) + padding
+            raw += (b"\x00" + int(bits, 2).to_bytes(row_bytes, "big")) * scale  # filter 0, then pixels
 
     def chunk(kind, body):
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))

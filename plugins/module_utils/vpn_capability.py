@@ -148,6 +148,15 @@ class Vpn(registry.Capability):
             load[host] += 1
         return load, list(assignment.unplaced)
 
+    def stranded(self, inputs, down=()):
+        """gateway -> ids the state file places on a gateway marked out of service or named in ``down``
+        (e.g. failing its verification): the people a lost gateway carried."""
+        from ansible_collections.teleshift.toolkit.plugins.module_utils.wireguard_plan import carried
+
+        settings = self.settings(inputs)
+        lost = {n for n, g in settings.gateways.items() if g.out_of_service} | (set(down) & set(settings.gateways))
+        return carried(inputs.state(self), lost) if lost else {}
+
     def capacity(self, inputs, assumptions):
         a = assumptions
         from ansible_collections.teleshift.toolkit.plugins.module_utils.capacity import Check
@@ -161,8 +170,16 @@ class Vpn(registry.Capability):
         if not settings.gateways:
             return checks
         load, _problems = self.placements(inputs)
+        stranded = self.stranded(inputs)
         for name, gw in sorted(settings.gateways.items()):
             if gw.pool is None:
+                continue
+            if gw.out_of_service:
+                ids = stranded.get(name, [])
+                shown = ", ".join(ids[:10]) + (f" ... ({len(ids)})" if len(ids) > 10 else "")
+                checks.append(Check("vpn", "out of service", name, len(ids), 0, "people",
+                                    f"still carries {shown}: the VPN playbook moves them" if ids
+                                    else "wireguard_gateway_out_of_service: carries nobody"))
                 continue
             note = (f"limited by its pool {gw.pool}" if gw.capacity() < gw.max_peers
                     else "wireguard_gateway_max_peers")

@@ -46,8 +46,11 @@ class GatewaySettings:
     port: int = DEFAULT_PORT
     max_peers: int = DEFAULT_MAX_PEERS
     internal_address: str = ""  # where internal hosts route the pool to
+    out_of_service: bool = False  # lost or withdrawn: nobody is placed on it, its people move
 
     def capacity(self):
+        if self.out_of_service:
+            return 0
         size = self.pool.num_addresses - (2 if self.pool.version == 4 else 1) - 1
         return max(0, min(self.max_peers, size))
 
@@ -196,6 +199,10 @@ def _load_gateway(s, name, hv, problems, source, single):
         g.endpoint = endpoint  # host:port given
     else:
         g.endpoint = f"[{endpoint}]:{g.port}" if ":" in endpoint else f"{endpoint}:{g.port}"
+    oos = hv.get("wireguard_gateway_out_of_service", False)
+    if oos not in (True, False, None, ""):
+        problems.append(Problem(source, 0, where + "wireguard_gateway_out_of_service", "expected true or false"))
+    g.out_of_service = oos is True
     g.internal_address = str(hv.get("wireguard_gateway_internal_address") or "")
     if g.internal_address:
         try:
@@ -289,6 +296,16 @@ def assign_gateways(people, settings, previous=None):
     return assign_hosts([p.id for p in users], caps, prev_gw, group_of=service_of.get)
 
 
+def carried(previous, gateways):
+    """gateway -> sorted ids the state file places on each of ``gateways`` (who a lost gateway carried)."""
+    wanted = set(gateways)
+    found = {g: [] for g in sorted(wanted)}
+    for pid, entry in (previous.get("people") or {}).items():
+        if isinstance(entry, dict) and entry.get("gateway") in wanted:
+            found[entry["gateway"]].append(str(pid))
+    return {g: sorted(ids) for g, ids in found.items()}
+
+
 def plan_vpn(people, settings, services=None, previous=None, source="inventory"):
     """people: active Person objects with the vpn need (any order); previous: the state file."""
     plan = Plan(problems=[])
@@ -308,7 +325,8 @@ def plan_vpn(people, settings, services=None, previous=None, source="inventory")
     assignment = assign_gateways(users, settings, previous)
     if assignment.unplaced:
         total = sum(caps.values())
-        detail = ", ".join(f"{n} {caps[n]}" + (f" (its pool {gateways[n].pool} has room for {caps[n]})"
+        detail = ", ".join(f"{n} {caps[n]}" + (" (out of service)" if gateways[n].out_of_service else
+                                               f" (its pool {gateways[n].pool} has room for {caps[n]})"
                                                if caps[n] < gateways[n].max_peers else "") for n in sorted(caps))
         plan.problems.append(Problem(
             source, 0, "wireguard_gateway_max_peers",
@@ -316,15 +334,19 @@ def plan_vpn(people, settings, services=None, previous=None, source="inventory")
             f"(capacity {total}: {detail}); raise wireguard_gateway_max_peers, add a gateway or a larger pool"))
         return plan
     by_gw = assignment.by_host()
+    # each family's previous addresses, and those of people who left (they stay reserved: a comeback
+    # gets them back while there is room): computed once, not once per gateway
+    previous_of, held_of = {}, {}
+    for family in ("address", "address6"):
+        previous_of[family] = {pid: e.get(family) for pid, e in {**prev_retired, **prev_people}.items()
+                               if isinstance(e, dict) and e.get(family)}
+        held_of[family] = [addr for pid, addr in previous_of[family].items() if pid not in assignment.hosts]
     for name, g in sorted(gateways.items()):
         ids = sorted(by_gw.get(name, []))
         for family, pool, gw_addr in (("address", g.pool, g.address), ("address6", g.pool6, g.address6)):
             if pool is None:
                 continue
-            prev = {pid: e.get(family) for pid, e in {**prev_retired, **prev_people}.items()
-                    if isinstance(e, dict) and e.get(family)}
-            # addresses of people who left stay reserved (a comeback gets them back) while there is room
-            held = [addr for pid, addr in prev.items() if pid not in assignment.hosts]
+            prev, held = previous_of[family], held_of[family]
             try:
                 try:
                     addrs = allocate_addresses(ids, pool, prev, reserved=[gw_addr, *_inside(held, pool)])
@@ -502,6 +524,8 @@ def state_of(plan, public_keys, gateway_keys=None, settings=None):
                 entry.update(address6=g.address6, pool6=str(g.pool6))
             if (gateway_keys or {}).get(name):
                 entry["public_key"] = gateway_keys[name]
+            if g.out_of_service:
+                entry["out_of_service"] = True
             gws[name] = entry
         data["gateways"] = gws
     return data
@@ -527,7 +551,7 @@ def client_keys(ids, kits_root, rotate=(), write=True, privates=None, known=None
 
     rotate = set(rotate or ())
     known = known or {}
-    public, new = {}, []
+    public, new, pending = {}, [], []
     for pid in ids:
         if pid not in rotate and known.get(pid) and os.path.exists(os.path.join(kits_root, pid, KIT, PRIVATE_KEY_FILE)):
             public[pid] = known[pid]
@@ -546,6 +570,15 @@ def client_keys(ids, kits_root, rotate=(), write=True, privates=None, known=None
         if privates is not None and write:
             privates[pid] = private
         if write:
+            pending.append((pid, private))
+    if len(pending) > 200:  # file creation waits on the file system: several threads overlap it
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            list(pool.map(lambda item: write_kit_file(kits_root, item[0], KIT, PRIVATE_KEY_FILE, item[1] + "\n"),
+                          pending))
+    else:
+        for pid, private in pending:
             write_kit_file(kits_root, pid, KIT, PRIVATE_KEY_FILE, private + "\n")
     return public, new
 
@@ -560,6 +593,22 @@ def _qr_job(args):
     write_kit_file(root, pid, KIT, f"{name}.png", png)
     write_kit_file(root, pid, KIT, f"{name}.svg", svg)
     return pid
+
+
+def _profile_job(args):
+    """Write one person's profile; draw its QR codes when it changed or they are missing (a worker's
+    job: at 50,000 people the files and the codes are most of a first converge). Returns whether the
+    profile changed."""
+    import os
+
+    from ansible_collections.teleshift.toolkit.plugins.module_utils.kits import write_kit_file
+
+    root, pid, name, text, qr = args
+    changed = write_kit_file(root, pid, KIT, f"{name}.conf", text)
+    folder = os.path.join(root, pid, KIT)
+    if qr and (changed or not all(os.path.exists(os.path.join(folder, f"{name}.{ext}")) for ext in ("png", "svg"))):
+        _qr_job((root, pid, name, text))
+    return changed
 
 
 PROFILE_INDEX = ".vpn-profiles.json"
@@ -581,7 +630,7 @@ def write_client_kits(plan, settings, kits_root, gateway_keys, qr=True, workers=
     import os
 
     from ansible_collections.teleshift.toolkit.plugins.module_utils.atomic import atomic_write
-    from ansible_collections.teleshift.toolkit.plugins.module_utils.kits import read_kit_file, write_kit_file
+    from ansible_collections.teleshift.toolkit.plugins.module_utils.kits import read_kit_file
 
     name = settings.profile_name
     wanted = [f"{name}.conf"] + ([f"{name}.png", f"{name}.svg"] if qr else [])
@@ -594,7 +643,7 @@ def write_client_kits(plan, settings, kits_root, gateway_keys, qr=True, workers=
         except (OSError, ValueError):
             index = {}
     new_index = {}
-    changed, skipped, jobs = [], [], []
+    skipped, jobs = [], []
     for pid, person in sorted(plan.people.items()):
         gw_key = (gateway_keys or {}).get(person.gateway)
         if not gw_key:
@@ -614,13 +663,7 @@ def write_client_kits(plan, settings, kits_root, gateway_keys, qr=True, workers=
             skipped.append(pid)
             continue
         text = render_client_config(person, private, gateway, gw_key, settings)
-        folder = os.path.join(kits_root, pid, KIT)
-        if write_kit_file(kits_root, pid, KIT, f"{name}.conf", text):
-            changed.append(pid)
-            if qr:
-                jobs.append((str(kits_root), pid, name, text))
-        elif qr and not all(os.path.exists(os.path.join(folder, f)) for f in wanted[1:]):
-            jobs.append((str(kits_root), pid, name, text))
+        jobs.append((str(kits_root), pid, name, text, qr))
         if digest:
             new_index[pid] = digest
     if len(jobs) > 40 and (workers or os.cpu_count() or 1) > 1:
@@ -629,10 +672,10 @@ def write_client_kits(plan, settings, kits_root, gateway_keys, qr=True, workers=
 
         context = multiprocessing.get_context("fork")
         with ProcessPoolExecutor(max_workers=workers or os.cpu_count(), mp_context=context) as pool:
-            list(pool.map(_qr_job, jobs, chunksize=64))
+            outcomes = list(pool.map(_profile_job, jobs, chunksize=64))
     else:
-        for job in jobs:
-            _qr_job(job)
+        outcomes = [_profile_job(job) for job in jobs]
+    changed = [job[1] for job, was_changed in zip(jobs, outcomes) if was_changed]
     if public_keys is not None and new_index != index:
         atomic_write(index_path, json.dumps(new_index, sort_keys=True), mode=0o600, dir_mode=0o700)
     return changed, skipped

@@ -56,8 +56,10 @@ def absolute(path):
 def load_context(roster_path, inventory_path, kits_dir=None, selected=None, allow_mass_removal=False,
                  vault_password_file=None):
     """The Context of a subcommand; raises FileNotFoundError when the inventory does not exist."""
+    from teleshift_cli.paths import ROOT
+
     inputs = front_door.from_inventory(inventory_path, roster=absolute(roster_path), kits_dir=absolute(kits_dir),
-                                       vault_password_file=absolute(vault_password_file))
+                                       vault_password_file=absolute(vault_password_file), project=ROOT)
     inventory = Inventory(source=inputs.inventory_source, groups=inputs.groups, hostvars=inputs.hostvars,
                           all_vars=inputs.all_vars)
     return Context(inputs=inputs, inventory=inventory, selected=selected, allow_mass_removal=allow_mass_removal)

@@ -20,6 +20,7 @@ import yaml
 
 from ansible_collections.teleshift.toolkit.plugins.module_utils import registry
 from ansible_collections.teleshift.toolkit.plugins.module_utils.kits import kit_dir, write_kit_file
+from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import ID_RE
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 NOTICE = "notice"  # this command's own kit subdirectory
@@ -51,8 +52,9 @@ def texts():
 def sections(person, root, lang):
     """The notice sections of ``person`` (a roster Person), one per capability they get, in order."""
     found = []
+    base = os.path.join(str(root), person.id)
     for cap in registry.capabilities():
-        section = cap.notice(person, Path(root) / person.id / cap.name, lang)
+        section = cap.notice(person, Path(os.path.join(base, cap.name)), lang)
         if section is not None:
             found.append(section)
     return found
@@ -74,13 +76,13 @@ def render_notice(template, person, root, org, sheet=None):
     (notice, sheet HTML or None) is returned) unless org["merge"] puts them in the notice."""
     lang = person["language"] if person["language"] in texts() else "fr"
     found = sections(person["person"], root, lang)
-    available = set(template.environment.list_templates())
+    available = _available(template.environment)
     for section in found:
         own = f"notice_{section.name}.html.j2"
         section.template = own if own in available else "notice_section.html.j2"
     merged = bool(org.get("merge"))
     values = dict(p=person, sections=found, t=texts()[lang], lang=lang, org=org.get("name", ""),
-                  hotline=org.get("hotline", ""), merged=merged)
+                  hotline=org.get("hotline", ""), merged=merged, common=_common(template.environment, lang))
     notice = template.render(**values)
     if sheet is None:
         return notice
@@ -88,40 +90,197 @@ def render_notice(template, person, root, org, sheet=None):
     return notice, (sheet.render(**values) if secret and not merged else None)
 
 
-def _write_batch(batch, root, org):
-    """Render and write a batch of notices (runs in a worker process); returns (written, unchanged)."""
+_COMMON = {}
+
+
+def _common(env, lang):
+    """The language-only part of the notice (how to connect, troubleshooting), rendered once."""
+    key = (id(env), lang)
+    if key not in _COMMON:
+        from markupsafe import Markup
+
+        # rendered by the autoescaping environment from the project's own template: safe to insert as is
+        html = env.get_template("notice_common.html.j2").render(t=texts()[lang], lang=lang)
+        _COMMON[key] = (env, Markup(html))  # noqa: S704
+    return _COMMON[key][1]
+
+
+_AVAILABLE = {}
+
+
+def _available(env):
+    """The templates an environment has (listed once: it walks the directory)."""
+    if id(env) not in _AVAILABLE:
+        _AVAILABLE[id(env)] = (env, set(env.list_templates()))
+    return _AVAILABLE[id(env)][1]
+
+
+# --------------------------------------------------------------------------------------------
+# Writing many notices: only those whose inputs changed, in worker processes that inherit them
+# --------------------------------------------------------------------------------------------
+
+INDEX = ".notices.json"  # <kits>/.notices.json: person id -> digest of what their notice was made from
+
+
+def fingerprint():
+    """What every notice depends on besides its person: the templates, the texts and the capabilities."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in sorted(TEMPLATES.iterdir()):
+        if path.is_file():
+            digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    for cap in registry.capabilities():
+        digest.update(f"{type(cap).__module__}.{type(cap).__qualname__}:{cap.name}\0".encode())
+    return digest.hexdigest()[:24]
+
+
+def inputs_digest(person, root, org, common):
+    """Digest of one notice's inputs: the person's view, the organisation's words, and each file of the
+    person's kit (name, size, modification time: the sections read nothing else)."""
+    import hashlib
+    import json
+
+    parts = [common, json.dumps([{k: v for k, v in person.items() if k != "person"}, person["person"].active,
+                                 org.get("name", ""), org.get("hotline", ""), bool(org.get("merge"))],
+                                sort_keys=True, default=str)]
+    base = os.path.join(str(root), person["id"])
+    for cap in registry.names():
+        try:
+            with os.scandir(os.path.join(base, cap)) as entries:
+                for entry in sorted(entries, key=lambda e: e.name):
+                    if entry.is_file():
+                        st = entry.stat()
+                        parts.append(f"{cap}/{entry.name}:{st.st_size}:{st.st_mtime_ns}")
+        except OSError:
+            parts.append(f"{cap}:-")
+    return hashlib.sha256("\n".join(parts).encode("utf-8")).hexdigest()[:24]
+
+
+def _write_range(people, root, org, common, index):
+    """Render and write the notices of ``people`` whose inputs changed; returns (written, unchanged,
+    {id: digest})."""
     env = _env()
     template, sheet = env.get_template("notice.html.j2"), env.get_template("credentials.html.j2")
-    written = 0
-    for person in batch:
+    written, unchanged, digests = 0, 0, {}
+    for person in people:
+        pid = person["id"]
+        digest = inputs_digest(person, root, org, common)
+        if index.get(pid) == digest and os.path.exists(os.path.join(str(root), pid, NOTICE, "notice.html")):
+            unchanged += 1
+            digests[pid] = digest
+            continue
         html, credentials = render_notice(template, person, root, org, sheet)
-        changed = write_kit_file(root, person["id"], NOTICE, "notice.html", html)
-        if credentials is not None:
-            changed = write_kit_file(root, person["id"], NOTICE, SHEET, credentials) or changed
+        changed = _write_notice(root, pid, html)
+        if credentials is not None:  # the secrets and QR codes, apart from the notice
+            changed = write_kit_file(root, pid, NOTICE, SHEET, credentials) or changed
         else:
-            stale = Path(root) / person["id"] / NOTICE / SHEET
+            stale = Path(root) / pid / NOTICE / SHEET
             if stale.exists():
                 stale.unlink()
                 changed = True
         written += bool(changed)
-    return written, len(batch) - written
+        unchanged += not changed
+        digests[pid] = digest
+    return written, unchanged, digests
+
+
+def _write_notice(root, pid, html):
+    """write_kit_file for the notice, with fewer file-system operations (what a first run of 50,000 people
+    spends its time on): a new notice is created in place (O_EXCL, 0600, never through a link); one that
+    exists is compared, then replaced atomically when it differs. Returns True when written."""
+    import stat
+
+    if not ID_RE.fullmatch(str(pid)):
+        raise ValueError(f"refusing kit path for id {pid!r}")
+    data = html.encode("utf-8")
+    folder = os.path.join(str(root), pid, NOTICE)
+    path = os.path.join(folder, "notice.html")
+    try:
+        with open(path, "rb") as stream:
+            if stream.read() == data:
+                return False
+        return write_kit_file(root, pid, NOTICE, "notice.html", html)  # changed: atomic replacement
+    except FileNotFoundError:
+        pass
+    try:
+        mode = os.lstat(folder).st_mode
+    except FileNotFoundError:
+        kit_dir(root, pid, NOTICE)  # creates it and its parents 0700
+        mode = os.lstat(folder).st_mode
+    parent = os.lstat(os.path.dirname(folder)).st_mode
+    if not stat.S_ISDIR(mode) or stat.S_IMODE(mode) != 0o700 or stat.S_IMODE(parent) != 0o700:
+        return write_kit_file(root, pid, NOTICE, "notice.html", html)  # the careful way narrows the rights
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:  # a dangling link or a file made meanwhile: replaced, never followed
+        return write_kit_file(root, pid, NOTICE, "notice.html", html)
+    with os.fdopen(fd, "wb") as stream:
+        stream.write(data)
+    return True
+
+
+_JOB = {}  # what forked workers inherit: no person is pickled to them
+
+
+def _worker(bounds):
+    job = _JOB["job"]
+    return _write_range(job["people"][bounds[0]:bounds[1]], job["root"], job["org"], job["common"], job["index"])
+
+
+def _write_batch(batch, root, org):
+    """Render and write ``batch`` without the index; returns (written, unchanged)."""
+    written, unchanged, _ = _write_range(batch, root, org, fingerprint(), {})
+    return written, unchanged
 
 
 def write_notices(people, root, org, jobs=None):
-    """Write ``<root>/<id>/notice/notice.html`` for every person dict; returns (written, unchanged)."""
+    """Write ``<root>/<id>/notice/notice.html`` for every person dict; returns (written, unchanged).
+
+    A notice whose inputs (inputs_digest) are those recorded in ``<root>/.notices.json`` and whose
+    file is there is not rendered again. With several CPUs, forked workers take slices of the list
+    they inherit (nothing pickled but the slice bounds and the digests that come back); the garbage
+    collector is frozen meanwhile so that the workers never walk, and so copy, the parent's objects."""
+    import gc
+    import json
+
+    from ansible_collections.teleshift.toolkit.plugins.module_utils.atomic import atomic_write
+
     people = list(people)
     jobs = jobs or os.cpu_count() or 1
     Path(root).mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(root, 0o700)
+    index_path = Path(root) / INDEX
+    try:
+        index = json.loads(index_path.read_text(encoding="utf-8"))
+        index = index if isinstance(index, dict) else {}
+    except (OSError, ValueError):
+        index = {}
+    common = fingerprint()
     if jobs <= 1 or len(people) < 200:
-        return _write_batch(people, root, org)
-    size = max(50, len(people) // (jobs * 4))
-    batches = [people[i:i + size] for i in range(0, len(people), size)]
-    written = unchanged = 0
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
-        for w, u in pool.map(_write_batch, batches, [root] * len(batches), [org] * len(batches)):
-            written += w
-            unchanged += u
+        written, unchanged, digests = _write_range(people, root, org, common, index)
+    else:
+        import multiprocessing
+
+        size = max(100, len(people) // (jobs * 4))
+        bounds = [(i, min(i + size, len(people))) for i in range(0, len(people), size)]
+        _JOB["job"] = {"people": people, "root": str(root), "org": org, "common": common, "index": index}
+        gc.collect()
+        gc.freeze()
+        written = unchanged = 0
+        digests = {}
+        try:
+            with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+                for w, u, d in pool.map(_worker, bounds):
+                    written, unchanged = written + w, unchanged + u
+                    digests.update(d)
+        finally:
+            gc.unfreeze()
+            _JOB.clear()
+    kept = {pid: d for pid, d in index.items() if pid not in digests}  # people not written this time
+    merged = {**kept, **digests}
+    if merged != index:
+        atomic_write(index_path, json.dumps(merged, sort_keys=True), mode=0o600, dir_mode=0o700)
     return written, unchanged
 
 

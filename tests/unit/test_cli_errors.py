@@ -75,6 +75,8 @@ HOSTILE = {
     "extra": ['"unclosed'],
     "capability": ["nosuch", ""],
     "vault_password_file": ["{tmp}/missing", "{tmp}", "{empty}"],
+    "gateways": ["0", "-1", "17", "x", "1e9"],
+    "desktops": ["0", "21", "x"],
 }
 HARMLESS = {
     "help": "argparse's own",

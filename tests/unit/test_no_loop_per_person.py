@@ -14,6 +14,7 @@ FILES = sorted([*ROOT.glob("roles/*/tasks/*.yml"), *ROOT.glob("roles/*/handlers/
 BOUNDED = {
     "{{ vpn_route_routes }}": "one route per VPN gateway",
     "{{ vpn_route_current.results }}": "the results of the loop over vpn_route_routes",
+    "{{ vpn_route_stale }}": "the routes the role set before and no longer wants: one per former gateway",
 }
 
 

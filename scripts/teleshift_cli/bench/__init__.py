@@ -30,6 +30,53 @@ def save_log(bench, step, text):
     return path
 
 
+def task_times(text, top=5):
+    """[(task, seconds)] of the slowest tasks in a playbook's profile_tasks summary: where the time went."""
+    import re
+
+    found = []
+    for line in (text or "").splitlines():
+        match = re.match(r"^(.+?) -{3,} (\d+\.\d+)s\s*$", line.strip())
+        if match:
+            found.append((match.group(1).strip(), float(match.group(2))))
+    return sorted(found, key=lambda t: -t[1])[:top]
+
+
+def where(text, top=4):
+    """The slowest tasks as one line: 'plan 3.1 s, gateway peers 2.0 s, ...'."""
+    return ", ".join(f"{name[-60:]} {secs:.1f} s" for name, secs in task_times(text, top)) or "(no task timings)"
+
+
+GROWTH_SIZES = (5000, 50000)
+
+
+def growth(bench, key, people, figures, names, say=print):
+    """Keep ``figures`` in build/bench/<bench>-<key>-<people>.json; when the figures of the other size
+    (5,000 <-> 50,000, same benchmark and ``key``) are there, print and return the cost per person at
+    the larger size over the cost per person at the smaller one (1.0: linear; 2.0: twice as much a
+    person), for each figure in ``names``."""
+    import json
+
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    mine = LOG_DIR / f"{bench}-{key}-{people}.json"
+    mine.write_text(json.dumps({"people": people, **figures}, sort_keys=True, default=str), encoding="utf-8")
+    other_size = next((s for s in GROWTH_SIZES if s != people), None) if people in GROWTH_SIZES else None
+    other = LOG_DIR / f"{bench}-{key}-{other_size}.json"
+    if other_size is None or not other.exists():
+        say(f"growth: run the other size ({' and '.join(map(str, GROWTH_SIZES))}) to see the cost per person grow")
+        return {}
+    theirs = json.loads(other.read_text(encoding="utf-8"))
+    small, big = (theirs, figures) if other_size < people else (figures, theirs)
+    n_small, n_big = min(people, other_size), max(people, other_size)
+    ratios = {}
+    for name in names:
+        a, b = small.get(name), big.get(name)
+        if isinstance(a, (int, float)) and isinstance(b, (int, float)) and a > 0:
+            ratios[name] = round((b / n_big) / (a / n_small), 2)
+            say(f"growth {name}: {a} s for {n_small} -> {b} s for {n_big}: {ratios[name]}x the cost per person")
+    return ratios
+
+
 def main():
     parser = argparse.ArgumentParser(prog="bench", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="name", metavar="BENCHMARK")

@@ -1,5 +1,10 @@
-"""WireGuard VPN on the lab gateway for a synthetic roster: first converge, re-run, one change, and
+"""WireGuard VPN on the lab gateway(s) for a synthetic roster: first converge, re-run, one change, and
 the common way (one Ansible task per person) on a sample, extrapolated.
+
+--gateways N: a sized lab of N gateways (teleshift_cli/labsize.py, brought up here, removed at the
+end), each with its own part of a pool large enough for everyone. Each step prints its slowest tasks;
+the figures are kept in build/bench/, and the 5,000 and 50,000 runs of the same gateways print how the
+cost per person grows.
 
 Works on a private copy of the lab inventory (its own roster, state/ and kits in a temp dir), so the
 lab's own state and kits are untouched; at the end the real lab inventory is converged again so
@@ -16,13 +21,17 @@ import time
 from pathlib import Path
 
 from teleshift_cli import paths
+from teleshift_cli.bench import growth, where
 
 TARGETS = {"first_converge_s": 30.0, "rerun_s": 10.0, "one_change_s": 5.0}
+TARGETS_50K = {"first_converge_s": 120.0, "rerun_s": 20.0, "one_change_s": 3.0}  # issue 16, 10 gateways
+BENCH_POOL = "10.104.0.0/13"  # several gateways: a part each (/17 for 10), outside the lab's 10.100.0.0/16
 PBX = "10.89.251.30"
 
 
 def add_arguments(parser):
     parser.add_argument("--people", type=int, default=5000, help="synthetic roster size (default 5000)")
+    parser.add_argument("--gateways", type=int, default=1, help="gateways (a sized lab when more than 1)")
     parser.add_argument("--sample", type=int, default=200,
                         help="people applied the common way, one Ansible task each (default 200)")
     parser.add_argument("--seed", type=int, default=7)
@@ -80,10 +89,20 @@ def _write_roster(path, count, seed):
     return people
 
 
-def _plan_seconds(people, inventory):
+def _plan_seconds(people, inventory, gateways=1):
     """The pure plan for everyone (no I/O), in-process."""
     from ansible_collections.teleshift.toolkit.plugins.module_utils.wireguard_plan import load_vpn_settings, plan_vpn
 
+    if gateways > 1:
+        gws = {f"ts-gw{i + 1}": {"wireguard_gateway_endpoint": f"gw{i + 1}", "wireguard_gateway_pool": part,
+                                 "wireguard_gateway_max_peers": _per_gateway(len(people), gateways)}
+               for i, part in enumerate(_pools(gateways))}
+        settings = load_vpn_settings({"teleshift_vpn_pool": BENCH_POOL,
+                                      "teleshift_vpn_internal_networks": ["10.89.251.0/24"]}, gws)
+        start = time.perf_counter()
+        plan = plan_vpn(people, settings)
+        assert not plan.problems and len(plan.people) == len(people), plan.problems[:2]
+        return time.perf_counter() - start
     settings = load_vpn_settings(
         {"teleshift_vpn_pool": "10.100.0.0/16", "teleshift_vpn_internal_networks": ["10.89.251.0/24"]},
         {"ts-gw1": {"wireguard_gateway_endpoint": "10.89.250.10", "wireguard_gateway_max_peers": len(people) + 10}})
@@ -92,6 +111,38 @@ def _plan_seconds(people, inventory):
     elapsed = time.perf_counter() - start
     assert not plan.problems and len(plan.people) == len(people)
     return elapsed
+
+
+def _pools(gateways):
+    from teleshift_cli.labsize import pool_parts
+
+    return pool_parts(BENCH_POOL, gateways)
+
+
+def _per_gateway(people, gateways):
+    return -(-people * 6 // (5 * gateways)) + 10  # a fifth more than an even share: the plan spreads people
+
+
+def _sized_inventory(inv, people, gateways):
+    """A sized lab of ``gateways`` in ``inv`` (its containers brought up), each gateway with its part of
+    BENCH_POOL; returns the gateway names."""
+    import yaml
+
+    from teleshift_cli import lab, labsize
+
+    labsize.sized_inventory(gateways, 1, dest=inv)
+    data = yaml.safe_load((inv / "hosts.yml").read_text())
+    gws = data["all"]["children"]["teleshift_lab"]["children"]["vpn_gateways"]["hosts"]
+    for hv, part in zip(gws.values(), _pools(gateways)):
+        hv["wireguard_gateway_pool"] = part
+    (inv / "hosts.yml").write_text(yaml.safe_dump(data, sort_keys=False))
+    (inv / "group_vars" / "all" / "zz_bench.yml").write_text(yaml.safe_dump({"teleshift_vpn_pool": BENCH_POOL}))
+    lab.lab_up(inv)
+    return list(gws)
+
+
+def _live_peers(gateways):
+    return sum(len(_exec(gw, "wg", "show", "wg0", "peers").stdout.split()) for gw in gateways)
 
 
 def _use_profile(kits, pid):
@@ -137,25 +188,36 @@ def run(args):
     if not lab.container_running("ts-gw1") or not lab.container_running("ts-client1"):
         raise SystemExit("the lab is not up: scripts/teleshift lab up")
     work = Path(tempfile.mkdtemp(prefix="teleshift-bench-vpn-"))
-    figures = {"people": args.people, "sample": args.sample}
+    figures = {"people": args.people, "sample": args.sample, "gateways": args.gateways}
+    gateways = ["ts-gw1"]
     try:
         inv = work / "inventory"
-        shutil.copytree(paths.LAB_INVENTORY, inv, ignore=shutil.ignore_patterns("state"))
+        if args.gateways > 1:
+            gateways = _sized_inventory(inv, args.people, args.gateways)
+            # untimed: new gateways get their packages and setup (as ts-gw1 has from the lab's converge)
+            seconds, _ = _playbook("vpn.yml", inv / "hosts.yml", {"teleshift_kits_dir": str(work / "setup-kits")})
+            (inv / "state" / "vpn.yml").unlink()
+            _say(f"generated gateways set up (untimed): {seconds:.0f} s")
+        else:
+            shutil.copytree(paths.LAB_INVENTORY, inv, ignore=shutil.ignore_patterns("state"))
         people = _write_roster(inv / "roster.csv", args.people, args.seed)
+        per_gateway = args.people + 100 if args.gateways == 1 else _per_gateway(args.people, args.gateways)
         extra = {"teleshift_kits_dir": str(work / "kits"), "teleshift_vpn_licences": args.people + 100,
-                 "wireguard_gateway_max_peers": args.people + 100}
-        figures["plan_s"] = round(_plan_seconds(people, inv), 3)
-        _say(f"plan of {args.people} people (pure Python): {figures['plan_s']} s")
+                 "wireguard_gateway_max_peers": per_gateway}
+        figures["plan_s"] = round(_plan_seconds(people, inv, args.gateways), 3)
+        _say(f"plan of {args.people} people on {args.gateways} gateway(s) (pure Python): {figures['plan_s']} s")
 
-        seconds, _ = _playbook("vpn.yml", inv / "hosts.yml", extra)
+        seconds, out = _playbook("vpn.yml", inv / "hosts.yml", extra)
         figures["first_converge_s"] = round(seconds, 2)
-        live = len(_exec("ts-gw1", "wg", "show", "wg0", "peers").stdout.split())
-        assert live == args.people, f"{live} peers live on ts-gw1, expected {args.people}"
+        live = _live_peers(gateways)
+        assert live == args.people, f"{live} peers live on {', '.join(gateways)}, expected {args.people}"
         _say(f"first converge, {args.people} people (keys, state, {live} live peers, kits + QR codes): {seconds:.1f} s")
+        _say(f"  where the time went: {where(out)}")
 
-        seconds, _ = _playbook("vpn.yml", inv / "hosts.yml", extra)
+        seconds, out = _playbook("vpn.yml", inv / "hosts.yml", extra)
         figures["rerun_s"] = round(seconds, 2)
         _say(f"re-run, no change: {seconds:.1f} s")
+        _say(f"  where the time went: {where(out)}")
 
         # a teleworker with a live tunnel (service allowed to reach the PBX) while one person is added
         state = yaml.safe_load((inv / "state" / "vpn.yml").read_text())["people"]
@@ -172,8 +234,9 @@ def run(args):
             with open(inv / "roster.csv", "a", encoding="utf-8") as stream:
                 stream.write(f"zzbench{n},Zoé Bench{n},zoe.bench{n}@departement.example,dsi,normal,,laptop,vpn,"
                              ",,none,20,no,yes,fr\n")
-            seconds, _ = _playbook("vpn.yml", inv / "hosts.yml", extra)
+            seconds, out = _playbook("vpn.yml", inv / "hosts.yml", extra)
             samples.append(round(seconds, 2))
+        _say(f"  where the time went (last change): {where(out)}")
         figures["one_change_samples_s"] = samples
         figures["one_change_s"] = statistics.median(samples)
         seconds = figures["one_change_s"]
@@ -199,10 +262,10 @@ def run(args):
 
         sample = [{"id": pid, "public_key": e["public_key"], "ip": e["address"]}
                   for pid, e in sorted(state.items())[:args.sample]]
-        seconds = _naive(sample)
+        seconds = _naive(sample) if sample else 0.0
         figures["naive_sample_s"] = round(seconds, 2)
-        figures["naive_per_person_s"] = round(seconds / len(sample), 4)
-        figures["naive_extrapolated_s"] = round(seconds / len(sample) * args.people, 1)
+        figures["naive_per_person_s"] = round(seconds / max(1, len(sample)), 4)
+        figures["naive_extrapolated_s"] = round(seconds / max(1, len(sample)) * args.people, 1)
         figures["ratio_naive_vs_first"] = round(figures["naive_extrapolated_s"] / figures["first_converge_s"], 1)
         figures["ratio_naive_vs_one_change"] = round(figures["naive_extrapolated_s"] / figures["one_change_s"], 1)
         _say(f"common way, one task per person: {seconds:.1f} s for {len(sample)} -> "
@@ -211,7 +274,8 @@ def run(args):
         if gate:
             figures["gate_open_to_traffic_s"] = gate.get("traffic_s")
             figures["gate_open_to_traffic_target_met"] = gate.get("traffic_s") is not None and gate["traffic_s"] <= 1.0
-        for name, limit in TARGETS.items():
+        growth("vpn", f"g{args.gateways}", args.people, figures, ["plan_s", *TARGETS], say=_say)
+        for name, limit in (TARGETS_50K if args.people > 5000 or args.gateways > 1 else TARGETS).items():
             figures[f"{name}_target_met"] = figures[name] < limit
             _say(f"target {name} < {limit} s: {'met' if figures[name] < limit else 'MISSED'} ({figures[name]} s)")
     finally:
@@ -219,6 +283,10 @@ def run(args):
             _say("restoring the lab's own VPN (converge of inventories/lab)")
             _playbook("vpn.yml")
             _playbook("lab_client_vpn.yml")
+            if args.gateways > 1:  # the default lab again: its generated gateways go
+                from teleshift_cli import lab
+
+                lab.lab_up()
         if args.keep:
             _say(f"kept {work}")
         else:

@@ -61,13 +61,18 @@ def build(ctx, args):
                                      ctx.settings.services, caps)
     hosts = verification.get("hosts", {})
     sections = [s for s in (c.report_section(ctx.inputs, _host_reader(ctx)) for c in caps) if s]
+    failing = sorted(h for h, v in hosts.items() if not v.get("ok", True))
+    stranded = {}  # gateways out of service or failing -> the people they carried
+    for cap in caps:
+        if hasattr(cap, "stranded") and cap.configured(ctx.inputs):
+            stranded.update(cap.stranded(ctx.inputs, failing))
     return {
         "sections": sections,
         "generated": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
         "roster": ctx.roster.source, "inventory": ctx.inventory.source, "people": len(people),
         "per_capability": per_cap, "per_service": per_service, "capacity": plan.as_dict(),
         "not_configured": plan.not_configured, "waves": waves.as_dict(), "hosts": hosts,
-        "failing_hosts": sorted(h for h, v in hosts.items() if not v.get("ok", True)),
+        "failing_hosts": failing, "stranded": stranded,
         "warnings": [str(w) for w in ctx.warnings],
         "verification_file": str(verify) if verify else "none",
         "verification_present": bool(verify and Path(verify).exists()),
