@@ -17,7 +17,8 @@ from ansible.plugins.action import ActionBase
 from ansible_collections.teleshift.toolkit.plugins.module_utils.atomic import atomic_write
 from ansible_collections.teleshift.toolkit.plugins.module_utils.controller import inventory_dir, plain
 from ansible_collections.teleshift.toolkit.plugins.module_utils.kits import resolve_path
-from ansible_collections.teleshift.toolkit.plugins.module_utils.mfa_plan import parse_people, read_secrets
+from ansible_collections.teleshift.toolkit.plugins.module_utils.mfa import parse_people
+from ansible_collections.teleshift.toolkit.plugins.module_utils.mfa_plan import read_secrets
 
 INLINE = 50  # at most this many secrets travel as a (no_log) argument; more go in a file
 PASSTHROUGH = ("exempt", "gated", "settings", "names", "revoke", "state", "config_dir", "group", "setup_fingerprint",

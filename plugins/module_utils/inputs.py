@@ -294,6 +294,7 @@ def from_inventory(path, roster=None, kits_dir=None, vault_password_file=None, p
 def _vault_secrets(loader, password_file=None):
     """Give ``loader`` the vault password from ``password_file`` (a file, or an executable printing
     it), else from ANSIBLE_VAULT_PASSWORD_FILE / ansible.cfg; none: vault values stay undecryptable."""
+    # Controller only (the command line), like from_inventory. pylint: disable=ansible-bad-module-import
     from ansible import constants as C
     from ansible.parsing.vault import get_file_vault_secret
 
@@ -320,6 +321,7 @@ def _vault_secrets(loader, password_file=None):
 
 def _templated(templar, value):
     """``value`` templated as plain Python; a vault value without its password is one clear error."""
+    # Controller only (the command line), like from_inventory. pylint: disable=ansible-bad-module-import
     from ansible.errors import AnsibleError
 
     from ansible_collections.teleshift.toolkit.plugins.module_utils.controller import plain

@@ -155,7 +155,7 @@ class Mfa(registry.Capability):
                                               f"{len(ids)} people exempt from the second factor: {reason}"))
         return found
 
-    def capacity(self, inputs, a):
+    def capacity(self, inputs, assumptions):
         from ansible_collections.teleshift.toolkit.plugins.module_utils.capacity import Check
 
         settings = self.settings(inputs)
@@ -190,7 +190,7 @@ class Mfa(registry.Capability):
         rows, secrets = kit_rows(files)
         text = self.text(lang)
         section = registry.NoticeSection(self.name, text["title"], steps=list(text["steps"]), rows=rows,
-                                         secrets=[(k, v) for k, v in secrets], files=[])
+                                         secrets=list(secrets), files=[])
         section.data["labels"] = text
         for path in files:
             if path.name.endswith(".svg") and "authenticator" in path.name:

@@ -18,8 +18,7 @@ import json
 import secrets as _secrets
 from dataclasses import dataclass, field
 
-from ansible_collections.teleshift.toolkit.plugins.module_utils.mfa import (  # noqa: F401  (parse_people: re-exported)
-    b32_secret, duration, otpauth_uri, parse_people)
+from ansible_collections.teleshift.toolkit.plugins.module_utils.mfa import b32_secret, duration, otpauth_uri
 from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import Problem
 
 KIT = "mfa"  # the kit subdirectory this capability owns

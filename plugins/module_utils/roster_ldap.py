@@ -143,7 +143,7 @@ def parse_source(value, path_of, where=VAR):
     source.attributes = _attributes(value.get("attributes"), bad)
     source.groups = _groups(value.get("groups"), bad)
     source.defaults = _defaults(value.get("defaults"), bad)
-    if not any("service" in spec for _, spec in source.groups) and "service" not in source.attributes:
+    if not any("service" in spec for _group, spec in source.groups) and "service" not in source.attributes:
         bad("groups", "no service: map groups to services (groups: {GROUP: {service: ...}}) or an attribute "
                       "(attributes: {service: department})")
     return (None if problems else source), problems
@@ -272,8 +272,8 @@ def entry_row(dn, attrs, source):
     for col, val in source.defaults.items():
         if col == "forward_mode" and not (row.get("forward_to") and row.get("extension")):
             continue  # forwarding needs a desk extension and a mobile: the default applies to people with both
-        row.setdefault(col, val if isinstance(val, str) else ("yes" if val is True else "no" if val is False
-                                                               else str(val)))
+        text = "yes" if val is True else "no" if val is False else str(val)
+        row.setdefault(col, val if isinstance(val, str) else text)
     refused = roster_mod.roster_files.Refused
     uac = attrs.get(UAC.lower())
     try:
@@ -304,7 +304,7 @@ def roster_from_entries(entries, source, services=None, region="FR", memo=None):
         rows.append((str(row.get("id") or ""), dn, row, fields))
     rows.sort(key=lambda item: (item[0], item[1].lower()))
     numbered = []
-    for line, (_, dn, row, fields) in enumerate(rows, 1):
+    for line, (_entry, dn, row, fields) in enumerate(rows, 1):
         dns[line], fields_of[line] = dn, fields
         numbered.append((line, row))
     built = roster_mod.build_roster(numbered, source.name, services, region, memo,
@@ -351,9 +351,9 @@ def search(source, connect=None):
         conn.simple_bind_s(source.bind_dn, source.bind_password)
         page = SimplePagedResultsControl(True, size=source.page_size, cookie=b"")
         entries = []
-        for _ in range(source.max_entries // source.page_size + 2):  # bounded: at most max_entries
+        for _page in range(source.max_entries // source.page_size + 2):  # bounded: at most max_entries
             msgid = conn.search_ext(source.base_dn, ldap.SCOPE_SUBTREE, source.filter, wanted, serverctrls=[page])
-            _, data, _, controls = conn.result3(msgid, timeout=source.timeout)
+            _kind, data, _msgid, controls = conn.result3(msgid, timeout=source.timeout)
             for dn, attrs in data:
                 if dn is None or not isinstance(attrs, dict):
                     continue  # a search continuation reference (AD's DomainDnsZones...)

@@ -29,7 +29,7 @@ options:
     description: Where the secret files live (root only).
     type: path
     default: /var/lib/teleshift/mfa
-author: teleshift contributors
+author: teleshift contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""

@@ -82,7 +82,7 @@ options:
     description: File on the host holding the fingerprint of the setup done.
     type: path
     default: /var/lib/teleshift/setup/mfa_gate
-author: teleshift contributors
+author: teleshift contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""
@@ -127,6 +127,11 @@ def _read(path):
             return stream.read()
     except OSError:
         return None
+
+
+def _allow_text(allow):
+    """The gate's allow-list as diff text: one "id address..." line per person."""
+    return "".join(f"{pid} {' '.join(allow[pid])}\n" for pid in sorted(allow))
 
 
 def main():
@@ -228,8 +233,7 @@ def main():
         result["warnings"] = [f"{len(missing)} enrolled people have no secret in their kit (gate closed for them): "
                               + ", ".join(missing[:10])]
     if module._diff:
-        line = lambda d: "".join(f"{pid} {' '.join(d[pid])}\n" for pid in sorted(d))  # noqa: E731
-        result["diff"] = {"before": line(old_allow), "after": line(allow),
+        result["diff"] = {"before": _allow_text(old_allow), "after": _allow_text(allow),
                           "before_header": f"{allow_path} (people on the gate)", "after_header": "desired"}
     if module.check_mode or not changed:
         module.exit_json(**result)

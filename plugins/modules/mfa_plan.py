@@ -28,7 +28,7 @@ options:
   rotate:
     description: Person ids (list or comma-separated text) whose secret is renewed. Defaults to C(teleshift_mfa_rotate).
     type: raw
-author: teleshift contributors
+author: teleshift contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""

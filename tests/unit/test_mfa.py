@@ -14,8 +14,9 @@ import pytest
 
 from ansible_collections.teleshift.toolkit.plugins.module_utils import mfa, registry
 from ansible_collections.teleshift.toolkit.plugins.module_utils.mfa_capability import parse_status
+from ansible_collections.teleshift.toolkit.plugins.module_utils.mfa import parse_people
 from ansible_collections.teleshift.toolkit.plugins.module_utils.mfa_plan import (
-    enrol, gate_slices, load_mfa_settings, parse_people, read_secrets, required)
+    enrol, gate_slices, load_mfa_settings, read_secrets, required)
 from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import Person
 from ansible_collections.teleshift.toolkit.plugins.module_utils.settings import load_settings
 
