@@ -26,7 +26,7 @@ from ansible_collections.teleshift.toolkit.plugins.module_utils.atomic import at
 from ansible_collections.teleshift.toolkit.plugins.module_utils.controller import inventory_dir
 from ansible_collections.teleshift.toolkit.plugins.module_utils.desktop_accounts import Account, account_lines
 from ansible_collections.teleshift.toolkit.plugins.module_utils.kits import (
-    kept_secret, read_kit_file, resolve_path, write_kit_file)
+    kept_secret, read_index, read_kit_file, resolve_path, write_kit_file)
 
 CHECK_MODE_HASH = "$6$checkmode$placeholder"
 # <kits>/.desktop-kits.json: person -> digest of their desktop kit files, written after a successful
@@ -82,7 +82,7 @@ class ActionModule(ActionBase):
                     for login, name, service in sorted(people)]
         local = args.get("local_passwords", True) not in (False, "false", "False", "no", 0)
         index_path = os.path.join(str(kits), KITS_INDEX)
-        index = {} if check else _load_index(index_path)
+        index = {} if check else read_index(index_path)
         new_index, hashes, fresh, kits_changed = {}, {}, {}, 0
         for account in accounts:
             pid = account.login
@@ -170,10 +170,3 @@ class ActionModule(ActionBase):
                                     task_vars=task_vars)
 
 
-def _load_index(path):
-    try:
-        with open(path, encoding="utf-8") as stream:
-            data = json.load(stream)
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
-        return {}

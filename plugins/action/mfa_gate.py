@@ -16,7 +16,7 @@ from ansible.plugins.action import ActionBase
 
 from ansible_collections.teleshift.toolkit.plugins.module_utils.atomic import atomic_write
 from ansible_collections.teleshift.toolkit.plugins.module_utils.controller import inventory_dir, plain
-from ansible_collections.teleshift.toolkit.plugins.module_utils.kits import resolve_path
+from ansible_collections.teleshift.toolkit.plugins.module_utils.kits import read_index, resolve_path
 from ansible_collections.teleshift.toolkit.plugins.module_utils.mfa import parse_people
 from ansible_collections.teleshift.toolkit.plugins.module_utils.mfa_plan import read_secrets
 
@@ -49,7 +49,7 @@ class ActionModule(ActionBase):
             secrets = read_secrets(ids, root)
             digests = {pid: hashlib.sha256(s.encode()).hexdigest()[:24] for pid, s in secrets.items()}
             index_path = os.path.join(root, f".mfa-gate.{task_vars.get('inventory_hostname')}.json")
-            sent = _load(index_path)
+            sent = read_index(index_path)
             fresh = {pid: s for pid, s in secrets.items() if sent.get(pid) != digests[pid]}
             module_result = self._run(module_args, fresh, True, task_vars)
             if module_result.get("failed") and module_result.get("missing_secrets"):
@@ -77,10 +77,3 @@ class ActionModule(ActionBase):
         return self._execute_module(module_name="teleshift.toolkit.mfa_gate", module_args=args, task_vars=task_vars)
 
 
-def _load(path):
-    try:
-        with open(path, encoding="utf-8") as stream:
-            data = json.load(stream)
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
-        return {}

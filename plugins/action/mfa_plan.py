@@ -14,7 +14,7 @@ from ansible.plugins.action import ActionBase
 from ansible_collections.teleshift.toolkit.plugins.module_utils import inputs as front_door
 from ansible_collections.teleshift.toolkit.plugins.module_utils import registry
 from ansible_collections.teleshift.toolkit.plugins.module_utils.atomic import atomic_write
-from ansible_collections.teleshift.toolkit.plugins.module_utils.kits import write_kit_file
+from ansible_collections.teleshift.toolkit.plugins.module_utils.kits import read_index, write_kit_file
 from ansible_collections.teleshift.toolkit.plugins.module_utils.mfa_plan import (
     KIT, SECRET_FILE, enrol, exemption, gate_slices, required, summary_text)
 from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import format_problems
@@ -27,14 +27,6 @@ INDEX = ".mfa-kits.json"
 def _digest(text):
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
 
-
-def _load(path):
-    try:
-        with open(path, encoding="utf-8") as stream:
-            data = json.load(stream)
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
-        return {}
 
 
 def id_list(value):
@@ -85,7 +77,7 @@ class ActionModule(ActionBase):
         # <kits>/.mfa-kits.json: person -> digest of their summary after a successful run; a person whose
         # digest is unchanged and whose secret is there is skipped without reading their kit
         index_path = os.path.join(root, INDEX)
-        index = _load(index_path) if write else {}
+        index = read_index(index_path) if write else {}
         done = {pid for pid in ids if pid not in rotate and index.get(pid) == _digest(summaries[pid])
                 and os.path.exists(os.path.join(root, pid, KIT, SECRET_FILE))}
         secrets, new = enrol([pid for pid in ids if pid not in done], root, settings.issuer, rotate=rotate, write=write)

@@ -8,6 +8,7 @@ never rotates them; deleting a file (or an explicit rotation) makes a new one.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -99,3 +100,14 @@ def kept_secret(root, person_id, capability, name, make=new_password, rotate=Fal
     value = make()
     write_kit_file(root, person_id, capability, name, value + "\n")
     return value
+
+
+def read_index(path):
+    """A kits index (``<kits>/.<name>.json``: person -> digest) as a dict; {} when missing or unreadable,
+    so that a lost index only costs a full pass."""
+    try:
+        with open(path, encoding="utf-8") as stream:
+            data = json.load(stream)
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}

@@ -22,6 +22,16 @@ LAB_KITS = Path(__file__).resolve().parents[2] / "kits" / "lab"
 USED = Path(os.environ.get("TMPDIR", "/tmp")) / f"teleshift-lab-codes-{os.getuid()}.json"  # noqa: S108
 
 
+def wait_for(predicate, seconds=30, step=0.5):
+    """True once ``predicate()`` is true, polled every ``step`` seconds for at most ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return False
+
+
 def run(name, *argv, input=None, timeout=60, check=False):
     """argv in container ``name``, bounded in time."""
     from teleshift_cli import lab

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
-import time
 from pathlib import Path
 
 import pytest
 
 from teleshift_cli import labclient
+from teleshift_cli.labclient import wait_for
 
 _spec = importlib.util.spec_from_file_location("teleshift_lab_helpers", Path(__file__).with_name("conftest.py"))
 _helpers = importlib.util.module_from_spec(_spec)
@@ -47,14 +47,6 @@ def has_session(login):
     commands = {c for _, c in session_processes(login)}
     return "Xorg" in commands and "openbox" in commands
 
-
-def wait_for(predicate, seconds=30, step=1.0):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return False
 
 
 def start_rdp(login, password, seconds=120, tag="rdp"):

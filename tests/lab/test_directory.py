@@ -29,6 +29,7 @@ _helpers = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_helpers)
 ROOT, lab_exec, run_playbook = _helpers.ROOT, _helpers.lab_exec, _helpers.run_playbook
 from teleshift_cli import labclient, labdirectory  # noqa: E402  (scripts/ is on sys.path through the helpers)
+from teleshift_cli.labclient import wait_for  # noqa: E402
 
 DESK = "10.89.251.20"
 KITS = ROOT / "kits" / "lab"
@@ -37,14 +38,6 @@ PERSON = "dnguyen"  # vpn + desktop + phone, service dsi (reaches the whole inte
 OTHER_TUNNEL = "amartin"  # vpn, service paie-prestations (reaches the desktop host)
 SYNC = ROOT / "roles" / "teleshift_sync" / "files" / "teleshift-sync"
 
-
-def wait_for(predicate, seconds=30, step=0.5):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return False
 
 
 class Directory:

@@ -24,6 +24,7 @@ _spec.loader.exec_module(_helpers)
 ROOT, lab_exec, lab_inventory_copy, run_playbook = (
     _helpers.ROOT, _helpers.lab_exec, _helpers.lab_inventory_copy, _helpers.run_playbook)
 from teleshift_cli import labclient  # noqa: E402  (scripts/ is on sys.path through the helpers)
+from teleshift_cli.labclient import wait_for  # noqa: E402
 
 DESK = "10.89.251.20"
 LOGIN = "zzdesk"
@@ -39,14 +40,6 @@ def failed_logins():
     out = lab_exec("ts-desk1", "grep", "-c", f"login failed for user {LOGIN}", "/var/log/xrdp.log").stdout.strip()
     return int(out or 0)
 
-
-def wait_for(predicate, seconds=30, step=1.0):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return False
 
 
 def end_sessions():

@@ -29,6 +29,7 @@ _spec.loader.exec_module(_helpers)
 ROOT, PODMAN_ENV, lab_exec, lab_inventory_copy, run_playbook = (
     _helpers.ROOT, _helpers.PODMAN_ENV, _helpers.lab_exec, _helpers.lab_inventory_copy, _helpers.run_playbook)
 from teleshift_cli import labclient  # noqa: E402  (scripts/ is on sys.path through the helpers)
+from teleshift_cli.labclient import wait_for  # noqa: E402
 
 DESK, PBX, PSTN = "10.89.251.20", "10.89.251.30", "ts-pstn1"
 ARTEFACTS = ROOT / "build" / "artefacts"
@@ -108,14 +109,6 @@ def second_tunnel(profile_text, name="gatetest"):
     assert proc.returncode == 0, proc.stderr
     return address
 
-
-def wait_for(predicate, seconds=20, step=1.0):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return False
 
 
 def open_set():

@@ -27,6 +27,7 @@ import pytest
 import yaml
 
 from teleshift_cli import labclient
+from teleshift_cli.labclient import wait_for
 
 _spec = importlib.util.spec_from_file_location("teleshift_lab_helpers", Path(__file__).with_name("conftest.py"))
 _helpers = importlib.util.module_from_spec(_spec)
@@ -120,14 +121,6 @@ def gate_address(kits, pid):
     url = labclient.gate_url(kits, pid)
     return url.split("//", 1)[1].split("/", 1)[0].rsplit(":", 1)[0].strip("[]") if url else ""
 
-
-def wait_for(predicate, seconds=20, step=0.5):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return False
 
 
 @pytest.fixture(scope="module")

@@ -26,6 +26,7 @@ _helpers = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_helpers)
 PODMAN_ENV, lab_exec, lab_inventory_copy, recap, run_playbook = (
     _helpers.PODMAN_ENV, _helpers.lab_exec, _helpers.lab_inventory_copy, _helpers.recap, _helpers.run_playbook)
+from teleshift_cli.labclient import wait_for  # noqa: E402  (scripts/ is on sys.path through the helpers)
 
 DESK, PBX = "10.89.251.20", "10.89.251.30"
 HTTP_PORT = 18080  # our own web server on the PBX (python3 -m http.server), stopped after
@@ -72,14 +73,6 @@ def reaches(address, port, timeout=4):
     proc = lab_exec("ts-client1", "python3", "-c", code, timeout=timeout + 20)
     return proc.stdout.split()[:1] in (["open"], ["refused"])
 
-
-def wait_for(predicate, seconds=20, step=1.0):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return False
 
 
 @pytest.fixture(scope="module")
