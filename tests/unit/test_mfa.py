@@ -312,3 +312,37 @@ def test_the_notice_explains_enrolment_and_the_sheet_carries_the_secret(tmp_path
         if not merge:
             text = sheet.read_text()
             assert secrets["amartin"] in text and "data:image/svg+xml;base64," in text
+
+
+def test_the_page_says_open_only_while_this_tunnel_address_is_in_the_set(monkeypatch, tmp_path):
+    """The portal remembers sessions per person, but "open" is what the gate's set holds for the address
+    asking: a revocation run that emptied the set, or tunnel addresses that changed since the code (a
+    new gateway, a rotated key, an OpenVPN address added) read as closed, so a new code opens them."""
+    program = _gate_program()
+    conf = tmp_path / "gate.json"
+    people = {"amartin": {"service": "dsi", "secret": "JBSWY3DPEHPK3PXP", "addresses": ["10.100.0.2"]}}
+    conf.write_text(json.dumps({"people": people, "session": 600}))
+    monkeypatch.setattr(program, "CONF", str(conf))
+    monkeypatch.setattr(program, "STATE_DIR", str(tmp_path))
+    in_set = {}  # the gate's nft set, as the privileged helper sees it
+
+    def helper(request):
+        addresses = people.get(request["person"], {}).get("addresses", [])
+        if request["op"] == "open":
+            in_set.update({a: request["seconds"] for a in addresses})
+            return {"ok": True, "outside": "203.0.113.5:4000"}
+        return {"ok": True, "live": {a: in_set[a] for a in addresses if a in in_set}}
+
+    monkeypatch.setattr(program, "ask_helper", helper)
+    portal = program.Portal()
+    monkeypatch.setattr(portal, "log", lambda event: None)
+    assert portal.submit("10.100.0.2", mfa.totp("JBSWY3DPEHPK3PXP"))[0] == "opened"
+    answer = portal.status("10.100.0.2")
+    assert answer["open"] is True and 590 <= answer["seconds_left"] <= 600
+    in_set.clear()  # a revocation run closed the person's addresses behind the portal's back
+    assert portal.status("10.100.0.2")["open"] is False
+    in_set["10.100.0.2"] = 300
+    people["amartin"]["addresses"] = ["10.100.0.2", "10.101.0.2"]  # an OpenVPN address joins
+    conf.write_text(json.dumps({"people": people, "session": 600}))
+    __import__("os").utime(conf, ns=(1, 1))  # a new modification time: the portal reads it again
+    assert portal.status("10.100.0.2")["open"] is True and portal.status("10.101.0.2")["open"] is False
