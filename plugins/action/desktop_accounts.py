@@ -168,5 +168,3 @@ class ActionModule(ActionBase):
             args["password_hashes_file"] = path
         return self._execute_module(module_name="teleshift.toolkit.desktop_accounts", module_args=args,
                                     task_vars=task_vars)
-
-

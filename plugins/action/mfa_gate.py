@@ -75,5 +75,3 @@ class ActionModule(ActionBase):
         else:
             args["secrets"] = dict(secrets)
         return self._execute_module(module_name="teleshift.toolkit.mfa_gate", module_args=args, task_vars=task_vars)
-
-

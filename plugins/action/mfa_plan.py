@@ -28,7 +28,6 @@ def _digest(text):
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
 
 
-
 def id_list(value):
     if not value:
         return []

@@ -48,7 +48,6 @@ def has_session(login):
     return "Xorg" in commands and "openbox" in commands
 
 
-
 def start_rdp(login, password, seconds=120, tag="rdp"):
     labclient.start_rdp(DESK, login, password, seconds=seconds, tag=tag)
 

@@ -39,7 +39,6 @@ OTHER_TUNNEL = "amartin"  # vpn, service paie-prestations (reaches the desktop h
 SYNC = ROOT / "roles" / "teleshift_sync" / "files" / "teleshift-sync"
 
 
-
 class Directory:
     """The copy of the lab inventory that reads the DC, and how to run things against it."""
 

@@ -41,7 +41,6 @@ def failed_logins():
     return int(out or 0)
 
 
-
 def end_sessions():
     labclient.stop_rdp("mfadesk")
     lab_exec("ts-desk1", "sh", "-c",

@@ -110,7 +110,6 @@ def second_tunnel(profile_text, name="gatetest"):
     return address
 
 
-
 def open_set():
     return lab_exec("ts-gw1", "nft", "list", "set", "inet", "teleshift_gate", "open4").stdout
 

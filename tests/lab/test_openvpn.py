@@ -122,7 +122,6 @@ def gate_address(kits, pid):
     return url.split("//", 1)[1].split("/", 1)[0].rsplit(":", 1)[0].strip("[]") if url else ""
 
 
-
 @pytest.fixture(scope="module")
 def lab(lab_up, tmp_path_factory):
     proc = run_playbook("lab_client_openvpn.yml", timeout=600)

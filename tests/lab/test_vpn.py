@@ -74,7 +74,6 @@ def reaches(address, port, timeout=4):
     return proc.stdout.split()[:1] in (["open"], ["refused"])
 
 
-
 @pytest.fixture(scope="module")
 def lab(lab_up, tmp_path_factory):
     lab = Lab(tmp_path_factory.mktemp("vpn"))

@@ -165,7 +165,6 @@ def test_kits_embed_the_qr_images_the_vpn_capability_wrote(inv, tmp_path, capsys
     assert not list((kits / people[0].id / "notice").glob(".qr-*.svg"))  # the kit's own image, none drawn
 
 
-
 def test_an_inventory_switch_merges_the_credentials_sheet_into_the_notice(inv, tmp_path, capsys):
     """For organisations that hand both over at pick-up: teleshift_notice_merge_credentials."""
     people = with_lab_people(generate_people(4, seed=3))
