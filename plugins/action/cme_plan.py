@@ -9,7 +9,6 @@ from ansible.plugins.action import ActionBase
 from ansible_collections.teleshift.toolkit.plugins.module_utils import inputs as front_door
 from ansible_collections.teleshift.toolkit.plugins.module_utils import registry
 from ansible_collections.teleshift.toolkit.plugins.module_utils.cisco_cme import lines_text
-from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import format_problems
 
 
 class ActionModule(ActionBase):
@@ -22,12 +21,7 @@ class ActionModule(ActionBase):
         cap = registry.get("cme")
         inputs = front_door.from_task_vars(self._templar, task_vars, roster=self._task.args.get("roster"))
         found = front_door.validate(inputs, [cap.name], capacity=True)
-        if found.warnings:
-            result["warnings"] = [str(w) for w in found.warnings]
-        if found.problems:
-            result.update(failed=True, problems=[str(p) for p in found.problems],
-                          msg="Invalid roster or number policy, no gateway was contacted.\n"
-                              + format_problems(found.problems))
+        if front_door.refused(result, found, "Invalid roster or number policy, no gateway was contacted."):
             return result
         people = [p for p in inputs.roster.people if p.extension]
         forwarding = sum(1 for p in people if cap.wants(p))

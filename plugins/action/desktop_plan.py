@@ -8,7 +8,6 @@ from ansible.plugins.action import ActionBase
 
 from ansible_collections.teleshift.toolkit.plugins.module_utils import inputs as front_door
 from ansible_collections.teleshift.toolkit.plugins.module_utils import registry
-from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import format_problems
 from ansible_collections.teleshift.toolkit.plugins.module_utils.state import save_state
 
 
@@ -22,11 +21,7 @@ class ActionModule(ActionBase):
         cap = registry.get("desktop")
         inputs = front_door.from_task_vars(self._templar, task_vars, roster=self._task.args.get("roster"))
         found = front_door.validate(inputs, [cap.name], capacity=True)
-        if found.warnings:
-            result["warnings"] = [str(w) for w in found.warnings]
-        if found.problems:
-            result.update(failed=True, problems=[str(p) for p in found.problems],
-                          msg="Desktop plan failed, no host was changed.\n" + format_problems(found.problems))
+        if front_door.refused(result, found, "Desktop plan failed, no host was changed."):
             return result
         before = (inputs.state(cap).get("people") or {})
         plan = cap.plan(inputs)

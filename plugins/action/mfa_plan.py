@@ -17,7 +17,6 @@ from ansible_collections.teleshift.toolkit.plugins.module_utils.atomic import at
 from ansible_collections.teleshift.toolkit.plugins.module_utils.kits import read_index, write_kit_file
 from ansible_collections.teleshift.toolkit.plugins.module_utils.mfa_plan import (
     KIT, SECRET_FILE, enrol, exemption, gate_slices, required, summary_text)
-from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import format_problems
 from ansible_collections.teleshift.toolkit.plugins.module_utils.state import save_state
 
 
@@ -47,11 +46,7 @@ class ActionModule(ActionBase):
         inputs = front_door.from_task_vars(self._templar, task_vars, roster=args.get("roster"),
                                            kits_dir=args.get("kits_dir"))
         found = front_door.validate(inputs, ["mfa"])
-        if found.warnings:
-            result["warnings"] = [str(w) for w in found.warnings]
-        if found.problems:
-            result.update(failed=True, msg="second-factor plan failed, no host was changed.\n"
-                          + format_problems(found.problems))
+        if front_door.refused(result, found, "second-factor plan failed, no host was changed."):
             return result
         settings = cap.settings(inputs)
         entries = cap.gate_entries(inputs) if settings.enabled else {}

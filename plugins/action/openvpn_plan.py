@@ -11,7 +11,6 @@ from ansible_collections.teleshift.toolkit.plugins.module_utils import openvpn_k
 from ansible_collections.teleshift.toolkit.plugins.module_utils import openvpn_pki as pki
 from ansible_collections.teleshift.toolkit.plugins.module_utils import registry
 from ansible_collections.teleshift.toolkit.plugins.module_utils.openvpn_plan import gateway_slice, routes, state_of
-from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import format_problems
 from ansible_collections.teleshift.toolkit.plugins.module_utils.state import save_state
 
 CA_NAME = "teleshift OpenVPN CA"
@@ -38,11 +37,7 @@ class ActionModule(ActionBase):
                                            kits_dir=args.get("kits_dir"))
         # what OpenVPN applies, and only that (a stale setting of another capability never keeps a leaver in)
         found = front_door.validate(inputs, ["openvpn"], capacity=True)
-        if found.warnings:
-            result["warnings"] = [str(w) for w in found.warnings]
-        if found.problems:
-            result.update(failed=True, problems=[str(p) for p in found.problems],
-                          msg="OpenVPN plan failed, no host was changed.\n" + format_problems(found.problems))
+        if front_door.refused(result, found, "OpenVPN plan failed, no host was changed."):
             return result
         if not cap.hosts(inputs):
             result.update(changed=False, gateways={}, routes=[], pki_dir="",

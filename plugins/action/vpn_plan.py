@@ -8,7 +8,6 @@ from ansible.plugins.action import ActionBase
 
 from ansible_collections.teleshift.toolkit.plugins.module_utils import inputs as front_door
 from ansible_collections.teleshift.toolkit.plugins.module_utils import registry
-from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import format_problems
 from ansible_collections.teleshift.toolkit.plugins.module_utils.state import save_state
 from ansible_collections.teleshift.toolkit.plugins.module_utils.wireguard_plan import (
     client_keys, gateway_slice, routes, state_of, write_client_kits)
@@ -47,11 +46,7 @@ class ActionModule(ActionBase):
         inputs = VpnInputs(self, task_vars, args.get("roster"), args.get("kits_dir"))
         # what the VPN applies, and only that: a stale queue entry elsewhere never keeps a leaver's tunnel
         found = front_door.validate(inputs.inputs, ["vpn"], capacity=True)
-        if found.warnings:
-            result["warnings"] = [str(w) for w in found.warnings]
-        if found.problems:
-            result.update(failed=True, problems=[str(p) for p in found.problems],
-                          msg="VPN plan failed, no host was changed.\n" + format_problems(found.problems))
+        if front_door.refused(result, found, "VPN plan failed, no host was changed."):
             return result
         previous = inputs.inputs.state(inputs.cap)
         plan = inputs.cap.plan(inputs.inputs)

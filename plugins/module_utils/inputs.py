@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ansible_collections.teleshift.toolkit.plugins.module_utils import registry, roster_ldap
-from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import ID_RE, Problem, Roster, load_roster
+from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import (
+    ID_RE, Problem, Roster, format_problems, load_roster)
 from ansible_collections.teleshift.toolkit.plugins.module_utils.settings import load_settings
 
 # Share of the people served today that a run may remove or deactivate without confirmation, and the
@@ -216,6 +217,18 @@ def _prefixes():
     for cap in registry.capabilities():
         found += list(getattr(cap, "variables", ()))
     return tuple(dict.fromkeys(found))
+
+
+def refused(result, found, headline):
+    """For a plan action: ``found``'s warnings into its ``result``; with problems, the result failed
+    (each problem listed under ``headline``) and True returned: the action stops, nothing is applied."""
+    if found.warnings:
+        result["warnings"] = [str(w) for w in found.warnings]
+    if not found.problems:
+        return False
+    result.update(failed=True, problems=[str(p) for p in found.problems],
+                  msg=f"{headline}\n" + format_problems(found.problems))
+    return True
 
 
 def from_task_vars(templar, task_vars, roster=None, kits_dir=None):

@@ -90,3 +90,20 @@ def test_capacity_counts_only_when_asked():
     inputs = make_inputs(people, {"vpn_gateways": ["gw1"]}, hostvars, all_vars)
     assert not validate(inputs, ["vpn"]).problems
     assert "do not fit on the gateways" in validate(inputs, ["vpn"], capacity=True).problems[0].message
+
+
+def test_a_plan_action_stops_on_problems_and_carries_warnings():
+    from ansible_collections.teleshift.toolkit.plugins.module_utils import registry
+    from ansible_collections.teleshift.toolkit.plugins.module_utils.inputs import refused
+    from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import Problem
+
+    found = registry.Findings()
+    found.warnings.append(Problem("roster.csv", 3, "queue", "'edupont' left: dropped"))
+    result = {}
+    assert refused(result, found, "VPN plan failed, no host was changed.") is False
+    assert result == {"warnings": ["roster.csv:3: queue: 'edupont' left: dropped"]}
+    found.problems.append(Problem("roster.csv", 7, "email", "not one plain address"))
+    result = {}
+    assert refused(result, found, "VPN plan failed, no host was changed.") is True
+    assert result["failed"] is True and result["problems"] == ["roster.csv:7: email: not one plain address"]
+    assert result["msg"].startswith("VPN plan failed, no host was changed.\n") and "roster.csv:7" in result["msg"]
