@@ -533,27 +533,39 @@ def state_of(plan, public_keys, gateway_keys=None, settings=None):
 
 # ------------------------------------------------------------------------------------------ kits
 
+KEYS_INDEX = ".vpn-keys.json"
+
+
 def client_keys(ids, kits_root, rotate=(), write=True, privates=None, known=None):
     """Person id -> public key, reading each private key back from the kit (so re-runs never rotate)
     and making a new pair when there is none or the person is in ``rotate``.
 
-    known: id -> public key recorded in the state file. When the person's private key file is there,
-    the recorded key is taken as is (no read, no curve operation: 5,000 people in milliseconds);
-    rotation or a missing key file makes a new pair.
+    known: id -> public key recorded in the state file. It is taken as is (no read of the private key,
+    no curve operation: 5,000 people in milliseconds) only when the kits' own record
+    (``<kits>/.vpn-keys.json``, written here beside the keys it describes) gives the same key and the
+    private key file is there. A state file committed from another controller's kits, or kits restored
+    from elsewhere, therefore never puts a key on the gateway that the person's profile does not hold.
+    Rotation or a missing key file makes a new pair.
     Returns (public_keys, new_ids). With write=False (check mode) new keys are made in memory only and
     thrown away: the plan shows those people as added/changed, nothing is written.
     privates: an optional dict filled with id -> private key of the keys read or made here (kept in
     memory for the profiles only).
     """
+    import json
     import os
 
-    from ansible_collections.teleshift.toolkit.plugins.module_utils.kits import read_kit_file, write_kit_file
+    from ansible_collections.teleshift.toolkit.plugins.module_utils.atomic import atomic_write
+    from ansible_collections.teleshift.toolkit.plugins.module_utils.kits import (read_index, read_kit_file,
+                                                                                write_kit_file)
 
     rotate = set(rotate or ())
     known = known or {}
+    index_path = os.path.join(kits_root, KEYS_INDEX)
+    index = read_index(index_path)
     public, new, pending = {}, [], []
     for pid in ids:
-        if pid not in rotate and known.get(pid) and os.path.exists(os.path.join(kits_root, pid, KIT, PRIVATE_KEY_FILE)):
+        if (pid not in rotate and known.get(pid) and index.get(pid) == known[pid]
+                and os.path.exists(os.path.join(kits_root, pid, KIT, PRIVATE_KEY_FILE))):
             public[pid] = known[pid]
             continue
         private = None if pid in rotate else (read_kit_file(kits_root, pid, KIT, PRIVATE_KEY_FILE) or "").strip()
@@ -580,6 +592,10 @@ def client_keys(ids, kits_root, rotate=(), write=True, privates=None, known=None
     else:
         for pid, private in pending:
             write_kit_file(kits_root, pid, KIT, PRIVATE_KEY_FILE, private + "\n")
+    if write:
+        recorded = {**index, **public}
+        if recorded != index:
+            atomic_write(index_path, json.dumps(recorded, sort_keys=True), mode=0o600, dir_mode=0o700)
     return public, new
 
 

@@ -186,6 +186,21 @@ def stop_rdp(tag):
                             f"pkill -f 'Xvfb :{display(tag)} '; rm -f /tmp/{tag}.pw /tmp/{tag}.pid; true", timeout=20)
 
 
+def rdp_unban(host="ts-desk1"):
+    """Lift fail2ban's bans on a session host: a test that fails logins on purpose (wrong code, leaver)
+    counts towards the laptop's ban (maxretry failures), which would refuse the next suite's logins."""
+    run(host, "sh", "-c", "fail2ban-client unban --all >/dev/null 2>&1; true", timeout=30)
+
+
+def rdp_trace(tag, host="ts-desk1"):
+    """What a failed RDP start left behind, for an assertion's message: FreeRDP's output on the laptop and
+    the ends of the session host's xrdp and sesman logs (no password is in them)."""
+    client = run(CLIENT, "sh", "-c", f"tail -c 1500 /tmp/{tag}.log 2>/dev/null; true", timeout=20).stdout
+    server = run(host, "sh", "-c", "tail -n 15 /var/log/xrdp.log /var/log/xrdp-sesman.log 2>/dev/null; true",
+                 timeout=20).stdout
+    return f"FreeRDP ({tag}):\n{client}\n{host}:\n{server}"
+
+
 def session_processes(host, login):
     """(pid, command) of the processes ``login`` runs on the session host ``host``."""
     proc = run(host, "ps", "-u", login, "-o", "pid=,comm=", timeout=20)

@@ -166,7 +166,8 @@ def test_wrong_codes_lock_out_while_others_flow(lab):
                                        "2>&1 &", timeout=30)
     labclient.start_rdp(DESK, "dnguyen", (LAB_KITS / "dnguyen" / "desktop" / "password").read_text().strip(),
                         seconds=400, tag="mfa")
-    assert wait_for(lambda: "Xorg" in {c for _, c in labclient.session_processes("ts-desk1", "dnguyen")}, 60)
+    assert wait_for(lambda: "Xorg" in {c for _, c in labclient.session_processes("ts-desk1", "dnguyen")}, 60), \
+        labclient.rdp_trace("mfa")
     lab.xorg = sorted(p for p, c in labclient.session_processes("ts-desk1", "dnguyen") if c == "Xorg")
     source = second_tunnel(lab.profile("zzlock"))
     url = lab.url("zzlock")
@@ -210,6 +211,8 @@ def test_deactivating_a_person_closes_their_gate_on_the_next_run(lab):
 
 
 def test_the_others_tunnel_and_rdp_session_were_never_interrupted(lab):
+    if not hasattr(lab, "xorg"):
+        pytest.fail("dnguyen's RDP session never started (see test_wrong_codes_lock_out_while_others_flow)")
     assert sorted(p for p, c in labclient.session_processes("ts-desk1", "dnguyen") if c == "Xorg") == lab.xorg
     assert reaches(DESK)
     lab_exec("ts-client1", "pkill", "-INT", "-f", "ping -i 0.2")

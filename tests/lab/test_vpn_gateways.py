@@ -143,6 +143,7 @@ def test_a_lost_gateway_moves_only_its_people_and_others_keep_their_traffic(size
     assert pings(3) >= 2
     pinger = subprocess.Popen(["podman", "exec", "ts-client1", "ping", "-i", "0.2", "-w", "240", "-q", PBX],
                               env=PODMAN_ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    started = time.monotonic()
     try:
         time.sleep(2)
         lab.podman("stop", "--time", "2", victim)  # the gateway is lost
@@ -157,11 +158,14 @@ def test_a_lost_gateway_moves_only_its_people_and_others_keep_their_traffic(size
         sized.converge()
         time.sleep(2)
     finally:
+        watched = time.monotonic() - started
         lab_exec("ts-client1", "pkill", "-INT", "-x", "ping")
         out, _ = pinger.communicate(timeout=60)
     line = next(row for row in out.splitlines() if "packets transmitted" in row)
     sent, received = int(line.split()[0]), int(line.split(",")[1].split()[0])
-    assert sent > 50 and sent - received <= 2, line  # the others' tunnels carried traffic throughout
+    # the others' tunnels carried traffic throughout: pings every 0.2 s over the whole loss and re-plan
+    # (however fast this machine converges), at most two lost
+    assert sent >= watched * 5 * 0.7 and sent - received <= 2, (line, f"{watched:.1f} s watched")
     after = sized.people()
     for pid, entry in before.items():
         if pid in carried:

@@ -253,6 +253,21 @@ def test_the_helper_opens_only_allow_listed_people_for_at_most_the_session(monke
     assert "delete element inet teleshift_gate open4 { 10.100.0.2 }" in sent[-1]
 
 
+def test_the_outside_address_is_read_from_wg_output_as_wireguard_tools_prints_it():
+    program = _gate_program()
+    # as `wg show all ...` printed them on the lab gateway: the interface name on the first endpoint line only
+    ips = ("wg0\tGtDOEdzYIHoqAR5piej2HNd3rSy+9juYIxukEJjS4B0=\t10.100.0.5/32\n"
+           "wg0\t/MK0Jdwf5uOVBGVOsTGAUj7uXCc/Jo3qDgo8iQX2P3Y=\t10.100.0.2/32 fd00:100::2/128\n"
+           "wg0\t5unvsCzv3kuR9l8xAv7y3WaOmzEhoSuwR+XpBSLNhEI=\t10.100.0.3/32\n")
+    eps = ("wg0\t/MK0Jdwf5uOVBGVOsTGAUj7uXCc/Jo3qDgo8iQX2P3Y=\t10.89.250.50:51000\n"
+           "5unvsCzv3kuR9l8xAv7y3WaOmzEhoSuwR+XpBSLNhEI=\t10.89.250.50:43122\n"
+           "GtDOEdzYIHoqAR5piej2HNd3rSy+9juYIxukEJjS4B0=\t(none)\n")
+    assert program.endpoint_in(ips, eps, ["10.100.0.3", "10.101.0.3"]) == "10.89.250.50:43122"
+    assert program.endpoint_in(ips, eps, ["fd00:100::2"]) == "10.89.250.50:51000"
+    assert program.endpoint_in(ips, eps, ["10.100.0.5"]) == ""  # no handshake yet
+    assert program.endpoint_in(ips, eps, ["10.100.0.9"]) == ""  # not a WireGuard peer (an OpenVPN address)
+
+
 def test_the_log_keeps_only_the_retention(tmp_path):
     program = _gate_program()
     log = tmp_path / "connections.log"

@@ -248,15 +248,31 @@ def test_kits_profile_and_qr_written_once(tmp_path):
     assert changed == ["a"] and key(8) in conf.read_text()
 
 
-def test_known_public_keys_are_trusted_only_while_the_private_key_file_is_there(tmp_path):
+def test_known_public_keys_are_trusted_only_while_the_kits_hold_them(tmp_path, monkeypatch):
     first, _ = wp.client_keys(["a", "b"], tmp_path)
-    known = {"a": "recorded-a", "b": "recorded-b"}
     (tmp_path / "b" / "vpn" / "private.key").unlink()
-    public, new = wp.client_keys(["a", "b"], tmp_path, known=known)
-    assert public["a"] == "recorded-a"  # taken from the state file, the kit was not read
-    assert new == ["b"] and public["b"] not in (first["b"], "recorded-b")
-    rotated, new = wp.client_keys(["a"], tmp_path, rotate=["a"], known=known)
-    assert new == ["a"] and rotated["a"] not in ("recorded-a", first["a"])
+    reads = []
+    real_public_key_of = wp.public_key_of
+    monkeypatch.setattr(wp, "public_key_of", lambda private: (reads.append(private), real_public_key_of(private))[1])
+    public, new = wp.client_keys(["a", "b"], tmp_path, known=dict(first))
+    assert public["a"] == first["a"] and reads == []  # taken from the state, the kit's key not derived again
+    assert new == ["b"] and public["b"] != first["b"]
+    rotated, new = wp.client_keys(["a"], tmp_path, rotate=["a"], known=dict(first))
+    assert new == ["a"] and rotated["a"] != first["a"]
+
+
+def test_a_state_from_other_kits_does_not_override_the_kits_own_keys(tmp_path):
+    # the state file (in git) was written by another controller, whose kits held other keys
+    mine, _ = wp.client_keys(["a", "b"], tmp_path)
+    theirs = {"a": key(1), "b": key(2)}
+    public, new = wp.client_keys(["a", "b"], tmp_path, known=theirs)
+    assert public == mine and new == []  # the gateway gets the keys the people's profiles hold
+    (tmp_path / wp.KEYS_INDEX).unlink()  # kits from before the record: derived once, then recorded
+    public, _ = wp.client_keys(["a", "b"], tmp_path, known=theirs)
+    assert public == mine and json.loads((tmp_path / wp.KEYS_INDEX).read_text()) == mine
+    dry_root = tmp_path / "dry"
+    wp.client_keys(["c"], dry_root, write=False)
+    assert not (dry_root / wp.KEYS_INDEX).exists()  # check mode writes nothing
 
 
 def test_profile_index_skips_unchanged_people_without_reading_their_kit(tmp_path, monkeypatch):
