@@ -3,8 +3,9 @@
 """Action plugin for teleshift.toolkit.mfa_gate: the gateway's gate slice (from teleshift.toolkit.mfa_plan)
 plus the enrolled people's TOTP secrets, read from their kits on the controller. Only the secrets the host
 does not have yet travel (``<kits>/.mfa-gate.<host>.json`` keeps digests of those it got): a few as a
-no_log argument, many in a 0600 file of Ansible's private temporary directory; never logged. When the host
-lacks some (a rebuilt gateway), the module names them and gets every secret in a second call. Check mode
+no_log argument, many in a 0600 file of Ansible's private temporary directory; never logged. The digests of
+all go along: when the host lacks some (a rebuilt gateway) or holds others (another controller's kits were
+applied since), the module names them and gets every secret in a second call. Check mode
 sends no secret: the module compares the people and keeps the secrets the host has."""
 from __future__ import annotations
 
@@ -51,7 +52,8 @@ class ActionModule(ActionBase):
             index_path = os.path.join(root, f".mfa-gate.{task_vars.get('inventory_hostname')}.json")
             sent = read_index(index_path)
             fresh = {pid: s for pid, s in secrets.items() if sent.get(pid) != digests[pid]}
-            module_result = self._run(module_args, fresh, True, task_vars)
+            # the digests let the host tell a secret it kept from another controller's kits (nothing secret)
+            module_result = self._run(dict(module_args, digests=digests), fresh, True, task_vars)
             if module_result.get("failed") and module_result.get("missing_secrets"):
                 module_result = self._run(module_args, secrets, False, task_vars)  # the host lacks some
             secrets.clear()

@@ -56,6 +56,12 @@ options:
       C(missing_secrets) (nothing applied), so the caller sends them all.
     type: bool
     default: false
+  digests:
+    description: id -> digest (first 24 hex digits of the SHA-256) of each enrolled person's secret in their
+      kit, with I(partial). A secret kept from the host whose digest differs (the host was given another
+      controller's secrets) counts as missing, so the caller sends them all.
+    type: dict
+    default: {}
   revoke:
     description: People whose open session is closed whatever happens (their secret was renewed).
     type: list
@@ -101,7 +107,7 @@ closed: {description: Tunnel addresses whose open session was closed (revocation
 config_changed: {description: The portal's configuration or allow-list changed., type: bool, returned: always}
 table_changed: {description: The static part of the gate table was (re)loaded., type: bool, returned: always}
 missing_secrets:
-  description: Enrolled people whose secret the host lacks (partial run; nothing applied).
+  description: Enrolled people whose secret the host lacks or holds another of (partial run; nothing applied).
   type: list
   returned: failure
 setup_needed:
@@ -111,6 +117,7 @@ setup_needed:
 """
 
 import grp
+import hashlib
 import json
 import os
 
@@ -145,6 +152,7 @@ def main():
             "secrets_file": {"type": "path"},
             "secrets": {"type": "dict", "default": {}, "no_log": True},
             "partial": {"type": "bool", "default": False},
+            "digests": {"type": "dict", "default": {}, "no_log": True},
             "revoke": {"type": "list", "elements": "str", "default": []},
             "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
             "config_dir": {"type": "path", "default": "/etc/teleshift/gate"},
@@ -196,14 +204,18 @@ def main():
     secrets.update(p["secrets"] or {})
     sent = bool(p["secrets_file"]) or bool(p["secrets"]) or p["partial"]
     old_conf = json.loads(_read(conf_path) or "{}")
+    stale = []
     if not sent or p["partial"]:  # keep the secrets the host has for those not sent (check mode: all)
         for pid, _svc, _addrs in people:
             if pid not in secrets:
                 secrets[pid] = ((old_conf.get("people") or {}).get(pid) or {}).get("secret", "")
-    missing = sorted(pid for pid, _svc, _addrs in people if not secrets.get(pid)) if sent else []
+                wanted = (p["digests"] or {}).get(pid)
+                if wanted and secrets[pid] and hashlib.sha256(secrets[pid].encode()).hexdigest()[:24] != wanted:
+                    stale.append(pid)
+    missing = sorted({pid for pid, _svc, _addrs in people if not secrets.get(pid)} | set(stale)) if sent else []
     if missing and p["partial"]:
-        module.fail_json(msg=f"{len(missing)} enrolled people have no secret on the host: all are sent again",
-                         missing_secrets=missing)
+        module.fail_json(msg=f"{len(missing)} enrolled people have no secret on the host, or another one than "
+                             "their kit's: all are sent again", missing_secrets=missing)
     allow = {pid: addrs for pid, _svc, addrs in people}
     conf_people = {}
     for pid, service, addrs in people:

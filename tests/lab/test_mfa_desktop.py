@@ -96,10 +96,6 @@ def test_password_alone_or_a_wrong_code_opens_no_session(desk):
     time.sleep(31)  # the PAM module's rate limit: 3 attempts per 30 s
 
 
-@pytest.mark.xfail(reason="known defect (issue 13, open): after tests/lab/test_directory.py the host keeps "
-                          "libpam-sss's pam_pwquality in common-password and the first-use window's passwd "
-                          "aborts ('conversation failed'); roles/xrdp_host/tasks/directory.yml now takes the "
-                          "profile out, not yet verified on the lab", strict=False)
 def test_password_and_code_open_a_session_that_asks_for_a_new_password(desk):
     labclient.start_rdp(DESK, LOGIN, desk["password"], seconds=240, tag="mfadesk", kits=desk["kits"])
     assert wait_for(lambda: {"Xorg", "openbox"} <= processes(), 60), processes()
@@ -120,10 +116,6 @@ def test_password_and_code_open_a_session_that_asks_for_a_new_password(desk):
     end_sessions()
 
 
-@pytest.mark.xfail(reason="known defect (issue 13, open): after tests/lab/test_directory.py the host keeps "
-                          "libpam-sss's pam_pwquality in common-password and the first-use window's passwd "
-                          "aborts ('conversation failed'); roles/xrdp_host/tasks/directory.yml now takes the "
-                          "profile out, not yet verified on the lab", strict=False)
 def test_the_initial_password_no_longer_opens_a_session_the_new_one_does(desk):
     time.sleep(31)  # a fresh code step and the rate limit's window
     before = failed_logins()

@@ -231,8 +231,6 @@ def test_connection_log_in_the_journal_and_syslog(lab):
     assert "opened person=dnguyen" in received and "lockout person=zzlock" in received, received[-1000:]
 
 
-@pytest.mark.xfail(reason="not yet seen passing since the merges of 2026-11-26 (the connection-log test stopped "
-                          "at its first assertion before): issue 13 stays open until it does", strict=False)
 def test_status_and_report_show_the_gate(lab, tmp_path):
     inventory = lab.root / "inventory"
     (inventory / "group_vars" / "all" / "zz_kits.yml").write_text(f"teleshift_kits_dir: {lab.kits}\n")
@@ -250,9 +248,6 @@ def test_status_and_report_show_the_gate(lab, tmp_path):
     assert section["tables"][1]["rows"][0][:3] == ["culture", section["tables"][1]["rows"][0][1], "1"]
 
 
-@pytest.mark.xfail(reason="known defect (issue 13, open): the sandboxed gate helper logs openings without the "
-                          "outside address on the lab, though endpoint_of finds it when run by hand as root",
-                   strict=False)
 def test_the_log_names_the_outside_address_a_code_came_from(lab):
     journal = lab_exec("ts-gw1", "journalctl", "-u", "teleshift-gate", "--since", "-30min", "--no-pager").stdout
     assert re.search(r"gate opened person=dnguyen service=dsi tunnel=10\.100\.\S+ outside=10\.89\.250\.50:\d+",

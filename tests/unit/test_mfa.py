@@ -7,6 +7,7 @@ import base64
 import importlib.machinery
 import importlib.util
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -361,3 +362,47 @@ def test_the_page_says_open_only_while_this_tunnel_address_is_in_the_set(monkeyp
     conf.write_text(json.dumps({"people": people, "session": 600}))
     __import__("os").utime(conf, ns=(1, 1))  # a new modification time: the portal reads it again
     assert portal.status("10.100.0.2")["open"] is True and portal.status("10.101.0.2")["open"] is False
+
+
+def _gate_module(tmp_path, monkeypatch, **args):
+    """teleshift.toolkit.mfa_gate run in check mode on a host whose nft is a stand-in (an empty table)."""
+    import contextlib
+    import io
+
+    from ansible.module_utils import basic
+    from ansible.module_utils.common.text.converters import to_bytes
+
+    from ansible_collections.teleshift.toolkit.plugins.modules import mfa_gate
+
+    bindir = tmp_path / "bin"
+    bindir.mkdir(exist_ok=True)
+    (bindir / "nft").write_text("#!/bin/sh\necho '{\"nftables\": []}'\n")
+    (bindir / "nft").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    full = {"people": "amartin dsi 10.100.0.2\nblefevre rh 10.100.0.3\n", "gated": ["10.89.251.0/24"],
+            "settings": {"session": 600}, "config_dir": str(tmp_path / "gate"), "_ansible_check_mode": True,
+            "_ansible_diff": False, "_ansible_remote_tmp": str(tmp_path), "_ansible_keep_remote_files": False, **args}
+    basic._ANSIBLE_ARGS = to_bytes(json.dumps({"ANSIBLE_MODULE_ARGS": full}))
+    basic._ANSIBLE_PROFILE = "legacy"
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
+        mfa_gate.main()
+    return json.loads(out.getvalue())
+
+
+def test_a_partial_run_asks_for_every_secret_when_the_host_holds_another_controllers(tmp_path, monkeypatch):
+    import hashlib
+
+    def digest(secret):
+        return hashlib.sha256(secret.encode()).hexdigest()[:24]
+
+    (tmp_path / "gate").mkdir()
+    held = {"amartin": {"secret": "JBSWY3DPEHPK3PXP"}, "blefevre": {"secret": "OTHERCONTROLLERSSECRET"}}
+    (tmp_path / "gate" / "config.json").write_text(json.dumps({"people": held}))
+    kits = {"amartin": digest("JBSWY3DPEHPK3PXP"), "blefevre": digest("KZXW6YTBOI2DQMZQ")}
+    result = _gate_module(tmp_path, monkeypatch, partial=True, digests=kits)
+    assert result.get("failed") and result["missing_secrets"] == ["blefevre"], result
+    assert "OTHERCONTROLLERSSECRET" not in json.dumps(result) and "KZXW" not in json.dumps(result)
+    kits["blefevre"] = digest("OTHERCONTROLLERSSECRET")  # the kits and the host agree: nothing to send
+    result = _gate_module(tmp_path, monkeypatch, partial=True, digests=kits)
+    assert not result.get("failed") and result["enrolled"] == 2, result
