@@ -78,7 +78,8 @@ def parse_laptops(text, source="laptops.csv"):
         for key in ("host", "serial", "mac"):
             value = getattr(laptop, key).lower()
             if value and value in seen[key]:
-                mine.append(Problem(source, number, key, f"{getattr(laptop, key)!r} is already on line {seen[key][value]}"))
+                mine.append(Problem(source, number, key,
+                                    f"{getattr(laptop, key)!r} is already on line {seen[key][value]}"))
             elif value:
                 seen[key][value] = number
         problems += mine
@@ -325,7 +326,8 @@ def launcher_files(slice_, summary_text, paths, hotline, rdp_options, words):
               "status=$?\n"
               "if [ $status -ne 0 ]; then\n"
               f"  message={shlex.quote(failed)}\n"
-              "  if command -v zenity >/dev/null 2>&1 && [ -n \"$DISPLAY\" ]; then zenity --error --text=\"$message\";\n"
+              "  if command -v zenity >/dev/null 2>&1 && [ -n \"$DISPLAY\" ]; then\n"
+              "    zenity --error --text=\"$message\"\n"
               "  else echo \"$message\" >&2; fi\nfi\nexit $status\n")
     entry = ("[Desktop Entry]\nType=Application\nVersion=1.0\n"
              f"Name={words['launcher']}\nComment={_clean(words['comment'])}\n"

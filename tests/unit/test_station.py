@@ -153,7 +153,8 @@ def test_a_laptop_gets_profiles_softphone_launcher_and_notice_from_the_kit():
     files = S.station_files(slice_, kit(), PATHS, "+33 5 55 00 00 00", ["/cert:tofu"], ["vpn", "phone", "notice"])
     assert files["/etc/wireguard/teleshift.conf"][1:] == (0o600, "root")
     accounts = files["/home/teleworker/.baresip/accounts"][0].decode()
-    assert accounts.startswith('"Anaïs Boss MartinX" <sip:1001@10.89.251.30:5060;transport=udp>;auth_pass=SipSecretamartin123')
+    assert accounts.startswith('"Anaïs Boss MartinX" <sip:1001@10.89.251.30:5060;transport=udp>;'
+                               'auth_pass=SipSecretamartin123')
     assert files["/home/teleworker/.baresip/accounts"][1:] == (0o600, "teleworker")
     assert "net_interface\t\tteleshift" in files["/home/teleworker/.baresip/config"][0].decode()
     script = files[PATHS["launcher"]][0].decode()
@@ -182,7 +183,8 @@ def test_a_kit_missing_what_the_person_needs_or_unusable_stops_that_laptop():
 # ------------------------------------------------------------------ the laptop side
 
 def wanted_of(files, uid=0, gid=0):
-    return {p: {"sha256": H.digest(data), "mode": mode, "uid": uid, "gid": gid} for p, (data, mode, _o) in files.items()}
+    return {p: {"sha256": H.digest(data), "mode": mode, "uid": uid, "gid": gid}
+            for p, (data, mode, _o) in files.items()}
 
 
 def test_changes_first_run_rerun_reassignment_and_release():
@@ -223,7 +225,8 @@ def run_station(tmp, files, person_id, check=False, contents=None):
     from ansible_collections.teleshift.toolkit.plugins.modules import telework_station
 
     args = {"person": person_id, "units": S.units_for(files, tpaths(tmp)), "owned_dirs": [str(tmp / "home/.baresip")],
-            "files": {p: {"sha256": H.digest(d), "mode": f"{m:04o}", "owner": "root"} for p, (d, m, _o) in files.items()},
+            "files": {p: {"sha256": H.digest(d), "mode": f"{m:04o}", "owner": "root"}
+                      for p, (d, m, _o) in files.items()},
             "manifest": str(tmp / "manifest.json"), "_ansible_check_mode": check, "_ansible_diff": True,
             "_ansible_remote_tmp": str(tmp), "_ansible_keep_remote_files": False}
     if contents is not None:
