@@ -170,7 +170,7 @@ def test_the_launcher_opens_a_remote_desktop_session_for_its_person(stations):
             return {c for _, c in labclient.session_processes("ts-desk1", pid)} >= {"Xorg"}
         assert wait_for(session, 60, 2), lab_exec(laptop, "cat", "/tmp/launcher.log").stdout[-2000:]
     finally:
-        lab_exec(laptop, "sh", "-c", f"pkill -f xfreerdp; pkill Xvfb; rm -f {secret}; true")
+        lab_exec(laptop, "sh", "-c", f"pkill -x xfreerdp; pkill -x Xvfb; rm -f {secret}; true")
         lab_exec("ts-desk1", "sh", "-c",
                  f"loginctl terminate-user {pid} 2>/dev/null; sleep 1; pkill -KILL -u {pid}; true", timeout=30)
 
