@@ -97,7 +97,7 @@ def contacts():
 def registered(pid):
     """Whether the PBX has ``pid``'s softphone registered from their tunnel address and reachable."""
     found = contacts().get(EXTENSIONS[pid], [])
-    return any(f"@{tunnel_address(pid)}:" in uri and status in ("Avail", "Unknown") for uri, status in found)
+    return any(f"@{tunnel_address(pid)}:" in uri and status not in ("Unavail", "Unreachable") for uri, status in found)
 
 
 @pytest.fixture(scope="module")
