@@ -146,7 +146,8 @@ def test_tunnel_softphone_and_notice_on_every_laptop(stations):
         assert wait_for(lambda pid=pid: registered(pid), 45, 2), (pid, contacts().get(EXTENSIONS[pid]))
         pdfs = lab_exec(laptop, "sh", "-c", f"sha256sum {DESKTOP}/*.pdf").stdout.splitlines()
         kit_pdf = (KITS / pid / "notice" / "notice.pdf").read_bytes()
-        assert kit_pdf.startswith(b"%PDF") and [line.split()[0] for line in pdfs] == [hashlib.sha256(kit_pdf).hexdigest()]
+        assert kit_pdf.startswith(b"%PDF")
+        assert [line.split()[0] for line in pdfs] == [hashlib.sha256(kit_pdf).hexdigest()], pdfs
         assert "Unattended-Upgrade \"1\"" in lab_exec(laptop, "cat", "/etc/apt/apt.conf.d/20auto-upgrades").stdout
 
 
