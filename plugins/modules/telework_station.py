@@ -22,6 +22,24 @@ description:
     C(setup_needed) is returned, so the role sets the laptop up first.
 version_added: 0.2.0
 options:
+  slice:
+    description: This laptop's part of C(teleshift.toolkit.telework_station_plan) (person, os, name, language,
+      needs). Read by the action plugin, which sets I(person), I(files), I(units) and I(owned_dirs) from it.
+    type: dict
+  paths:
+    description: The role's paths (C(user), C(home), C(desktop_dir), C(wireguard), C(wireguard_unit), C(tunnel),
+      C(openvpn), C(softphone_dir), C(softphone_unit), C(softphone_modules), C(launcher)); action plugin.
+    type: dict
+  kits_dir:
+    description: Kits root on the controller (default C(teleshift_kits_dir)); action plugin.
+    type: path
+  hotline:
+    description: The hotline's number, written in the launcher and its desktop entry; action plugin.
+    type: str
+  rdp_options:
+    description: FreeRDP options of the launcher after host and login; action plugin.
+    type: list
+    elements: str
   person:
     description: The person id the laptop is for; empty for a free laptop (wiped).
     type: str
@@ -162,6 +180,9 @@ def _contents(module, path):
 def main():
     module = AnsibleModule(
         argument_spec={
+            # the action plugin's (it renders the files from them on the controller); unused here
+            "slice": {"type": "dict"}, "paths": {"type": "dict"}, "kits_dir": {"type": "path"},
+            "hotline": {"type": "str"}, "rdp_options": {"type": "list", "elements": "str"},
             "person": {"type": "str", "default": ""},
             "files": {"type": "dict", "default": {}},
             "units": {"type": "dict", "default": {}},
