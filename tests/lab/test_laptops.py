@@ -107,8 +107,9 @@ def stations(lab_up, tmp_path_factory):
     lab.podman("rm", "--force", "--time", "3", "--ignore", *LAPTOPS, timeout=120)  # stock laptops, every time
     STATE.unlink(missing_ok=True)
     for client in ("ts-client1",):  # the lab's own laptop shares these people's keys: its tunnel goes down
-        lab_exec(client, "sh", "-c", "systemctl stop wg-quick@teleshift & sleep 20; ip link delete teleshift; true",
-                 timeout=60)
+        lab_exec(client, "sh", "-c", "timeout 30 systemctl stop wg-quick@teleshift; "
+                                     "ip link delete teleshift 2>/dev/null; "
+                                     "systemctl reset-failed wg-quick@teleshift; true", timeout=60)
     try:
         lab.lab_up(inv)
         _helpers.ensure_kit_passwords(["dnguyen"])
@@ -159,6 +160,7 @@ def test_the_launcher_opens_a_remote_desktop_session_for_its_person(stations):
     password = (KITS / pid / "desktop" / "password").read_text().strip()
     password += labclient.fresh_code(labclient.kit_secret(KITS, pid), f"rdp:{DESK}:{pid}")
     secret = "/home/teleworker/.rdp-test"
+    lab_exec(laptop, "sh", "-c", "mkdir -p /tmp/.X11-unix && chmod 1777 /tmp/.X11-unix")  # Xvfb as the user
     lab_exec(laptop, "sh", "-c", f"umask 077; cat > {secret} && chown teleworker {secret}", input=password, timeout=30)
     script = ("export HOME=/home/teleworker DISPLAY=:91; "
               "Xvfb :91 -screen 0 1280x800x24 -nolisten tcp >/dev/null 2>&1 & "
