@@ -278,3 +278,66 @@ def test_the_module_applies_reruns_quietly_and_wipes_the_previous_person(laptop)
     _, freed = apply(tmp, "")
     assert freed["changed"] and not conf.exists() and json.loads((tmp / "manifest.json").read_text())["files"] == {}
     assert "stop teleshift-softphone" in (tmp / "systemctl.log").read_text()
+
+
+# ------------------------------------------------------------------ the command line and the lab
+
+def test_waves_assigns_reassigns_and_releases_laptops_in_the_state_file(tmp_path, capsys):
+    import shutil
+
+    import yaml
+
+    from teleshift_cli import main as cli
+
+    inv = tmp_path / "inv"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "inventories" / "lab", inv,
+                    ignore=shutil.ignore_patterns("state"))
+    (inv / "laptops.csv").write_text("host,serial,mac,os\nts-laptop1,LAB-0001,02:00:00:00:00:01,debian\n"
+                                     "ts-laptop2,LAB-0002,,debian\n")
+    (inv / "group_vars" / "all" / "zz_test.yml").write_text("teleshift_kits_dir: kits\n"
+                                                            "teleshift_laptops_file: laptops.csv\n")
+    base = ["waves", "--inventory", str(inv), "-o", str(tmp_path / "waves.csv")]
+    assert cli.main([*base, "--assign", "1"]) == 0
+    state = yaml.safe_load((inv / "state" / "laptops.yml").read_text())
+    assert {pid: e["host"] for pid, e in state["people"].items()} == {"amartin": "ts-laptop1", "dnguyen": "ts-laptop2"}
+    assert "fmuller" in capsys.readouterr().err  # the third laptop person waits for a laptop
+    assert cli.main([*base, "--reassign", "02:00:00:00:00:01=fmuller"]) == 0  # by MAC
+    assert cli.main([*base, "--reassign", "ts-laptop2=fmuller"]) == 2  # one laptop each
+    assert "already holds ts-laptop1" in capsys.readouterr().err
+    assert cli.main([*base, "--release", "LAB-0002"]) == 0  # by serial
+    state = yaml.safe_load((inv / "state" / "laptops.yml").read_text())
+    assert {pid: e["host"] for pid, e in state["people"].items()} == {"fmuller": "ts-laptop1"}
+    assert len(state["history"]) == 4 and "amartin -> fmuller" in state["history"][2]
+
+
+def test_a_lab_sized_by_laptops_is_the_labs_organisation_with_stock_laptops(tmp_path):
+    import yaml
+
+    from teleshift_cli import lab, labsize
+
+    inv = labsize.sized_inventory(1, 1, dest=tmp_path / "inv", laptops=3)
+    the_lab = lab.load_lab(inv)
+    laptops = [h for h in the_lab.hosts if "telework_stations" in h.groups]
+    assert [h.name for h in laptops] == ["ts-laptop1", "ts-laptop2", "ts-laptop3"] and all(h.extra for h in laptops)
+    assert dict(laptops[2].networks) == {"ts-outside": "10.89.250.153", "ts-provision": "10.89.252.13"}
+    assert "ts-provision" in the_lab.networks and "ts-gw1" in {h.name for h in the_lab.hosts}
+    local = yaml.safe_load((inv / "group_vars" / "all" / "zz_sized_lab.yml").read_text())
+    assert local["teleshift_base_dir"] == str(labsize.LAB_INVENTORY.resolve())  # the lab's roster, state, kits
+    found, problems = S.parse_laptops((inv / "laptops.csv").read_text())
+    assert not problems and [lt.serial for lt in found] == ["LAB-0001", "LAB-0002", "LAB-0003"]
+    with pytest.raises(labsize.SizeError):
+        labsize.sized_data(yaml.safe_load((labsize.LAB_INVENTORY / "hosts.yml").read_text()), 1, 1, laptops=101)
+    sized = labsize.sized_inventory(2, 1, dest=tmp_path / "inv2", laptops=1)
+    assert "teleshift_kits_dir: kits" in (sized / "group_vars" / "all" / "zz_sized_lab.yml").read_text()
+
+
+def test_the_action_plugin_reads_only_a_persons_kit_files(tmp_path):
+    from ansible_collections.teleshift.toolkit.plugins.action.telework_station import read_kit
+
+    for name, text in kit("amy").items():
+        (tmp_path / "amy" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "amy" / name).write_bytes(text if isinstance(text, bytes) else text.encode())
+    found = read_kit(tmp_path, "amy")
+    assert set(found) == set(S.KIT_FILES) and isinstance(found["notice/notice.pdf"], bytes)
+    with pytest.raises(S.KitError):
+        read_kit(tmp_path, "../amy")
