@@ -193,6 +193,12 @@ def test_a_laptop_handed_to_someone_else_keeps_nothing_of_its_previous_person(st
     assert present.strip(), "the previous person's secrets should be on the laptop before the hand-over"
     teleshift(stations["inv"], "kits", "--pdf")
     teleshift(stations["inv"], "waves", "--reassign", f"{laptop}={after}", "-o", os.devnull)
+    check = run_playbook("laptops.yml", "--limit", f"localhost,{laptop}", inventory=stations["inv"] / "hosts.yml",
+                         check=True, diff=True, timeout=600)
+    assert check.returncode == 0 and recap(check.stdout)[laptop]["changed"] == 1, check.stdout[-3000:]
+    assert "-person: amartin" in check.stdout and "+person: fmuller" in check.stdout, check.stdout[-3000:]
+    assert key not in check.stdout and sip not in check.stdout  # the diff names files, never their contents
+    assert lab_exec(laptop, "grep", "-rlF", "-e", key, "/etc/wireguard").stdout.strip()  # check mode changed nothing
     proc = run_playbook("laptops.yml", "--limit", f"localhost,{laptop}", inventory=stations["inv"] / "hosts.yml",
                         timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:]
