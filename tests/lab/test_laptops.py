@@ -83,7 +83,8 @@ def gate_open(laptop, pid):
         if answer.get("person") == pid:
             body = json.dumps({"code": labclient.fresh_code(secret, f"gate:{url}:{pid}")})
             out = lab_exec(laptop, "python3", "-c", code, url.rstrip("/") + "/api/open", body, timeout=40).stdout
-            if json.loads(out.strip().splitlines()[-1]).get("result") == "opened":
+            answer = json.loads(out.strip().splitlines()[-1]) if out.strip() else {}
+            if answer.get("result") == "opened":
                 return "opened"
         time.sleep(1)
     raise AssertionError(f"{pid}'s gate did not open from {laptop}: {answer}")
