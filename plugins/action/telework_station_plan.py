@@ -1,0 +1,36 @@
+# -*- coding: utf-8 -*-
+# Copyright: teleshift contributors. GNU General Public License v3.0+
+"""Action plugin for teleshift.toolkit.telework_station_plan: every laptop's slice, once on the controller,
+before any laptop is touched (see plugins/modules/telework_station_plan.py for the documentation)."""
+from __future__ import annotations
+
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.teleshift.toolkit.plugins.module_utils import inputs as front_door
+from ansible_collections.teleshift.toolkit.plugins.module_utils import registry
+from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import format_problems
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _VALID_ARGS = frozenset(("roster", "kits_dir"))
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        task_vars = task_vars or {}
+        cap = registry.get("telework_station")
+        inputs = front_door.from_task_vars(self._templar, task_vars, roster=self._task.args.get("roster"),
+                                           kits_dir=self._task.args.get("kits_dir"))
+        found = front_door.validate(inputs, [cap.name], capacity=True)
+        if found.warnings:
+            result["warnings"] = [str(w) for w in found.warnings]
+        if found.problems:
+            result.update(failed=True, problems=[str(p) for p in found.problems],
+                          msg="Laptop plan failed, no laptop was changed.\n" + format_problems(found.problems))
+            return result
+        stations, _warnings = cap.plan(inputs) if cap.hosts(inputs) else ({}, [])
+        held = sum(1 for s in stations.values() if s["person"])
+        result.update(changed=False, stations=stations, kits_dir=str(inputs.kits_root() or ""),
+                      state_file=str(inputs.path(cap.state_file)),
+                      msg=f"{len(stations)} laptop(s): {held} for a person, {len(stations) - held} free (wiped)")
+        return result
