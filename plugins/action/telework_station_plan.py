@@ -8,7 +8,6 @@ from ansible.plugins.action import ActionBase
 
 from ansible_collections.teleshift.toolkit.plugins.module_utils import inputs as front_door
 from ansible_collections.teleshift.toolkit.plugins.module_utils import registry
-from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import format_problems
 
 
 class ActionModule(ActionBase):
@@ -22,11 +21,7 @@ class ActionModule(ActionBase):
         inputs = front_door.from_task_vars(self._templar, task_vars, roster=self._task.args.get("roster"),
                                            kits_dir=self._task.args.get("kits_dir"))
         found = front_door.validate(inputs, [cap.name], capacity=True)
-        if found.warnings:
-            result["warnings"] = [str(w) for w in found.warnings]
-        if found.problems:
-            result.update(failed=True, problems=[str(p) for p in found.problems],
-                          msg="Laptop plan failed, no laptop was changed.\n" + format_problems(found.problems))
+        if front_door.refused(result, found, "Laptop plan failed, no laptop was changed."):
             return result
         stations, _warnings = cap.plan(inputs) if cap.hosts(inputs) else ({}, [])
         held = sum(1 for s in stations.values() if s["person"])

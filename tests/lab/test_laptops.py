@@ -31,6 +31,7 @@ ROOT, VENV_BIN, lab_exec, recap, run_playbook = (_helpers.ROOT, _helpers.VENV_BI
 from ansible_collections.teleshift.toolkit.plugins.module_utils.phone_capability import parse_pbx  # noqa: E402
 
 from teleshift_cli import lab, labclient, labsize  # noqa: E402
+from teleshift_cli.labclient import wait_for  # noqa: E402
 
 KITS = ROOT / "kits" / "lab"
 STATE = ROOT / "inventories" / "lab" / "state" / "laptops.yml"
@@ -39,15 +40,6 @@ WAVE = {"ts-laptop1": "amartin", "ts-laptop2": "dnguyen"}  # the queue's first t
 EXTENSIONS = {"amartin": "1001", "dnguyen": "1004"}
 DESK = "10.89.251.20"
 DESKTOP = "/home/teleworker/Desktop"
-
-
-def wait_for(predicate, seconds=30, step=1.0):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return False
 
 
 def teleshift(inv, *argv, codes=(0,)):
@@ -60,34 +52,6 @@ def teleshift(inv, *argv, codes=(0,)):
 def tunnel_address(pid):
     text = (KITS / pid / "vpn" / "teleshift.conf").read_text()
     return re.search(r"^Address\s*=\s*([0-9.]+)", text, re.M).group(1)
-
-
-def gate_open(laptop, pid):
-    """Open ``pid``'s second-factor gate from ``laptop`` through its tunnel, as the person would (the JSON
-    endpoint with their kit's code); nothing when they have no second factor. Bounded to 60 s."""
-    secret, url = labclient.kit_secret(KITS, pid), labclient.gate_url(KITS, pid)
-    if not secret or not url:
-        return "no second factor"
-    code = ("import json,ssl,sys,urllib.request\nctx=ssl.create_default_context();ctx.check_hostname=False;"
-            "ctx.verify_mode=ssl.CERT_NONE\nreq=urllib.request.Request(sys.argv[1],data=sys.argv[2].encode() or None,"
-            "headers={'Content-Type':'application/json'})\ntry:\n print(urllib.request.urlopen(req,timeout=10,"
-            "context=ctx).read().decode())\nexcept urllib.error.HTTPError as e: print(e.read().decode())\n"
-            "except Exception as e: print(json.dumps({'error':str(e)}))\n")
-    answer = {}
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        status = lab_exec(laptop, "python3", "-c", code, url.rstrip("/") + "/api/status", "", timeout=40).stdout
-        answer = json.loads(status.strip().splitlines()[-1]) if status.strip() else {}
-        if answer.get("person") == pid and answer.get("open"):
-            return "open"
-        if answer.get("person") == pid:
-            body = json.dumps({"code": labclient.fresh_code(secret, f"gate:{url}:{pid}")})
-            out = lab_exec(laptop, "python3", "-c", code, url.rstrip("/") + "/api/open", body, timeout=40).stdout
-            answer = json.loads(out.strip().splitlines()[-1]) if out.strip() else {}
-            if answer.get("result") == "opened":
-                return "opened"
-        time.sleep(1)
-    raise AssertionError(f"{pid}'s gate did not open from {laptop}: {answer}")
 
 
 def contacts():
@@ -139,7 +103,7 @@ def test_the_wave_was_recorded_and_status_shows_each_laptop(stations):
 def test_tunnel_softphone_and_notice_on_every_laptop(stations):
     for laptop, pid in WAVE.items():
         assert lab_exec(laptop, "systemctl", "is-active", "wg-quick@teleshift").stdout.strip() == "active"
-        gate_open(laptop, pid)
+        labclient.open_gate(pid, KITS, client=laptop)  # through this laptop's tunnel, as the person would
         pings = lab_exec(laptop, "ping", "-c", "3", "-W", "2", "10.89.251.30", timeout=30).stdout
         assert " 0 received" not in pings, pings
         # the softphone retries a failed registration after about half a minute: the gate is open now
