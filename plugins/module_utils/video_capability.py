@@ -118,6 +118,9 @@ class Video(registry.Capability):
         if not settings.rooms and not self.hosts(inputs):
             return found
         found.problems += settings.problems
+        found.warnings += settings.warnings
+        if not self.hosts(inputs):
+            return found
         services = inputs.settings.services if inputs.settings else {}
         problems, warnings = check_people(settings, inputs.roster, services, self._reach(inputs), inputs.source)
         found.problems += problems
@@ -230,7 +233,7 @@ class Video(registry.Capability):
         plan = self.plan(inputs)
         rows = []
         for room, host, load in self.loads(inputs, a):
-            facts = read_host(self.name, host) if host else None
+            facts = read_host(self, host) if host else None
             live = ((facts or {}).get("rooms") or {}).get(room.name)
             now = "unknown" if facts is None else ("missing" if live is None else str(live.get("participants", 0)))
             rows.append([room.name, room.label, host, str(len(plan.members.get(room.name, []))), str(room.max_members),

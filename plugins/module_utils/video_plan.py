@@ -138,8 +138,8 @@ def load_video_settings(all_vars, hostvars, source="inventory"):
         s.rooms[name] = Room(name, label, pin, lists["members"], lists["services"], size or DEFAULT_MAX_MEMBERS,
                              record, rate or DEFAULT_BITRATE_KBPS, host, phone)
     if s.rooms and not hostvars:
-        s.problems.append(Problem(source, 0, "teleshift_video_rooms", "rooms are declared but the group video_hosts "
-                                                                       "has no host"))
+        s.warnings.append(Problem(source, 0, "teleshift_video_rooms", "rooms are declared but the group video_hosts "
+                                                                       "has no host: nobody gets them"))
     return s
 
 
