@@ -54,7 +54,6 @@ EXAMPLES = r"""
   teleshift.toolkit.video_rooms:
     rooms: "{{ video_rooms_slice.rooms }}"
     pins: "{{ video_rooms_pins }}"
-  no_log: true
 """
 
 RETURN = r"""
