@@ -151,9 +151,10 @@ def check_people(settings, roster, services, reach, source="inventory"):
     by_id = {p.id: p for p in roster.people}
     for room in settings.rooms.values():
         where = f"teleshift_video_rooms[{room.name}]"
-        for pid in room.members:
-            if pid not in by_id:
-                problems.append(Problem(source, 0, f"{where}.members", f"{pid!r} is not in the roster"))
+        gone = [pid for pid in room.members if pid not in by_id]
+        if gone:  # like a queue agent who left: dropped from the room, never a reason to stop
+            warnings.append(Problem(source, 0, f"{where}.members", f"left out of the room: {_some(gone)} not in the "
+                                                                   "roster"))
         for svc in room.services:
             if svc not in services:
                 problems.append(Problem(source, 0, f"{where}.services", f"unknown service {svc!r}"))
@@ -167,13 +168,17 @@ def check_people(settings, roster, services, reach, source="inventory"):
                 no_reach.add(person.service)
         if no_vpn:
             warnings.append(Problem(source, 0, f"{where}.members",
-                                    f"{', '.join(no_vpn)}: no vpn need, so the room (reached only through the "
-                                    "VPN) is out of their reach"))
+                                    f"{_some(no_vpn)}: no vpn need, so the room (reached only through the VPN) is "
+                                    "out of their reach"))
         for svc in sorted(no_reach):
             warnings.append(Problem(source, 0, f"{where}.members",
                                     f"the VPN does not let service {svc!r} reach the video host {address}: add it "
                                     f"to teleshift_services.{svc}.networks or teleshift_vpn_common_networks"))
     return problems, warnings
+
+
+def _some(ids, shown=5):
+    return ", ".join(ids[:shown]) + (f" and {len(ids) - shown} more" if len(ids) > shown else "")
 
 
 def members_of(room, people):
