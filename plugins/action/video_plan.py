@@ -55,7 +55,7 @@ class ActionModule(ActionBase):
         old_people = previous.get("people") or {}
         result.update(
             changed=bool(state_changed or written), hosts=hosts, state_file=str(state_file),
-            rooms={n: h for n, h in sorted(plan.rooms.items())},
+            rooms=dict(sorted(plan.rooms.items())),
             added=sorted(set(plan.people) - set(old_people)), removed=sorted(set(old_people) - set(plan.people)),
             kits_written=len(written),
             msg=f"{len(plan.rooms)} room(s) on {len(hosts)} video host(s); {len(plan.people)} people may join one"

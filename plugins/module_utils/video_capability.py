@@ -68,8 +68,8 @@ class Video(registry.Capability):
     def plan(self, inputs):
         from ansible_collections.teleshift.toolkit.plugins.module_utils.video_plan import plan_video
 
-        return inputs.memo("video.plan", lambda: plan_video(inputs.roster.people, self.settings(inputs),
-                                                             inputs.state(self)))
+        return inputs.memo("video.plan",
+                           lambda: plan_video(inputs.roster.people, self.settings(inputs), inputs.state(self)))
 
     def wants(self, person):
         if self._bound is None or not person.active:
@@ -190,8 +190,8 @@ class Video(registry.Capability):
             return None
         text = self.text(lang)
         section = registry.NoticeSection(self.name, text["title"], steps=list(text["steps"]))
-        section.data.update(labels=text, rooms=[{k: r.get(k) for k in ("label", "url", "max_members", "record",
-                                                                        "phone")} for r in rooms])
+        keys = ("label", "url", "max_members", "record", "phone")
+        section.data.update(labels=text, rooms=[{k: r.get(k) for k in keys} for r in rooms])
         section.secrets = [(f"{text['pin']} - {r.get('label')}", str(r.get("pin"))) for r in rooms if r.get("pin")]
         return section
 

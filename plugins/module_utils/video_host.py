@@ -13,9 +13,10 @@ role wrote from the same inventory, and each room is edited once to be sure.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import os
-import urllib.request
+import urllib.parse
 import uuid
 
 API = "http://127.0.0.1:8088/janus"
@@ -36,10 +37,13 @@ class Janus:
 
     def _post(self, path, message):
         message = dict(message, transaction=uuid.uuid4().hex)
-        req = urllib.request.Request(self.url + path, data=json.dumps(message).encode(),
-                                     headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=self.timeout) as resp:  # noqa: S310 (loopback URL)
-            answer = json.loads(resp.read())
+        url = urllib.parse.urlsplit(self.url + path)
+        conn = http.client.HTTPConnection(url.hostname, url.port or 80, timeout=self.timeout)
+        try:
+            conn.request("POST", url.path, body=json.dumps(message), headers={"Content-Type": "application/json"})
+            answer = json.loads(conn.getresponse().read())
+        finally:
+            conn.close()
         if answer.get("janus") == "error":
             raise JanusError(answer.get("error", {}).get("reason", "Janus error"))
         return answer
@@ -83,8 +87,8 @@ def changes(rooms, pins, live, applied):
     """(create, edit, destroy) lists of names: ``live`` {name: Janus's list entry}, ``applied`` {name: sha}."""
     wanted = {r["name"]: r for r in rooms}
     create = sorted(n for n in wanted if n not in live)
-    edit = sorted(n for n in wanted if n in live and (differs(wanted[n], live[n])
-                                                        or applied.get(n) != fingerprint(wanted[n], pins.get(n))))
+    edit = sorted(n for n in wanted if n in live and (
+        differs(wanted[n], live[n]) or applied.get(n) != fingerprint(wanted[n], pins.get(n))))
     destroy = sorted(n for n in live if n not in wanted)
     return create, edit, destroy
 
@@ -119,11 +123,13 @@ def apply(api, rooms, pins, secrets, rec_dir, applied, check=False):
 # Run by `teleshift status` on each video host (python3 -c QUERY): the rooms and who is in them, as JSON
 # (JSONEncoder: the verify step refuses host commands naming dumps).
 QUERY = r'''
-import json, sys, urllib.request, uuid
+import http.client, json, uuid
 def post(path, msg):
-    msg = dict(msg, transaction=uuid.uuid4().hex)
-    req = urllib.request.Request("http://127.0.0.1:8088/janus" + path, data=json.JSONEncoder().encode(msg).encode())
-    return json.loads(urllib.request.urlopen(req, timeout=5).read())
+    conn = http.client.HTTPConnection("127.0.0.1", 8088, timeout=5)
+    conn.request("POST", "/janus" + path, body=json.JSONEncoder().encode(dict(msg, transaction=uuid.uuid4().hex)))
+    answer = json.loads(conn.getresponse().read())
+    conn.close()
+    return answer
 try:
     key = json.load(open("/etc/janus/teleshift/secrets.json"))["admin_key"]
     s = post("", {"janus": "create"})["data"]["id"]

@@ -138,8 +138,8 @@ def load_video_settings(all_vars, hostvars, source="inventory"):
         s.rooms[name] = Room(name, label, pin, lists["members"], lists["services"], size or DEFAULT_MAX_MEMBERS,
                              record, rate or DEFAULT_BITRATE_KBPS, host, phone)
     if s.rooms and not hostvars:
-        s.warnings.append(Problem(source, 0, "teleshift_video_rooms", "rooms are declared but the group video_hosts "
-                                                                       "has no host: nobody gets them"))
+        s.warnings.append(Problem(source, 0, "teleshift_video_rooms",
+                                  "rooms are declared but the group video_hosts has no host: nobody gets them"))
     return s
 
 
@@ -247,8 +247,8 @@ def kit_rooms(plan, settings, pid):
     found = []
     for name in plan.people.get(pid, []):
         room = settings.rooms[name]
-        found.append({"name": name, "label": room.label, "url": room_url(settings.hosts.get(plan.rooms[name], ""),
-                                                                        name),
+        url = room_url(settings.hosts.get(plan.rooms[name], ""), name)
+        found.append({"name": name, "label": room.label, "url": url,
                       "pin": room.pin, "max_members": room.max_members, "record": room.record, "phone": room.phone})
     return found
 
