@@ -47,7 +47,8 @@ class Video(registry.Capability):
                          "reached only through the VPN.",
                          "Open the room's link in Firefox, Chrome or Edge, type your name and the room's PIN (on your "
                          "credentials sheet), then \"Join\".",
-                         "Allow the camera and microphone. Without a camera, untick \"Camera\": you take part by voice.",
+                         "Allow the camera and microphone. Without a camera, untick \"Camera\": you take part by "
+                         "voice.",
                          "Without a computer or with a weak connection: call the room's audio number shown."],
                "room": "Room", "link": "Link", "seats": "Seats", "record": "Recording",
                "phone": "Audio room (phone)", "yes": "yes", "no": "no", "pin": "PIN"},
@@ -133,7 +134,7 @@ class Video(registry.Capability):
             return {}, []
         plan = self.plan(inputs)
         load = {h: 0 for h in settings.hosts}
-        for pid, rooms in plan.people.items():
+        for rooms in plan.people.values():
             for host in {plan.rooms[r] for r in rooms}:
                 load[host] += 1
         return load, []

@@ -82,8 +82,8 @@ def load_video_settings(all_vars, hostvars, source="inventory"):
         try:
             ipaddress.ip_address(address)
         except ValueError:
-            s.problems.append(Problem(source, 0, f"{host}: video_rooms_address",
-                                      f"must be the host's internal address (reached through the VPN), got {address!r}"))
+            s.problems.append(Problem(source, 0, f"{host}: video_rooms_address", "must be the host's internal "
+                                      f"address (reached through the VPN), got {address!r}"))
         s.hosts[host] = address
     rooms = all_vars.get("teleshift_video_rooms") or []
     if not isinstance(rooms, list):

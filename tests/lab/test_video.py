@@ -83,8 +83,8 @@ def tunnel(pid):
 def untunnel(pid):
     iface, uid = PEOPLE[pid]
     lab_exec(CLIENT, *WG_ENV, "sh", "-c", f"wg-quick down {iface} >/dev/null 2>&1; pkill -f 'wireguard-go {iface}'; "
-                                          f"ip rule del uidrange {uid}-{uid} 2>/dev/null; rm -f /etc/wireguard/{iface}.conf; "
-                                          "true", timeout=60)
+                                          f"ip rule del uidrange {uid}-{uid} 2>/dev/null; "
+                                          f"rm -f /etc/wireguard/{iface}.conf; true", timeout=60)
 
 
 class Browser:
@@ -180,8 +180,9 @@ def answers(host, port, proto="tcp", timeout=3):
 def lab(lab_up):
     if not lab_running(VIDEO_HOST):
         lab_missing(f"lab host {VIDEO_HOST} is not running (scripts/teleshift lab up)")
-    proc = run_playbook("lab_client_gate.yml", timeout=600)  # Chromium on the laptop
-    assert proc.returncode == 0, proc.stdout[-3000:]
+    if lab_exec(CLIENT, "sh", "-c", "command -v chromium").returncode != 0:
+        proc = run_playbook("lab_client_gate.yml", timeout=600)  # Chromium on the laptop
+        assert proc.returncode == 0, proc.stdout[-3000:]
     proc = run_playbook("video.yml", timeout=600)
     assert proc.returncode == 0, proc.stdout[-4000:]
     lab_exec(CLIENT, "mkdir", "-p", "/opt/teleshift-test", check=True)
@@ -213,7 +214,8 @@ def test_two_people_in_one_room_each_receive_the_others_video(lab):
             feeds = {s.get("feed_display") for s in h["plugin"].get("streams") or [] if s.get("type") == "video"}
             for feed in feeds:
                 sent[feed] = max(sent.get(feed, 0), sent_video_bytes(h))
-    print(f"Janus sent video bytes per feed: {sent}; pages: " + "; ".join(f"{p}: {d['stats']}" for p, d in seen.items()))
+    print(f"Janus sent video bytes per feed: {sent}; pages: "
+          + "; ".join(f"{p}: {d['stats']}" for p, d in seen.items()))
     assert all(sent.get(pid, 0) > 10000 for pid in PEOPLE), sent
     lab.update(browsers=browsers, pid=before, sessions={h["session"] for h in handles},
                publishers=sorted(publishers))
@@ -235,6 +237,12 @@ def test_outside_the_vpn_pools_nothing_answers(lab):
     for host in ("ts-desk1", "ts-pstn1"):  # inside but not from a VPN pool; outside
         for port, proto in ((443, "tcp"), (3478, "udp"), (3478, "tcp")):
             assert not answers(host, port, proto), f"{host} got an answer from {VIDEO}:{port}/{proto}"
+
+
+def test_second_converge_changes_nothing(lab):
+    """While the meeting goes on (the fixture converged once already)."""
+    counts = recap(run_playbook("video.yml", timeout=600).stdout)
+    assert counts and all(c["changed"] == 0 for c in counts.values()), counts
 
 
 def test_adding_a_room_does_not_interrupt_the_meeting(lab):
@@ -276,11 +284,6 @@ def test_screenshots_kept(lab):
         dest = ARTEFACTS / f"video-{pid}.png"
         subprocess.run(["podman", "cp", f"{CLIENT}:{b.shot}", str(dest)], env=PODMAN_ENV, check=True, timeout=60)
         assert dest.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-
-
-def test_second_converge_changes_nothing(lab):
-    counts = recap(run_playbook("video.yml", timeout=600).stdout)
-    assert counts and all(c["changed"] == 0 for c in counts.values()), counts
 
 
 def _query():

@@ -15,7 +15,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gate_browser import Cdp  # noqa: E402  (the DevTools client, copied beside this file)
+from gate_browser import Cdp  # the DevTools client, copied beside this file
 
 
 def value(cdp, expression, wait=False):
@@ -34,10 +34,11 @@ def main(url, name, pin, shot, out, hold, port):
     hold, port = float(hold), int(port)
     profile = f"/tmp/teleshift-video-chromium-{port}"
     subprocess.run(["rm", "-rf", profile], check=False)
-    browser = subprocess.Popen(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--ignore-certificate-errors",
-                                "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-                                "--autoplay-policy=no-user-gesture-required", f"--remote-debugging-port={port}",
-                                f"--user-data-dir={profile}", "--no-first-run", "--window-size=1000,760", "about:blank"],
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--ignore-certificate-errors", "--no-first-run",
+             "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",  # camera and microphone
+             "--autoplay-policy=no-user-gesture-required", f"--remote-debugging-port={port}",
+             f"--user-data-dir={profile}", "--window-size=1000,760"]
+    browser = subprocess.Popen(["chromium", *flags, "about:blank"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     started = time.time()
     data = {"state": "starting", "stats": [], "t": 0}
@@ -77,7 +78,7 @@ def main(url, name, pin, shot, out, hold, port):
         with open(shot, "wb") as stream:
             stream.write(png)
         data.update(done=True, screenshot_bytes=len(png))
-    except Exception as exc:  # reported to the test, which fails with it
+    except Exception as exc:  # noqa: BLE001 (reported to the test, which fails with it)
         data.update(done=True, error=f"{type(exc).__name__}: {exc}")
     finally:
         write(out, data)
