@@ -68,7 +68,9 @@ async function attach() {
 }
 
 function peer(handle) {
-  const pc = new RTCPeerConnection({ iceServers: state.config.ice || [] });
+  // ?relay=1 in the link sends everything through TURN (to tell a network problem from a room problem)
+  const relay = new URLSearchParams(location.search).get("relay") === "1";
+  const pc = new RTCPeerConnection({ iceServers: state.config.ice || [], iceTransportPolicy: relay ? "relay" : "all" });
   pc.onicecandidate = (e) => {
     const candidate = e.candidate ? { candidate: e.candidate.candidate, sdpMid: e.candidate.sdpMid,
                                       sdpMLineIndex: e.candidate.sdpMLineIndex } : { completed: true };
