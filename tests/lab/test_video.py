@@ -1,7 +1,8 @@
 """Video rooms in the live lab (docs/video.md): two people, each through their own WireGuard tunnel on the
 laptop stand-in, join the same room with its PIN in headless Chromium (fake camera and microphone), and
 each receives the other's video, checked in the page (getStats: decoded frames, picture size) and in
-Janus's own statistics (admin API on the video host: bytes it sent to each receiver); a wrong PIN is
+Janus's own statistics (admin API on the video host: bytes it sent to each receiver); one of them goes
+through TURN (the page's ?relay=1: Janus's selected ICE pair is coturn's relay); a wrong PIN is
 refused; hosts outside the VPN pools get no answer; a room added while they talk does not interrupt them
 (Janus keeps its process, their frames keep coming); a second converge changes nothing.
 
@@ -36,6 +37,7 @@ PODMAN_ENV, ROOT, lab_exec, lab_running, lab_missing, recap, run_playbook = (
 CLIENT, VIDEO_HOST, VIDEO = "ts-client1", "ts-video1", "10.89.251.50"
 ROOM, PIN = "commission", "4729"  # inventories/lab/group_vars/all/video.yml (lab only)
 PEOPLE = {"amartin": ("tsva", 2001), "edupont": ("tsvb", 2002)}  # interface, uid = routing table
+RELAYED = "edupont"  # joins through TURN
 KITS = ROOT / "kits" / "lab"
 ARTEFACTS = ROOT / "build" / "artefacts"
 HOLD = 150  # seconds each browser stays in the room (spans the checks and the converge adding a room)
@@ -61,6 +63,12 @@ def as_user(name):
         yield
     finally:
         labclient.run = original
+
+
+def tunnel_address(pid):
+    text = (KITS / pid / "vpn" / "teleshift.conf").read_text()
+    return next(line.split("=", 1)[1].strip().split("/")[0] for line in text.splitlines()
+                if line.replace(" ", "").startswith("Address="))
 
 
 def tunnel(pid):
@@ -90,11 +98,12 @@ def untunnel(pid):
 class Browser:
     """One person's Chromium on the laptop, as their user, in the background."""
 
-    def __init__(self, pid, pin, port, hold=HOLD):
+    def __init__(self, pid, pin, port, hold=HOLD, relay=False):
         self.pid, self.name, self.out = pid, user(pid), f"/tmp/video-{pid}-{port}.json"
+        query = "?relay=1" if relay else ""  # the page's switch: every packet through TURN (coturn)
         self.shot = f"/tmp/video-{pid}-{port}.png"
         lab_exec(CLIENT, "rm", "-f", self.out, self.shot, self.out + ".stop")
-        cmd = (f"nohup python3 /opt/teleshift-test/video_browser.py 'https://{VIDEO}/#{ROOM}' '{pid}' '{pin}' "
+        cmd = (f"nohup python3 /opt/teleshift-test/video_browser.py 'https://{VIDEO}/{query}#{ROOM}' '{pid}' '{pin}' "
                f"{self.shot} {self.out} {hold} {port} >/dev/null 2>&1 &")
         lab_exec(CLIENT, "runuser", "-u", self.name, "--", "sh", "-c", cmd, check=True)
 
@@ -160,7 +169,7 @@ def janus_pid():
     return lab_exec(VIDEO_HOST, "systemctl", "show", "-p", "MainPID", "--value", "janus").stdout.strip()
 
 
-def answers(host, port, proto="tcp", timeout=3):
+def answers(host, port, proto="tcp", timeout=3, as_login=None):
     """From ``host``: does a TCP connection (or a TURN binding request over UDP) to the video host get any
     answer? A firewall drop gives none."""
     code = ("import os,socket,sys\n"
@@ -173,7 +182,8 @@ def answers(host, port, proto="tcp", timeout=3):
             " print('answer')\n"
             "except ConnectionRefusedError: print('answer refused')\n"
             "except OSError as e: print('silent',e)\n")
-    return lab_exec(host, "python3", "-c", code, timeout=timeout + 30).stdout.startswith("answer")
+    prefix = ("runuser", "-u", as_login, "--") if as_login else ()
+    return lab_exec(host, *prefix, "python3", "-c", code, timeout=timeout + 30).stdout.startswith("answer")
 
 
 @pytest.fixture(scope="module")
@@ -200,7 +210,8 @@ def lab(lab_up):
 
 def test_two_people_in_one_room_each_receive_the_others_video(lab):
     before = janus_pid()
-    browsers = {pid: Browser(pid, PIN, 9340 + i) for i, pid in enumerate(PEOPLE)}
+    # amartin straight to Janus, edupont through TURN: both paths of the page
+    browsers = {pid: Browser(pid, PIN, 9340 + i, relay=pid == RELAYED) for i, pid in enumerate(PEOPLE)}
     other = {pid: next(p for p in PEOPLE if p != pid) for pid in PEOPLE}
     seen = {pid: b.wait(lambda d, o=other[pid]: receiving(d, o), 90) for pid, b in browsers.items()}
     for pid, data in seen.items():
@@ -217,6 +228,12 @@ def test_two_people_in_one_room_each_receive_the_others_video(lab):
     print(f"Janus sent video bytes per feed: {sent}; pages: "
           + "; ".join(f"{p}: {d['stats']}" for p, d in seen.items()))
     assert all(sent.get(pid, 0) > 10000 for pid in PEOPLE), sent
+    pairs = {pid: [(h["webrtc"].get("ice") or {}).get("selected-pair", "") for h in handles
+                   if h["plugin"].get("type") == "publisher" and h["plugin"].get("display") == pid] for pid in PEOPLE}
+    print(f"Janus's selected ICE pairs per publisher: {pairs}")
+    direct = tunnel_address("amartin")
+    assert any(f"<-> {direct}:" in p and "[relay" not in p for p in pairs["amartin"]), pairs
+    assert any(f"<-> {VIDEO}:" in p and "[relay" in p for p in pairs[RELAYED]), pairs  # coturn on the same host
     lab.update(browsers=browsers, pid=before, sessions={h["session"] for h in handles},
                publishers=sorted(publishers))
 
@@ -231,9 +248,8 @@ def test_wrong_pin_is_refused(lab):
 
 
 def test_outside_the_vpn_pools_nothing_answers(lab):
-    name = user("amartin")
-    code = ("import socket\ns=socket.create_connection(('%s',443),timeout=5)\nprint('answer')" % VIDEO)
-    assert lab_exec(CLIENT, "runuser", "-u", name, "--", "python3", "-c", code, timeout=30).stdout.startswith("answer")
+    for port, proto in ((443, "tcp"), (3478, "udp"), (3478, "tcp")):  # through a person's tunnel: answers
+        assert answers(CLIENT, port, proto, as_login=user("amartin")), f"no answer from {VIDEO}:{port}/{proto}"
     for host in ("ts-desk1", "ts-pstn1"):  # inside but not from a VPN pool; outside
         for port, proto in ((443, "tcp"), (3478, "udp"), (3478, "tcp")):
             assert not answers(host, port, proto), f"{host} got an answer from {VIDEO}:{port}/{proto}"
