@@ -80,19 +80,24 @@ def tunnel(pid):
     text = (KITS / pid / "vpn" / "teleshift.conf").read_text()
     text = text.replace("[Interface]\n", f"[Interface]\nTable = {uid}\n", 1)
     lab_exec(CLIENT, "sh", "-c", f"umask 077; cat > /etc/wireguard/{iface}.conf", input=text, check=True)
-    lab_exec(CLIENT, *WG_ENV, "sh", "-c", f"wg-quick down {iface} >/dev/null 2>&1; pkill -f 'wireguard-go {iface}'; "
-                                          f"ip rule del uidrange {uid}-{uid} 2>/dev/null; true", timeout=60)
+    untunnel(pid, keep_profile=True)
     lab_exec(CLIENT, *WG_ENV, "wg-quick", "up", iface, timeout=90, check=True)
     lab_exec(CLIENT, "ip", "rule", "add", "uidrange", f"{uid}-{uid}", "lookup", str(uid), "pref", str(uid), check=True)
     with as_user(name):
         labclient.open_gate(pid, KITS)
 
 
-def untunnel(pid):
+def untunnel(pid, keep_profile=False):
+    """``pid``'s tunnel and routing rule gone (each step on its own: a `pkill -f` inside `sh -c` would match
+    the shell itself)."""
     iface, uid = PEOPLE[pid]
-    lab_exec(CLIENT, *WG_ENV, "sh", "-c", f"wg-quick down {iface} >/dev/null 2>&1; pkill -f 'wireguard-go {iface}'; "
-                                          f"ip rule del uidrange {uid}-{uid} 2>/dev/null; "
-                                          f"rm -f /etc/wireguard/{iface}.conf; true", timeout=60)
+    lab_exec(CLIENT, *WG_ENV, "wg-quick", "down", iface, timeout=60)
+    lab_exec(CLIENT, "pkill", "-f", f"wireguard-go {iface}", timeout=30)
+    lab_exec(CLIENT, "ip", "link", "delete", iface, timeout=30)
+    for _ in range(3):  # every copy of the rule
+        lab_exec(CLIENT, "ip", "rule", "del", "uidrange", f"{uid}-{uid}", timeout=30)
+    if not keep_profile:
+        lab_exec(CLIENT, "rm", "-f", f"/etc/wireguard/{iface}.conf", timeout=30)
 
 
 class Browser:
@@ -190,22 +195,24 @@ def answers(host, port, proto="tcp", timeout=3, as_login=None):
 def lab(lab_up):
     if not lab_running(VIDEO_HOST):
         lab_missing(f"lab host {VIDEO_HOST} is not running (scripts/teleshift lab up)")
-    if lab_exec(CLIENT, "sh", "-c", "command -v chromium").returncode != 0:
-        proc = run_playbook("lab_client_gate.yml", timeout=600)  # Chromium on the laptop
-        assert proc.returncode == 0, proc.stdout[-3000:]
+    for tool, playbook in (("wg-quick", "lab_client_vpn.yml"), ("chromium", "lab_client_gate.yml")):
+        if lab_exec(CLIENT, "sh", "-c", f"command -v {tool}").returncode != 0:  # a fresh laptop: WireGuard, Chromium
+            proc = run_playbook(playbook, timeout=600)
+            assert proc.returncode == 0, proc.stdout[-3000:]
     proc = run_playbook("video.yml", timeout=600)
     assert proc.returncode == 0, proc.stdout[-4000:]
     lab_exec(CLIENT, "mkdir", "-p", "/opt/teleshift-test", check=True)
     for name in ("video_browser.py", "gate_browser.py"):
         subprocess.run(["podman", "cp", str(Path(__file__).with_name(name)), f"{CLIENT}:/opt/teleshift-test/{name}"],
                        env=PODMAN_ENV, check=True, timeout=60)
-    for pid in PEOPLE:
-        tunnel(pid)
-    state = {}
-    yield state
-    lab_exec(CLIENT, "sh", "-c", "pkill -f video_browser.py; pkill -f teleshift-video-chromium; true", timeout=30)
-    for pid in PEOPLE:
-        untunnel(pid)
+    try:
+        for pid in PEOPLE:
+            tunnel(pid)
+        yield {}
+    finally:
+        for pid in PEOPLE:
+            lab_exec(CLIENT, "pkill", "-u", user(pid), timeout=30)  # their browsers, if any
+            untunnel(pid)
 
 
 def test_two_people_in_one_room_each_receive_the_others_video(lab):
