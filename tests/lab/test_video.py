@@ -237,7 +237,13 @@ def test_two_people_in_one_room_each_receive_the_others_video(lab):
     assert all(sent.get(pid, 0) > 10000 for pid in PEOPLE), sent
     pairs = {pid: [(h["webrtc"].get("ice") or {}).get("selected-pair", "") for h in handles
                    if h["plugin"].get("type") == "publisher" and h["plugin"].get("display") == pid] for pid in PEOPLE}
-    print(f"Janus's selected ICE pairs per publisher: {pairs}")
+    cpu = lab_exec(VIDEO_HOST, "ps", "-C", "janus", "-o", "%cpu=,rss=").stdout.split()
+    rates = {feed: [((m.get("stats") or {}).get("out") or {}).get("bytes_lastsec", 0)
+                    for m in ((h.get("webrtc") or {}).get("media") or {}).values() if m.get("type") == "video"]
+             for h in handles if h["plugin"].get("type") == "subscriber"
+             for feed in {s.get("feed_display") for s in h["plugin"].get("streams") or []}}
+    print(f"Janus's selected ICE pairs per publisher: {pairs}; video bytes in the last second per feed: {rates}; "
+          f"janus %cpu (lifetime average) and RSS KiB: {cpu}")
     direct = tunnel_address("amartin")
     assert any(f"<-> {direct}:" in p and "[relay" not in p for p in pairs["amartin"]), pairs
     assert any(f"<-> {VIDEO}:" in p and "[relay" in p for p in pairs[RELAYED]), pairs  # coturn on the same host

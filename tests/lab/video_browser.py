@@ -78,6 +78,8 @@ def main(url, name, pin, shot, out, hold, port):
         with open(shot, "wb") as stream:
             stream.write(png)
         data.update(done=True, screenshot_bytes=len(png))
+        value(cdp, "document.getElementById('leave').click()")  # leave the room as a person would
+        time.sleep(0.5)
     except Exception as exc:  # noqa: BLE001 (reported to the test, which fails with it)
         data.update(done=True, error=f"{type(exc).__name__}: {exc}")
     finally:
