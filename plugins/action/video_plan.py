@@ -13,7 +13,6 @@ from ansible_collections.teleshift.toolkit.plugins.module_utils import inputs as
 from ansible_collections.teleshift.toolkit.plugins.module_utils import registry
 from ansible_collections.teleshift.toolkit.plugins.module_utils import video_plan as V
 from ansible_collections.teleshift.toolkit.plugins.module_utils.kits import write_kit_file
-from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import format_problems
 from ansible_collections.teleshift.toolkit.plugins.module_utils.state import save_state
 from ansible_collections.teleshift.toolkit.plugins.module_utils.video_capability import KIT_FILE as KIT
 
@@ -29,11 +28,7 @@ class ActionModule(ActionBase):
         inputs = front_door.from_task_vars(self._templar, task_vars, roster=self._task.args.get("roster"),
                                            kits_dir=self._task.args.get("kits_dir"))
         found = front_door.validate(inputs, [cap.name], capacity=True)
-        if found.warnings:
-            result["warnings"] = [str(w) for w in found.warnings]
-        if found.problems:
-            result.update(failed=True, problems=[str(p) for p in found.problems],
-                          msg="Video plan failed, no host was changed.\n" + format_problems(found.problems))
+        if front_door.refused(result, found, "Video plan failed, no host was changed."):
             return result
         settings = cap.settings(inputs)
         previous = inputs.state(cap)
