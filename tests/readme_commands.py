@@ -53,12 +53,15 @@ CANNOT = {
                          "and scripts/test starts with it",
     "scripts/bootstrap-system": "installs system packages with apt (scripts/bootstrap runs it)",
     "scripts/bench": "names the benchmark script (see the next entry)",
-    "scripts/bench vpn|desktop|telephony|ops|openvpn|directory": "a synopsis, and each benchmark converges "
-                                                                 "5,000 people on the lab for minutes: the lead "
-                                                                 "runs them for the figures",
+    "scripts/bench vpn|desktop|telephony|ops|openvpn|directory|laptops": "a synopsis, and each benchmark "
+                                                                         "converges thousands of people (or boots "
+                                                                         "laptops) on the lab for minutes: the "
+                                                                         "lead runs them for the figures",
     "scripts/teleshift lab up --gateways 3 --desktops 2": "resizes the shared lab: tests/lab/test_vpn_gateways.py "
                                                           "brings up its own sized lab (--gateways) and puts the "
                                                           "lab back",
+    "scripts/teleshift lab up --laptops 2": "resizes the shared lab: tests/lab/test_laptops.py brings up its own "
+                                            "laptop stand-ins and puts the lab back",
     "scripts/teleshift": "names the command line, not a command",
     "scripts/teleshift lab": "names the subcommand (its actions are run above)",
     "scripts/teleshift plan / waves / kits / report / status / run": "a list of subcommands, each run above",

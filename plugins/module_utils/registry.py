@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 # Modules of this collection's module_utils that register the built-in capabilities, in order.
 BUILTIN = ("vpn_capability", "openvpn_capability", "mfa_capability", "desktop_capability", "phone_capability",
-           "cme_capability")
+           "cme_capability", "video_capability", "telework_station_capability")
 _PACKAGE = "ansible_collections.teleshift.toolkit.plugins.module_utils"
 
 _REGISTRY = {}

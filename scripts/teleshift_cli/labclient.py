@@ -85,8 +85,8 @@ def gate_url(kits, pid):
     return (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("gate", "") if path.exists() else ""
 
 
-def gate_request(url, path, body=None, timeout=10):
-    """From the laptop, through its tunnel: the gate's JSON answer (a dict), or {"error": ...}."""
+def gate_request(url, path, body=None, timeout=10, client=CLIENT):
+    """From the laptop (``client``), through its tunnel: the gate's JSON answer (a dict), or {"error": ...}."""
     code = ("import json,ssl,sys,urllib.request\n"
             "ctx=ssl.create_default_context();ctx.check_hostname=False;ctx.verify_mode=ssl.CERT_NONE\n"
             f"req=urllib.request.Request({(url.rstrip('/') + path)!r}, data=sys.stdin.read().encode() or None,"
@@ -94,28 +94,28 @@ def gate_request(url, path, body=None, timeout=10):
             "try:\n r=urllib.request.urlopen(req,timeout=%d,context=ctx); print(r.read().decode())\n"
             "except urllib.error.HTTPError as e: print(e.read().decode())\n"
             "except Exception as e: print(json.dumps({'error':str(e)}))\n" % timeout)
-    proc = run(CLIENT, "python3", "-c", code, input=json.dumps(body) if body is not None else "", timeout=timeout + 30)
+    proc = run(client, "python3", "-c", code, input=json.dumps(body) if body is not None else "", timeout=timeout + 30)
     try:
         return json.loads(proc.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
         return {"error": proc.stderr.strip()[-300:] or "no answer"}
 
 
-def open_gate(pid, kits=None, seconds=60, keep=600):
-    """Open ``pid``'s gate as they would (their code through the tunnel, JSON endpoint); nothing when
-    they have no second factor, or their gate stays open more than ``keep`` seconds. Retries for
-    ``seconds`` while the tunnel comes up. Returns the gate's last answer."""
+def open_gate(pid, kits=None, seconds=60, keep=600, client=CLIENT):
+    """Open ``pid``'s gate as they would (their code through the tunnel of laptop ``client``, JSON
+    endpoint); nothing when they have no second factor, or their gate stays open more than ``keep``
+    seconds. Retries for ``seconds`` while the tunnel comes up. Returns the gate's last answer."""
     secret, url = kit_secret(kits, pid), gate_url(kits, pid)
     if not secret or not url:
         return {"result": "no second factor"}
     deadline = time.monotonic() + seconds
     answer = {}
     while time.monotonic() < deadline:
-        answer = gate_request(url, "/api/status")
+        answer = gate_request(url, "/api/status", client=client)
         if answer.get("person") == pid and answer.get("open") and answer.get("seconds_left", 0) > keep:
             return answer
         if answer.get("person") == pid:
-            answer = gate_request(url, "/api/open", {"code": fresh_code(secret, f"gate:{url}:{pid}")})
+            answer = gate_request(url, "/api/open", {"code": fresh_code(secret, f"gate:{url}:{pid}")}, client=client)
             if answer.get("result") == "opened":
                 return answer
             if answer.get("result") in ("locked", "lockout"):

@@ -77,6 +77,9 @@ HOSTILE = {
     "vault_password_file": ["{tmp}/missing", "{tmp}", "{empty}"],
     "gateways": ["0", "-1", "17", "x", "1e9"],
     "desktops": ["0", "21", "x"],
+    "assign": ["0", "-1", "x", "99"],
+    "reassign": ["no-such-laptop", "x=y", "=", "LAB-0001=nobody-here"],
+    "release": ["no-such-laptop", ""],
 }
 HARMLESS = {
     "help": "argparse's own",

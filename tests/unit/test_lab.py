@@ -176,7 +176,7 @@ def test_customize_rootfs(tmp_path):
 def test_the_lab_inventory():
     the_lab = lab.load_lab(LAB_INVENTORY)
     hosts = {h.name: h for h in the_lab.hosts}
-    assert set(hosts) == {"ts-gw1", "ts-desk1", "ts-pbx1", "ts-client1", "ts-pstn1", "ts-dc1"}
+    assert set(hosts) == {"ts-gw1", "ts-desk1", "ts-pbx1", "ts-client1", "ts-pstn1", "ts-dc1", "ts-video1"}
     assert "vpn_gateways" in hosts["ts-gw1"].groups and "teleshift_lab" in hosts["ts-gw1"].groups
     assert "pbx_hosts" in hosts["ts-pbx1"].groups and hosts["ts-pbx1"].suite == "sid"
     assert {n for n, _ in hosts["ts-gw1"].networks} == {"ts-outside", "ts-internal"}

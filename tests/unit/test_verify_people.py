@@ -150,6 +150,7 @@ class Hosts:
                                                for key, value in keys.items())
                      + "== endpoints\n" + "".join(f" Endpoint:  {p.extension}/{p.extension}  Unavailable\n"
                                                  for p in phones),
+            "video": json.dumps({"rooms": {r: {"participants": 0} for r in cap("video").plan(inputs).rooms}}),
         }
 
     def run(self, host, argv):
@@ -170,7 +171,8 @@ def test_verify_reads_each_host_once_and_never_dumps_keys(lab_ctx):
     hosts = Hosts(lab_ctx)
     results = vp.verify(lab_ctx, hosts)
     # once per capability and host (the second factor reads the gateway and the session host too; OpenVPN its gateway)
-    assert sorted(h for h, _ in hosts.calls) == ["ts-desk1", "ts-desk1", "ts-gw1", "ts-gw1", "ts-gw1", "ts-pbx1"]
+    assert sorted(h for h, _ in hosts.calls) == ["ts-desk1", "ts-desk1", "ts-gw1", "ts-gw1", "ts-gw1", "ts-pbx1",
+                                                 "ts-video1"]
     assert len({(h, " ".join(argv)) for h, argv in hosts.calls}) == len(hosts.calls)
     assert not any("dump" in " ".join(argv) or "private" in " ".join(argv) for _, argv in hosts.calls)
     assert all(r["ok"] for caps in results.values() for r in caps.values()), results

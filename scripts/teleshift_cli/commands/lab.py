@@ -26,26 +26,29 @@ def _action(actions, name, text):
     sub.add_argument("--gateways", type=int, default=None, metavar="N",
                      help="a sized lab of N VPN gateways (generated under build/lab/, see teleshift_cli/labsize.py)")
     sub.add_argument("--desktops", type=int, default=None, metavar="M", help="a sized lab of M desktop hosts")
+    sub.add_argument("--laptops", type=int, default=None, metavar="L",
+                     help="add L stock laptop stand-ins (group telework_stations, docs/laptops.md)")
     return sub
 
 
 def inventory(args):
     """The inventory the action works on: the given one, or the sized lab generated from it."""
-    if args.gateways is None and args.desktops is None:
+    if args.gateways is None and args.desktops is None and not args.laptops:
         return args.inventory
     from teleshift_cli import labsize
 
     gateways = 1 if args.gateways is None else args.gateways
     desktops = 1 if args.desktops is None else args.desktops
+    laptops = args.laptops or 0
     for name, value, most in (("gateways", gateways, labsize.MAX_GATEWAYS),
                               ("desktops", desktops, labsize.MAX_DESKTOPS)):
         if not 1 <= value <= most:
             raise labsize.SizeError(f"--{name} must be from 1 to {most}, got {value}")
-    if gateways == desktops == 1:
+    if gateways == desktops == 1 and not laptops:
         return args.inventory  # the lab as defined (its generated hosts are removed by `up`)
     base = Path(args.inventory)
     base = base.parent if base.is_file() else base
-    path = labsize.sized_inventory(gateways, desktops, base=base)
+    path = labsize.sized_inventory(gateways, desktops, base=base, laptops=laptops)
     print(f"lab: sized lab inventory {path}", file=sys.stderr)
     return str(path)
 

@@ -3,6 +3,7 @@ import sys
 
 from ansible_collections.teleshift.toolkit.plugins.module_utils.waves import MAX_WAVES, plan_waves, write_csv
 
+from teleshift_cli import laptops as handout
 from teleshift_cli import ops
 from teleshift_cli.errors import EXIT_INPUT, CliError
 from teleshift_cli.outputs import check_output, open_output
@@ -61,6 +62,7 @@ def register(sub):
     p.add_argument("--output", "-o", default="-", help="CSV file to write, or - for standard output (default)")
     p.add_argument("--excel", action="store_true",
                    help="CSV for French Excel: UTF-8 with byte order mark, ';' between cells, CRLF line ends")
+    handout.add_arguments(p)
     p.set_defaults(func=ops.guarded(run))
 
 
@@ -84,4 +86,4 @@ def run(args):
     waiting = summary.get(0, {"people": 0})["people"]
     print("; ".join(parts) + f"; waiting: {waiting}" + ("" if args.output == "-" else f" -> {args.output}"),
           file=sys.stderr)
-    return 0
+    return handout.apply(args, ctx, plan) if handout.wanted(args) else 0
