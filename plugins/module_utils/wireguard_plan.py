@@ -555,8 +555,8 @@ def client_keys(ids, kits_root, rotate=(), write=True, privates=None, known=None
     import os
 
     from ansible_collections.teleshift.toolkit.plugins.module_utils.atomic import atomic_write
-    from ansible_collections.teleshift.toolkit.plugins.module_utils.kits import (read_index, read_kit_file,
-                                                                                write_kit_file)
+    from ansible_collections.teleshift.toolkit.plugins.module_utils.kits import read_index, read_kit_file
+    from ansible_collections.teleshift.toolkit.plugins.module_utils.kits import write_kit_file
 
     rotate = set(rotate or ())
     known = known or {}
