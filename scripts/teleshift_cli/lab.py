@@ -396,6 +396,17 @@ def podman(*args, timeout=PODMAN_TIMEOUT, check=True, stdin=None):
     return proc
 
 
+def remove_containers(*names, timeout=180):
+    """``podman rm --force`` of ``names``, tried a second time when the first fails: a container that stops
+    on its own while podman kills it makes podman give up ("container state improper: stopped") though
+    the container can then be removed."""
+    try:
+        podman("rm", "--force", "--time", "3", "--ignore", *names, timeout=timeout)
+    except LabError:
+        time.sleep(1)
+        podman("rm", "--force", "--time", "3", "--ignore", *names, timeout=timeout)
+
+
 def podman_json(*args, timeout=PODMAN_TIMEOUT):
     out = podman(*args, timeout=timeout).stdout.strip()
     return json.loads(out) if out else []
@@ -720,7 +731,7 @@ def replace_reason(record, spec, probe, sysctl_probe=live_sysctls_off):
 
 
 def start_container(host, spec):
-    podman("rm", "--force", "--time", "3", "--ignore", host.name)
+    remove_containers(host.name)
     if spec["private_cgroup"]:
         reset_cgroup(cgroup_dir(host.name))
         cgroup_dir(host.name).mkdir(parents=True, exist_ok=True)
@@ -844,7 +855,7 @@ def _up(lab, rebuild, timeout):
     stale = stale_extras(lab)
     if stale:
         log(f"removing generated hosts this lab does not define: {', '.join(stale)}")
-        podman("rm", "--force", "--time", "3", "--ignore", *stale, timeout=180)
+        remove_containers(*stale)
     specs = plan_containers(lab, images, layout, ulimits)
     records = existing_containers(specs)
     actions = {}
@@ -882,7 +893,7 @@ def lab_down(inventory_dir=None):
 
 def _down(lab):
     names = [h.name for h in lab.hosts]
-    podman("rm", "--force", "--time", "3", "--ignore", *names, timeout=180)
+    remove_containers(*names)
     existing = {n["name"] for n in podman_json("network", "ls", "--format", "json")}
     for net in lab.networks:
         if net in existing:

@@ -444,3 +444,22 @@ def test_status_names_a_host_whose_kernel_setting_is_off():
     text = lab.format_status(rows)
     assert "ts-gw1: kernel setting not in place: net.ipv4.ip_forward is 0 (needs 1)" in text
     assert "ts-desk1:" not in text
+
+
+def test_container_removal_is_tried_again_after_podmans_stop_race(monkeypatch):
+    calls = []
+
+    def fake_podman(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == 1:
+            raise lab.LabError("podman rm ... failed (2): container state improper: stopped")
+
+    monkeypatch.setattr(lab, "podman", fake_podman)
+    monkeypatch.setattr(lab.time, "sleep", lambda s: None)
+    lab.remove_containers("ts-gw1", "ts-desk1")
+    assert calls == [("rm", "--force", "--time", "3", "--ignore", "ts-gw1", "ts-desk1")] * 2
+    calls.clear()
+    monkeypatch.setattr(lab, "podman", lambda *a, **k: (calls.append(a), (_ for _ in ()).throw(lab.LabError("x")))[1])
+    with pytest.raises(lab.LabError):  # a removal that keeps failing is reported, not hidden
+        lab.remove_containers("ts-gw1")
+    assert len(calls) == 2
