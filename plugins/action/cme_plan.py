@@ -19,9 +19,9 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         task_vars = task_vars or {}
         cap = registry.get("cme")
-        inputs = front_door.from_task_vars(self._templar, task_vars, roster=self._task.args.get("roster"))
-        found = front_door.validate(inputs, [cap.name], capacity=True)
-        if front_door.refused(result, found, "Invalid roster or number policy, no gateway was contacted."):
+        inputs = front_door.open_plan(self._templar, task_vars, self._task.args, result, cap.name,
+                                      "Invalid roster or number policy, no gateway was contacted.")
+        if inputs is None:
             return result
         people = [p for p in inputs.roster.people if p.extension]
         forwarding = sum(1 for p in people if cap.wants(p))

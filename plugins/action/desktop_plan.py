@@ -19,9 +19,9 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         task_vars = task_vars or {}
         cap = registry.get("desktop")
-        inputs = front_door.from_task_vars(self._templar, task_vars, roster=self._task.args.get("roster"))
-        found = front_door.validate(inputs, [cap.name], capacity=True)
-        if front_door.refused(result, found, "Desktop plan failed, no host was changed."):
+        inputs = front_door.open_plan(self._templar, task_vars, self._task.args, result, cap.name,
+                                      "Desktop plan failed, no host was changed.")
+        if inputs is None:
             return result
         before = (inputs.state(cap).get("people") or {})
         plan = cap.plan(inputs)

@@ -43,10 +43,9 @@ class ActionModule(ActionBase):
         task_vars = task_vars or {}
         args = self._task.args
         cap = registry.get("mfa")
-        inputs = front_door.from_task_vars(self._templar, task_vars, roster=args.get("roster"),
-                                           kits_dir=args.get("kits_dir"))
-        found = front_door.validate(inputs, ["mfa"])
-        if front_door.refused(result, found, "second-factor plan failed, no host was changed."):
+        inputs = front_door.open_plan(self._templar, task_vars, args, result, cap.name,
+                                      "second-factor plan failed, no host was changed.", capacity=False)
+        if inputs is None:
             return result
         settings = cap.settings(inputs)
         entries = cap.gate_entries(inputs) if settings.enabled else {}

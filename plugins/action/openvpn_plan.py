@@ -33,11 +33,10 @@ class ActionModule(ActionBase):
         task_vars = task_vars or {}
         args = self._task.args
         cap = registry.get("openvpn")
-        inputs = front_door.from_task_vars(self._templar, task_vars, roster=args.get("roster"),
-                                           kits_dir=args.get("kits_dir"))
         # what OpenVPN applies, and only that (a stale setting of another capability never keeps a leaver in)
-        found = front_door.validate(inputs, ["openvpn"], capacity=True)
-        if front_door.refused(result, found, "OpenVPN plan failed, no host was changed."):
+        inputs = front_door.open_plan(self._templar, task_vars, args, result, cap.name,
+                                      "OpenVPN plan failed, no host was changed.")
+        if inputs is None:
             return result
         if not cap.hosts(inputs):
             result.update(changed=False, gateways={}, routes=[], pki_dir="",

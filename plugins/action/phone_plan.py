@@ -36,13 +36,11 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         task_vars = task_vars or {}
         cap = registry.get("phone")
-        inputs = front_door.from_task_vars(self._templar, task_vars, roster=self._task.args.get("roster"))
-        found = front_door.validate(inputs, [cap.name], capacity=True)
-        warnings = [str(w) for w in found.warnings]
-        if found.problems:
-            result.update(failed=True, problems=[str(p) for p in found.problems],
-                          msg="Telephony input is invalid, nothing was changed.\n" + format_problems(found.problems))
+        inputs = front_door.open_plan(self._templar, task_vars, self._task.args, result, cap.name,
+                                      "Telephony input is invalid, nothing was changed.")
+        if inputs is None:
             return result
+        warnings = result.pop("warnings", [])
         check = bool(self._task.check_mode)
         kits_root = inputs.kits_root()
         left_out = []

@@ -18,10 +18,9 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         task_vars = task_vars or {}
         cap = registry.get("telework_station")
-        inputs = front_door.from_task_vars(self._templar, task_vars, roster=self._task.args.get("roster"),
-                                           kits_dir=self._task.args.get("kits_dir"))
-        found = front_door.validate(inputs, [cap.name], capacity=True)
-        if front_door.refused(result, found, "Laptop plan failed, no laptop was changed."):
+        inputs = front_door.open_plan(self._templar, task_vars, self._task.args, result, cap.name,
+                                      "Laptop plan failed, no laptop was changed.")
+        if inputs is None:
             return result
         stations, _warnings = cap.plan(inputs) if cap.hosts(inputs) else ({}, [])
         held = sum(1 for s in stations.values() if s["person"])

@@ -25,10 +25,9 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         task_vars = task_vars or {}
         cap = registry.get("video")
-        inputs = front_door.from_task_vars(self._templar, task_vars, roster=self._task.args.get("roster"),
-                                           kits_dir=self._task.args.get("kits_dir"))
-        found = front_door.validate(inputs, [cap.name], capacity=True)
-        if front_door.refused(result, found, "Video plan failed, no host was changed."):
+        inputs = front_door.open_plan(self._templar, task_vars, self._task.args, result, cap.name,
+                                      "Video plan failed, no host was changed.")
+        if inputs is None:
             return result
         settings = cap.settings(inputs)
         previous = inputs.state(cap)

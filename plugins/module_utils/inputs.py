@@ -231,6 +231,15 @@ def refused(result, found, headline):
     return True
 
 
+def open_plan(templar, task_vars, args, result, capability, headline, selected=None, capacity=True):
+    """The opening every plan action shares: its Inputs (``roster`` and ``kits_dir`` from the task's
+    ``args``), validated for ``selected`` (default: the capability alone, so a stale setting of another
+    never blocks or keeps anyone in). Returns the Inputs, or None when refused (``result`` says why)."""
+    inputs = from_task_vars(templar, task_vars, roster=args.get("roster"), kits_dir=args.get("kits_dir"))
+    found = validate(inputs, selected or [capability], capacity=capacity)
+    return None if refused(result, found, headline) else inputs
+
+
 def from_task_vars(templar, task_vars, roster=None, kits_dir=None):
     """Inputs from an action plugin's ``task_vars``: the global variables and every host's
     variables whose names teleshift or a capability reads, templated (vault values decrypted)."""

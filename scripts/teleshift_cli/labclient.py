@@ -130,7 +130,9 @@ def tunnel_up(profile_text, profile="teleshift", kits=None, gate=True):
 
     Its userspace wireguard-go can be slow to stop on a loaded machine, and `systemctl restart` then
     hangs: stop (bounded), clear what is left of the old tunnel, start; a second try if needed."""
-    run(CLIENT, "sh", "-c", f"umask 077; cat > /etc/wireguard/{profile}.conf", input=profile_text, check=True)
+    wrote = run(CLIENT, "sh", "-c", f"umask 077; cat > /etc/wireguard/{profile}.conf", input=profile_text)
+    if wrote.returncode != 0:
+        raise RuntimeError(f"writing {profile}.conf on {CLIENT} failed ({wrote.returncode}): {wrote.stderr.strip()}")
     proc = None
     for attempt in (1, 2):
         try:

@@ -94,27 +94,42 @@ class Cdp:
         raise RuntimeError(f"no {name} within {seconds} s")
 
 
-def main(url, code, shot):
-    profile = "/tmp/teleshift-gate-chromium"
+def start_browser(profile, port, flags=(), tries=100):
+    """Headless Chromium on a fresh profile, with DevTools on ``port``; returns (process, Cdp of its page)."""
     subprocess.run(["rm", "-rf", profile], check=False)
     browser = subprocess.Popen(["chromium", "--headless", "--no-sandbox", "--disable-gpu",
-                                "--ignore-certificate-errors",
-                                f"--remote-debugging-port={PORT}", f"--user-data-dir={profile}", "--no-first-run",
-                                "--window-size=900,700", "about:blank"],
+                                "--ignore-certificate-errors", "--no-first-run", f"--remote-debugging-port={port}",
+                                f"--user-data-dir={profile}", *flags, "about:blank"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pages = []
+    for _ in range(tries):
+        try:
+            pages = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=2))
+            pages = [p for p in pages if p.get("type") == "page"]
+            if pages:
+                break
+        except OSError:
+            pass
+        time.sleep(0.2)
+    if not pages:
+        stop_browser(browser)
+        raise RuntimeError(f"Chromium offered no page on port {port}")
+    cdp = Cdp(pages[0]["webSocketDebuggerUrl"])
+    cdp.call("Page.enable")
+    return browser, cdp
+
+
+def stop_browser(browser):
+    browser.terminate()
     try:
-        pages = []
-        for _ in range(100):
-            try:
-                pages = json.load(urllib.request.urlopen(f"http://127.0.0.1:{PORT}/json/list", timeout=2))
-                pages = [p for p in pages if p.get("type") == "page"]
-                if pages:
-                    break
-            except OSError:
-                pass
-            time.sleep(0.2)
-        cdp = Cdp(pages[0]["webSocketDebuggerUrl"])
-        cdp.call("Page.enable")
+        browser.wait(10)
+    except subprocess.TimeoutExpired:
+        browser.kill()
+
+
+def main(url, code, shot):
+    browser, cdp = start_browser("/tmp/teleshift-gate-chromium", PORT, ["--window-size=900,700"])
+    try:
         cdp.call("Page.navigate", url=url)
         cdp.wait_event("Page.loadEventFired")
         before = cdp.call("Runtime.evaluate", expression="document.body.innerText", returnByValue=True)
@@ -134,11 +149,7 @@ def main(url, code, shot):
         data.update(before=before["result"]["value"], answered_s=round(answered, 3), screenshot_bytes=len(png))
         print(json.dumps(data))
     finally:
-        browser.terminate()
-        try:
-            browser.wait(10)
-        except subprocess.TimeoutExpired:
-            browser.kill()
+        stop_browser(browser)
 
 
 if __name__ == "__main__":

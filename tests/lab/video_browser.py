@@ -9,13 +9,11 @@ shows (its state and each received stream's size, bytes and decoded frames, from
 import base64
 import json
 import os
-import subprocess
 import sys
 import time
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gate_browser import Cdp  # the DevTools client, copied beside this file
+from gate_browser import start_browser, stop_browser  # the DevTools client, copied beside this file
 
 
 def value(cdp, expression, wait=False):
@@ -32,29 +30,13 @@ def write(out, data):
 
 def main(url, name, pin, shot, out, hold, port):
     hold, port = float(hold), int(port)
-    profile = f"/tmp/teleshift-video-chromium-{port}"
-    subprocess.run(["rm", "-rf", profile], check=False)
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--ignore-certificate-errors", "--no-first-run",
-             "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",  # camera and microphone
-             "--autoplay-policy=no-user-gesture-required", f"--remote-debugging-port={port}",
-             f"--user-data-dir={profile}", "--window-size=1000,760"]
-    browser = subprocess.Popen(["chromium", *flags, "about:blank"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    flags = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",  # camera and microphone
+             "--autoplay-policy=no-user-gesture-required", "--window-size=1000,760"]
     started = time.time()
     data = {"state": "starting", "stats": [], "t": 0}
+    browser = None
     try:
-        pages = []
-        for _ in range(150):
-            try:
-                pages = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=2))
-                pages = [p for p in pages if p.get("type") == "page"]
-                if pages:
-                    break
-            except OSError:
-                pass
-            time.sleep(0.2)
-        cdp = Cdp(pages[0]["webSocketDebuggerUrl"])
-        cdp.call("Page.enable")
+        browser, cdp = start_browser(f"/tmp/teleshift-video-chromium-{port}", port, flags, tries=150)
         cdp.call("Page.navigate", url=url)
         cdp.wait_event("Page.loadEventFired", 30)
         for _ in range(50):  # the page's script has read its settings
@@ -84,11 +66,8 @@ def main(url, name, pin, shot, out, hold, port):
         data.update(done=True, error=f"{type(exc).__name__}: {exc}")
     finally:
         write(out, data)
-        browser.terminate()
-        try:
-            browser.wait(10)
-        except subprocess.TimeoutExpired:
-            browser.kill()
+        if browser is not None:
+            stop_browser(browser)
 
 
 if __name__ == "__main__":
