@@ -827,7 +827,39 @@ def lab_lock(timeout=900):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+# systemd in each container takes inotify instances from one per-user limit of the host (128 by default);
+# around 25 containers, the last ones stay "initializing" for ever ("Failed to create inotify object: Too
+# many open files"). lab up raises it (a runtime setting: lost at reboot, so checked on every lab up).
+INOTIFY_INSTANCES = Path("/proc/sys/fs/inotify/max_user_instances")
+INOTIFY_BASE, INOTIFY_PER_HOST = 128, 12
+
+
+def inotify_needed(hosts):
+    return INOTIFY_BASE + INOTIFY_PER_HOST * hosts
+
+
+def ensure_inotify(hosts, path=INOTIFY_INSTANCES):
+    """Raise fs.inotify.max_user_instances for ``hosts`` systemd containers; a LabError saying how when
+    it cannot (not root). Nothing on a machine without that setting."""
+    need = inotify_needed(hosts)
+    try:
+        current = int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    if current >= need:
+        return current
+    try:
+        path.write_text(f"{need}\n")
+    except OSError as exc:
+        raise LabError(f"{hosts} lab hosts need fs.inotify.max_user_instances >= {need} (it is {current}; "
+                       f"{exc.strerror}): run `sudo sysctl -w fs.inotify.max_user_instances={need}`") from None
+    log(f"fs.inotify.max_user_instances raised from {current} to {need} for {hosts} hosts")
+    return need
+
+
 def _context(lab, force=False):
+    others = {n for r in podman_json("ps", "--format", "json") for n in r.get("Names") or []}
+    ensure_inotify(len({h.name for h in lab.hosts} | others))  # the lab's hosts and any other running container
     layout = host_cgroup_layout()
     ulimits = choose_ulimits(current_hard_limits())
     images = ensure_images({h.suite for h in lab.hosts}, force=force)

@@ -463,3 +463,26 @@ def test_container_removal_is_tried_again_after_podmans_stop_race(monkeypatch):
     with pytest.raises(lab.LabError):  # a removal that keeps failing is reported, not hidden
         lab.remove_containers("ts-gw1")
     assert len(calls) == 2
+
+
+def test_lab_up_raises_the_inotify_limit_systemd_containers_share(tmp_path):
+    limit = tmp_path / "max_user_instances"
+    limit.write_text("128\n")
+    assert lab.ensure_inotify(27, limit) == lab.inotify_needed(27) > 128
+    assert int(limit.read_text()) == lab.inotify_needed(27)
+    limit.write_text("100000\n")
+    assert lab.ensure_inotify(27, limit) == 100000  # never lowered
+    assert limit.read_text() == "100000\n"
+    assert lab.ensure_inotify(3, tmp_path / "absent") is None  # no such setting here: nothing to do
+
+
+def test_lab_up_says_how_when_it_cannot_raise_the_inotify_limit(tmp_path, monkeypatch):
+    limit = tmp_path / "max_user_instances"
+    limit.write_text("128\n")
+
+    def refused(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(type(limit), "write_text", refused)
+    with pytest.raises(lab.LabError, match=r"sysctl -w fs.inotify.max_user_instances=\d+"):
+        lab.ensure_inotify(27, limit)
