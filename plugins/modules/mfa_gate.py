@@ -111,7 +111,8 @@ missing_secrets:
   type: list
   returned: failure
 setup_needed:
-  description: The host's setup marker does not hold setup_fingerprint; nothing was applied.
+  description: The host's setup marker does not hold setup_fingerprint, or a unit of the gate has failed;
+    nothing was applied.
   type: bool
   returned: when the setup is needed
 """
@@ -128,12 +129,26 @@ from ansible_collections.teleshift.toolkit.plugins.module_utils.mfa import (
     TABLE, nft_close, nft_table, parse_open_sets, parse_people)
 
 
+UNITS = ("teleshift-gate.socket", "teleshift-gate.service", "teleshift-gate-helper.socket",
+         "teleshift-gate-helper.service")
+
+
 def _read(path):
     try:
         with open(path, encoding="utf-8") as stream:
             return stream.read()
     except OSError:
         return None
+
+
+def _units_failed(module):
+    """Whether a unit of the gate is in the failed state (a page that crashed, a socket left without its
+    address): the role's setup starts them again. Nothing known without systemctl."""
+    systemctl = module.get_bin_path("systemctl")
+    if not systemctl:
+        return False
+    rc, _out, _err = module.run_command([systemctl, "is-failed", "--quiet", *UNITS])
+    return rc == 0  # 0: at least one of them is failed
 
 
 def _allow_text(allow):
@@ -165,10 +180,16 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
-    if p["setup_fingerprint"] and (_read(p["setup_marker"]) or "").strip() != p["setup_fingerprint"]:
-        if p["secrets_file"] and os.path.exists(p["secrets_file"]):
-            os.unlink(p["secrets_file"])
-        module.exit_json(changed=False, setup_needed=True, msg="the gate's setup runs first, nothing applied")
+    if p["setup_fingerprint"]:
+        why = None
+        if (_read(p["setup_marker"]) or "").strip() != p["setup_fingerprint"]:
+            why = "the gate's setup runs first, nothing applied"
+        elif p["state"] == "present" and _units_failed(module):
+            why = "the gate's page or helper has failed (systemd): its setup runs again, nothing applied"
+        if why:
+            if p["secrets_file"] and os.path.exists(p["secrets_file"]):
+                os.unlink(p["secrets_file"])
+            module.exit_json(changed=False, setup_needed=True, msg=why)
     secrets = {}
     if p["secrets_file"]:
         try:

@@ -406,3 +406,23 @@ def test_a_partial_run_asks_for_every_secret_when_the_host_holds_another_control
     kits["blefevre"] = digest("OTHERCONTROLLERSSECRET")  # the kits and the host agree: nothing to send
     result = _gate_module(tmp_path, monkeypatch, partial=True, digests=kits)
     assert not result.get("failed") and result["enrolled"] == 2, result
+
+
+def test_a_failed_gate_unit_sends_the_role_back_to_its_setup(tmp_path, monkeypatch):
+    """A socket left without its address (its settings changed while it ran) makes the page fail on each
+    start: the next run sees the failed unit and asks for the setup, which starts the units again."""
+    marker = tmp_path / "marker"
+    marker.write_text("fp1\n")
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    systemctl = bindir / "systemctl"
+    calls = tmp_path / "calls"
+    systemctl.write_text(f"#!/bin/sh\necho \"$@\" >> {calls}\nexit $(cat {tmp_path / 'rc'})\n")
+    systemctl.chmod(0o755)
+    (tmp_path / "rc").write_text("1")  # no unit failed
+    result = _gate_module(tmp_path, monkeypatch, setup_fingerprint="fp1", setup_marker=str(marker))
+    assert not result.get("setup_needed") and "enrolled" in result, result
+    assert "is-failed --quiet teleshift-gate.socket" in calls.read_text()
+    (tmp_path / "rc").write_text("0")  # one unit failed
+    result = _gate_module(tmp_path, monkeypatch, setup_fingerprint="fp1", setup_marker=str(marker))
+    assert result["setup_needed"] and "failed" in result["msg"] and "enrolled" not in result, result
