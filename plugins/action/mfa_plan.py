@@ -16,7 +16,7 @@ from ansible_collections.teleshift.toolkit.plugins.module_utils import registry
 from ansible_collections.teleshift.toolkit.plugins.module_utils.atomic import atomic_write
 from ansible_collections.teleshift.toolkit.plugins.module_utils.kits import read_index, write_kit_file
 from ansible_collections.teleshift.toolkit.plugins.module_utils.mfa_plan import (
-    KIT, SECRET_FILE, enrol, exemption, gate_slices, required, summary_text)
+    KIT, SECRET_FILE, enrol, exemption, gate_slices, required, slice_digest, summary_text)
 from ansible_collections.teleshift.toolkit.plugins.module_utils.state import save_state
 
 
@@ -78,6 +78,7 @@ class ActionModule(ActionBase):
         slices = gate_slices(entries, people, settings)
         for gw, part in slices.items():
             part["revoke"] = [pid for pid in rotate if f"\n{pid} " in f"\n{part['people']}"]
+            part["digest"] = slice_digest(part)  # what the playbooks compare to send a slice once per run
             gateways[gw] = part
         kits_changed = 0
         previous = inputs.state(cap)

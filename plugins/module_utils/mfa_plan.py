@@ -14,6 +14,7 @@ required by default, or exempt with a reason), each gateway's gate slice, the en
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets as _secrets
 from dataclasses import dataclass, field
@@ -182,6 +183,13 @@ def gate_slices(entries, people, settings):
                            "port": settings.port, "listen": list(entry.get("listen", [])),
                            "names": json.dumps(names, ensure_ascii=False, sort_keys=True)}
     return result
+
+
+def slice_digest(part):
+    """A gateway slice's digest (every key but ``digest``): the playbooks send a slice once per run by
+    comparing it (hashing the slice in Jinja took 1.3 s at 50,000 people)."""
+    body = {k: v for k, v in part.items() if k != "digest"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:32]
 
 
 def summary_text(settings, listen):

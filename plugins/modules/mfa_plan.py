@@ -40,7 +40,8 @@ EXAMPLES = r"""
 RETURN = r"""
 enabled: {description: Whether the second factor is on (teleshift_mfa_enabled)., type: bool, returned: always}
 gateways:
-  description: Each gateway's gate slice (people, exempt, gated, settings, port, listen, names, revoke).
+  description: Each gateway's gate slice (people, exempt, gated, settings, port, listen, names, revoke, and
+    digest, which changes with any of them).
   type: dict
   returned: always
 enrolled: {description: Number of people who must prove a code., type: int, returned: always}

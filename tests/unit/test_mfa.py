@@ -17,7 +17,7 @@ from ansible_collections.teleshift.toolkit.plugins.module_utils import mfa, regi
 from ansible_collections.teleshift.toolkit.plugins.module_utils.mfa_capability import parse_status
 from ansible_collections.teleshift.toolkit.plugins.module_utils.mfa import parse_people
 from ansible_collections.teleshift.toolkit.plugins.module_utils.mfa_plan import (
-    enrol, gate_slices, load_mfa_settings, read_secrets, required)
+    enrol, gate_slices, load_mfa_settings, read_secrets, required, slice_digest)
 from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import Person
 from ansible_collections.teleshift.toolkit.plugins.module_utils.settings import load_settings
 
@@ -136,6 +136,12 @@ def test_policy_and_gate_slices():
         parse_people("amartin dsi")
     off = load_mfa_settings({}, {"dsi": {}})
     assert not required(people["amartin"], off)
+    # the digest the playbooks compare to send a slice once per run: any change of the slice changes it
+    digest = slice_digest(part)
+    assert slice_digest(dict(reversed(list(part.items())))) == digest == slice_digest({**part, "digest": "x"})
+    entries["ts-gw1"]["people"]["amartin"] = ["10.100.0.9"]
+    moved = gate_slices(entries, people, s)["ts-gw1"]
+    assert slice_digest(moved) != digest and slice_digest({**part, "revoke": ["amartin"]}) != digest
 
 
 def test_enrolment_kits_are_made_once_and_rotated_on_demand(tmp_path):
