@@ -1,6 +1,6 @@
 """No task of a role or playbook loops over people: 5,000 people must cost the same number of tasks as
 5 (compute in Python, apply in one module call). A loop is allowed over a list written out in the
-file (its length is fixed there, e.g. two group names) or over one of the variables below, each
+file (its length is fixed there, e.g. two file names) or over one of the variables below, each
 bounded by something other than the roster."""
 from pathlib import Path
 
@@ -51,8 +51,8 @@ def test_loops_are_over_fixed_lists_or_bounded_variables(path):
 
 def test_the_check_reads_the_loops_there_are():
     found = {(path.name, name) for path in FILES for name, _, _ in loops(path)}
-    assert ("config.yml", "Create the allowed and managed groups before sesman reads them (it resolves them "
-                          "at start)") in found
+    assert ("config.yml", "Remove the health script of earlier versions (the health check is now "
+                          "teleshift.toolkit.desktop_health)") in found
     assert ("routes.yml", "Route each gateway's part of the pool via the gateway") in found
 
 
