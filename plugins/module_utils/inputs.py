@@ -18,6 +18,7 @@ here.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +35,10 @@ ALLOW_MASS_REMOVAL = "teleshift_allow_mass_removal"
 # Variables every capability may read, besides each capability's own (Capability.variables).
 GLOBAL_PREFIX = "teleshift_"
 HOST_KEYS = ("ansible_host",)
+# Results the playbooks register on the controller (teleshift_<capability>_plan, teleshift_preflight):
+# never settings, and a plan result holds every gateway's slice, so templating it for each later plan
+# cost 2 s at 50,000 people. tests/unit/test_inputs.py checks every `register:` follows this pattern.
+REGISTERED = re.compile(r"teleshift_(?:\w+_plan|preflight|lab_up)\Z")
 
 
 @dataclass
@@ -209,7 +214,7 @@ def _number(value, default):
 # --------------------------------------------------------------------------------------------
 
 def _wanted(name, prefixes):
-    return name.startswith(prefixes) or name in HOST_KEYS
+    return (name.startswith(prefixes) or name in HOST_KEYS) and not REGISTERED.match(name)
 
 
 def _prefixes():
@@ -246,7 +251,8 @@ def from_task_vars(templar, task_vars, roster=None, kits_dir=None):
     from ansible_collections.teleshift.toolkit.plugins.module_utils.controller import BASE_VAR, inventory_dir, plain
 
     prefixes = _prefixes()
-    all_vars = {k: plain(templar.template(v)) for k, v in task_vars.items() if k.startswith(GLOBAL_PREFIX)}
+    all_vars = {k: plain(templar.template(v)) for k, v in task_vars.items()
+                if k.startswith(GLOBAL_PREFIX) and not REGISTERED.match(k)}
     groups = {str(g): [str(h) for h in hosts] for g, hosts in (task_vars.get("groups") or {}).items()}
     hostvars = {}
     source = task_vars.get("hostvars") or {}
@@ -256,12 +262,29 @@ def from_task_vars(templar, task_vars, roster=None, kits_dir=None):
             names = [k for k in hv.keys() if _wanted(str(k), prefixes)]
         except (KeyError, TypeError):
             continue
-        hostvars[host] = {str(k): plain(templar.template(hv[k])) for k in names}
+        # a host's copy of an organisation-wide value (same object, nothing to template) is taken from
+        # all_vars: templating every global again for every host cost 0.15 s a plan at 5,000 people
+        raw = getattr(hv, "_vars", None) or {}
+        hostvars[host] = {str(k): all_vars[k] if k in all_vars and k in raw and raw[k] is task_vars.get(k)
+                          and _static(raw[k]) else plain(templar.template(hv[k])) for k in names}
     try:
         base, problem = inventory_dir({**task_vars, BASE_VAR: all_vars.get(BASE_VAR)}), None
     except ValueError as exc:
         base, problem = "", str(exc)
     return build_inputs(all_vars, hostvars, groups, base, roster=roster, kits_dir=kits_dir, base_problem=problem)
+
+
+def _static(value):
+    """True when ``value`` holds no template and nothing encrypted (the same for every host)."""
+    if isinstance(value, str):
+        return "{" not in value
+    if value is None or isinstance(value, (bool, int, float)):
+        return True
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _static(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return all(_static(v) for v in value)
+    return False  # a vault value, or anything else: templated
 
 
 def from_inventory(path, roster=None, kits_dir=None, vault_password_file=None, project=None):

@@ -107,3 +107,75 @@ def test_a_plan_action_stops_on_problems_and_carries_warnings():
     assert refused(result, found, "VPN plan failed, no host was changed.") is True
     assert result["failed"] is True and result["problems"] == ["roster.csv:7: email: not one plain address"]
     assert result["msg"].startswith("VPN plan failed, no host was changed.\n") and "roster.csv:7" in result["msg"]
+
+
+class RecordingTemplar:
+    """Templates nothing; records what it was asked to template (a registered result must never be)."""
+
+    def __init__(self):
+        self.seen = []
+
+    def template(self, value):
+        self.seen.append(value)
+        return value
+
+
+def test_registered_results_are_not_read_as_settings(tmp_path):
+    from ansible_collections.teleshift.toolkit.plugins.module_utils.inputs import from_task_vars
+
+    result = {"gateways": {"gw1": {"people": "x" * 1000}}, "changed": False}
+    roster = tmp_path / "roster.csv"
+    roster.write_text("id,full_name,email,service,priority,extension,mobile,needs\n", encoding="utf-8")
+    task_vars = {
+        "inventory_dir": str(tmp_path), "teleshift_roster_file": "roster.csv", "teleshift_vpn_plan": result,
+        "teleshift_preflight": {"changed": False}, "groups": {"vpn_gateways": ["gw1"]},
+        "hostvars": {"gw1": {"wireguard_gateway_endpoint": "gw1.example", "teleshift_mfa_plan": result,
+                             "other_role_x": 1}},
+    }
+    templar = RecordingTemplar()
+    inputs = from_task_vars(templar, task_vars)
+    assert "teleshift_vpn_plan" not in inputs.all_vars and "teleshift_preflight" not in inputs.all_vars
+    assert inputs.all_vars["teleshift_roster_file"] == "roster.csv"
+    assert inputs.hostvars["gw1"] == {"wireguard_gateway_endpoint": "gw1.example"}
+    assert not any(value is result for value in templar.seen)
+
+
+def test_every_result_the_playbooks_register_is_known_as_one():
+    import re
+    from pathlib import Path
+
+    from ansible_collections.teleshift.toolkit.plugins.module_utils.inputs import REGISTERED
+
+    root = Path(__file__).resolve().parents[2]
+    names = {m.group(1) for path in (root / "playbooks").rglob("*.yml")
+             for m in re.finditer(r"register:\s*(teleshift_\w+)", path.read_text(encoding="utf-8"))}
+    assert "teleshift_vpn_plan" in names and "teleshift_mfa_plan" in names
+    assert sorted(n for n in names if not REGISTERED.match(n)) == []
+    assert not REGISTERED.match("teleshift_roster_file") and not REGISTERED.match("teleshift_vpn_pool")
+
+
+class HostView(dict):
+    """Like Ansible's HostVarsVars: the host's raw variables under ``_vars``."""
+
+    def __init__(self, raw):
+        super().__init__(raw)
+        self._vars = raw
+
+
+def test_a_hosts_copy_of_a_global_is_templated_once_its_own_values_each_time(tmp_path):
+    from ansible_collections.teleshift.toolkit.plugins.module_utils.inputs import from_task_vars
+
+    services = {"dsi": {"label": "DSI"}}
+    templated = "{{ inventory_hostname }}"
+    task_vars = {"inventory_dir": str(tmp_path), "teleshift_services": services, "teleshift_site": templated,
+                 "teleshift_roster_file": "roster.csv", "groups": {"vpn_gateways": ["gw1", "gw2"]}}
+    task_vars["hostvars"] = {
+        "gw1": HostView({"teleshift_services": services, "teleshift_site": templated}),
+        "gw2": HostView({"teleshift_services": {"dsi": {"label": "own"}}, "teleshift_site": templated}),
+    }
+    templar = RecordingTemplar()
+    inputs = from_task_vars(templar, task_vars)
+    assert inputs.hostvars["gw1"]["teleshift_services"] == services
+    assert inputs.hostvars["gw2"]["teleshift_services"] == {"dsi": {"label": "own"}}
+    assert sum(value is services for value in templar.seen) == 1  # the global only, not gw1's copy
+    assert sum(value == templated for value in templar.seen) == 3  # a template: for each host again
