@@ -36,7 +36,7 @@ def id_list(value):
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("roster", "kits_dir", "rotate"))
+    _VALID_ARGS = frozenset(("roster", "kits_dir", "rotate", "vpn_from_state"))
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
@@ -47,6 +47,8 @@ class ActionModule(ActionBase):
                                       "second-factor plan failed, no host was changed.", capacity=False)
         if inputs is None:
             return result
+        if args.get("vpn_from_state") and not self._task.check_mode:
+            inputs.fresh_states.add("vpn")  # vpn_plan has just written state/vpn.yml from this roster
         settings = cap.settings(inputs)
         entries = cap.gate_entries(inputs) if settings.enabled else {}
         gateways = {gw: {"enabled": False, "port": 0} for gw in inputs.hosts("vpn_gateways")}

@@ -52,6 +52,9 @@ class Inputs:
     source: str = "inventory"  # how problems name the inventory
     kits_override: str = ""
     now: float = 0.0  # the clock status verdicts use (0: time.time())
+    # capabilities whose state file this run has just written from their plan (vpn.yml: vpn_plan, then
+    # mfa_plan): their placements are read back from it instead of planned again
+    fresh_states: set = field(default_factory=set)
     _states: dict = field(default_factory=dict, repr=False)
     _memo: dict = field(default_factory=dict, repr=False)
 

@@ -99,6 +99,11 @@ class Vpn(registry.Capability):
                  for name, g in settings.gateways.items() if g.pool is not None}
         if settings.problems:
             return found
+        if self.name in inputs.fresh_states:  # vpn_plan wrote the state from this very plan
+            for pid, e in (inputs.state(self).get("people") or {}).items():
+                if e.get("gateway") in found:
+                    found[e["gateway"]]["people"][pid] = [a for a in (e.get("address"), e.get("address6")) if a]
+            return found
         for p in self.plan(inputs).people.values():
             found[p.gateway]["people"][p.id] = [a for a in (p.address, p.address6) if a]
         return found

@@ -428,8 +428,9 @@ def client_allowed_ips(settings, gateway):
     return [str(n) for n in nets]
 
 
-def render_client_config(person, private_key, gateway, gateway_public_key, settings):
-    """A person's wg-quick profile (also what the QR code carries)."""
+def render_client_config(person, private_key, gateway, gateway_public_key, settings, allowed_ips=None):
+    """A person's wg-quick profile (also what the QR code carries). ``allowed_ips``: the gateway's
+    client_allowed_ips, when the caller renders many profiles (the same for everyone of a gateway)."""
     addresses = [f"{person.address}/32"] + ([f"{person.address6}/128"] if person.address6 else [])
     lines = [
         f"# teleshift VPN profile of {person.id}, through {gateway.name}. Keep this file private.",
@@ -443,7 +444,7 @@ def render_client_config(person, private_key, gateway, gateway_public_key, setti
         "",
         "[Peer]",
         f"PublicKey = {gateway_public_key}",
-        "AllowedIPs = " + ", ".join(client_allowed_ips(settings, gateway)),
+        "AllowedIPs = " + ", ".join(allowed_ips if allowed_ips is not None else client_allowed_ips(settings, gateway)),
         f"Endpoint = {gateway.endpoint}",
     ]
     if settings.keepalive:
@@ -660,6 +661,7 @@ def write_client_kits(plan, settings, kits_root, gateway_keys, qr=True, workers=
             index = {}
     new_index = {}
     skipped, jobs = [], []
+    allowed = {name: client_allowed_ips(settings, g) for name, g in settings.gateways.items()}
     for pid, person in sorted(plan.people.items()):
         gw_key = (gateway_keys or {}).get(person.gateway)
         if not gw_key:
@@ -668,7 +670,8 @@ def write_client_kits(plan, settings, kits_root, gateway_keys, qr=True, workers=
         gateway = settings.gateways[person.gateway]
         digest = None
         if public_keys is not None and public_keys.get(pid):
-            public_text = render_client_config(person, "-", gateway, gw_key, settings) + public_keys[pid]
+            public_text = render_client_config(person, "-", gateway, gw_key, settings,
+                                               allowed[person.gateway]) + public_keys[pid]
             digest = hashlib.sha256(public_text.encode("utf-8")).hexdigest()[:24]
             folder = os.path.join(kits_root, pid, KIT)
             if index.get(pid) == digest and all(os.path.exists(os.path.join(folder, f)) for f in wanted):
@@ -678,7 +681,7 @@ def write_client_kits(plan, settings, kits_root, gateway_keys, qr=True, workers=
         if not private:
             skipped.append(pid)
             continue
-        text = render_client_config(person, private, gateway, gw_key, settings)
+        text = render_client_config(person, private, gateway, gw_key, settings, allowed[person.gateway])
         jobs.append((str(kits_root), pid, name, text, qr))
         if digest:
             new_index[pid] = digest

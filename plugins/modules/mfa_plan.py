@@ -28,6 +28,13 @@ options:
   rotate:
     description: Person ids (list or comma-separated text) whose secret is renewed. Defaults to C(teleshift_mfa_rotate).
     type: raw
+  vpn_from_state:
+    description:
+      - Take the WireGuard placements (gateway, tunnel addresses) from C(state/vpn.yml) instead of planning the VPN
+        again. Only right just after M(teleshift.toolkit.vpn_plan) wrote that file in the same run (C(vpn.yml));
+        ignored in check mode, where nothing was written. Saves a second VPN plan (3 s at 50,000 people).
+    type: bool
+    default: false
 author: teleshift contributors (!UNKNOWN)
 """
 

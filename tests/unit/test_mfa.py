@@ -432,3 +432,33 @@ def test_a_failed_gate_unit_sends_the_role_back_to_its_setup(tmp_path, monkeypat
     (tmp_path / "rc").write_text("0")  # one unit failed
     result = _gate_module(tmp_path, monkeypatch, setup_fingerprint="fp1", setup_marker=str(marker))
     assert result["setup_needed"] and "failed" in result["msg"] and "enrolled" not in result, result
+
+
+def test_placements_read_back_from_a_fresh_vpn_state_are_the_plans():
+    """vpn.yml: mfa_plan takes the WireGuard placements from the state vpn_plan has just written instead
+    of planning again; both give the same gate entries (without the flag the VPN is planned)."""
+    from testlib import make_inputs, vpn_vars
+
+    from ansible_collections.teleshift.toolkit.plugins.module_utils.wireguard_plan import state_of
+
+    people = [person(f"p{i:02d}", service=("dsi", "ase")[i % 2]) for i in range(12)] + [person("left", active=False)]
+    all_vars, hostvars = vpn_vars(gateways=("gw1", "gw2"), gateway_pools=("10.100.0.0/24", "10.100.1.0/24"))
+    all_vars.update(teleshift_mfa_enabled=True, teleshift_kits_dir="kits")
+    groups = {"vpn_gateways": ["gw1", "gw2"]}
+
+    def inputs(states=None):
+        return make_inputs(people, groups, hostvars, all_vars, states=states, services=("dsi", "ase"))
+
+    vpn = registry.get("vpn")
+    planned = inputs()
+    written = state_of(vpn.plan(planned), {})
+    expected = vpn.gate_entries(planned)
+    assert sum(len(e["people"]) for e in expected.values()) == 12 and "left" not in str(expected)
+
+    fresh = inputs({"vpn": written})
+    fresh.fresh_states.add("vpn")
+    assert vpn.gate_entries(fresh) == expected
+    assert "vpn.plan" not in fresh._memo  # read back, not planned again
+
+    other = inputs({"vpn": written})  # without the flag: planned (from that state, as vpn_plan does)
+    assert vpn.gate_entries(other) == expected and "vpn.plan" in other._memo
