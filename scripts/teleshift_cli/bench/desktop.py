@@ -80,7 +80,8 @@ _RUN = {"limit": HOST, "sessions": 6000}  # the hosts converged and each one's s
 
 def _converge(hosts, kits, *extra):
     cmd = [str(ROOT / ".venv" / "bin" / "ansible-playbook"), str(ROOT / "playbooks" / "desktop.yml"),
-           "-i", str(hosts), "--tags", "desktop_accounts", "-l", _RUN["limit"],
+           # localhost: the plan's play (a sized lab's inventory names localhost, so a limit drops it)
+           "-i", str(hosts), "--tags", "desktop_accounts", "-l", f"localhost,{_RUN['limit']}",
            "-e", json.dumps({"teleshift_kits_dir": str(kits), "xrdp_host_max_sessions": _RUN["sessions"]}), *extra]
     from teleshift_cli.bench import PROFILE_ENV, save_log
 
