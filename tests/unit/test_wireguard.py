@@ -477,6 +477,23 @@ def test_module_applies_live_reports_people_and_never_returns_the_private_key(em
     assert not again["changed"] and again["added"] == again["removed"] == again["updated"] == []
 
 
+@pytest.mark.parametrize("tables, reloaded", [("table inet teleshift_vpn\ntable inet teleshift_gate\n", False),
+                                              ("table inet teleshift_gate\ntable ip teleshift_vpn\n", True)])
+def test_the_firewall_is_loaded_again_only_when_the_kernel_lacks_its_table(emulated_wg, tables, reloaded):
+    tmp = emulated_wg
+    (tmp / "tables").write_text(tables)
+    nft = tmp / "bin" / "nft"  # an emulated nft: `list tables` prints the kernel's tables, `-c -f`/`-f` succeed
+    nft.write_text(f'#!/bin/sh\n[ "$*" = "list tables" ] && cat {tmp / "tables"}\nexit 0\n')
+    nft.chmod(0o755)
+    bring_up(tmp, {key(1): ["10.100.0.2/32"]})
+    peers = [{"id": "amartin", "public_key": key(1), "allowed_ips": ["10.100.0.2/32"]}]
+    fw_path = tmp / "vpn-firewall.nft"
+    fw_path.write_text("table inet teleshift_vpn {}\n")
+    run_module(tmp, peers, firewall="table inet teleshift_vpn {}\n", firewall_path=str(fw_path))
+    result, _ = run_module(tmp, peers, firewall="table inet teleshift_vpn {}\n", firewall_path=str(fw_path))
+    assert result["firewall_changed"] is reloaded and result["changed"] is reloaded
+
+
 def test_module_restores_a_wiped_private_key_and_keeps_going(emulated_wg):
     tmp = emulated_wg
     bring_up(tmp)
