@@ -94,6 +94,15 @@ options:
     description: The nftables table the rules define (to see whether they are loaded).
     type: str
     default: inet teleshift_vpn
+  gate:
+    description:
+      - The arguments of C(teleshift.toolkit.mfa_gate) for this gateway's second-factor gate, applied in
+        this same call after the peers (one module call on the gateway instead of two). The action plugin
+        of this module sends the secrets from the kits as the C(mfa_gate) action does.
+      - Its result is returned in C(gate). When the gate's setup is not done (C(gate.setup_needed)) the gate
+        is left as it is and the caller runs the C(mfa_gate) role. A gate that cannot be applied fails the
+        task after the peers were applied, as a separate C(mfa_gate) task after this one would.
+    type: dict
 author: teleshift contributors (!UNKNOWN)
 """
 
@@ -164,6 +173,11 @@ setup_needed:
   description: The host's setup marker does not hold I(setup_fingerprint); nothing was applied.
   returned: when the setup is needed
   type: bool
+gate:
+  description: What C(teleshift.toolkit.mfa_gate) returns (enrolled, added, removed, closed, setup_needed...)
+    for the gate applied with I(gate).
+  returned: when I(gate) is given and the peers' setup is done
+  type: dict
 """
 
 import os
@@ -172,6 +186,8 @@ import tempfile
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.teleshift.toolkit.plugins.module_utils.atomic import atomic_write
+from ansible_collections.teleshift.toolkit.plugins.module_utils.mfa_gate_host import (
+    ARGUMENT_SPEC as GATE_SPEC, GateError, apply_gate, take_secrets)
 from ansible_collections.teleshift.toolkit.plugins.module_utils.nft_sets import expand_sets, owners_of
 from ansible_collections.teleshift.toolkit.plugins.module_utils.results import brief_invocation
 from ansible_collections.teleshift.toolkit.plugins.module_utils.wireguard import (
@@ -204,10 +220,12 @@ def main():
             "firewall_table": {"type": "str", "default": "inet teleshift_vpn"},
             "setup_fingerprint": {"type": "str"},
             "setup_marker": {"type": "path", "default": "/var/lib/teleshift/setup/wireguard_gateway"},
+            "gate": {"type": "dict"},  # validated against mfa_gate's spec in _gate_params
         },
         supports_check_mode=True,
     )
     p = module.params
+    gate = _gate_params(module, p["gate"]) if p["gate"] is not None else None
     iface = p["interface"]
     if not valid_interface(iface):
         module.fail_json(msg=f"{iface!r} is not a valid interface name")
@@ -274,7 +292,7 @@ def main():
         "config_changed": config_changed, "interface_changed": interface_changed,
         "interface_repaired": bool(repair), "firewall_changed": fw_changed, "started": False,
         **diff.summary(),
-        "invocation": brief_invocation(p, ("peers", "firewall")),
+        "invocation": brief_invocation(p, ("peers", "firewall", "gate")),  # the gate's carries secrets
     }
     if module._diff:
         result["diff"] = {"before": diff_text(before_peers), "after": diff_text(desired),
@@ -286,7 +304,7 @@ def main():
                 "before": expand_sets(fw_old, owners), "after": expand_sets(fw_text, owners),
                 "before_header": p["firewall_path"], "after_header": f"{p['firewall_path']} (desired)"}]
     if module.check_mode or not changed:
-        module.exit_json(**result)
+        _finish(module, result, gate)
 
     fw_tmp = None
     if fw_changed:  # check the rules before anything changes: a bad rule set stops the whole run
@@ -319,6 +337,41 @@ def main():
                 module.run_command(["nft", "-f", p["firewall_path"]])
             module.fail_json(msg=f"loading the firewall rules failed, previous rules restored: {err.strip()}",
                              **result)
+    _finish(module, result, gate)
+
+
+def _gate_params(module, given):
+    """The gate's arguments checked and completed as the mfa_gate module's are; its secrets are masked
+    in any output like a no_log option's."""
+    from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+
+    brief = brief_invocation(module.params, ("peers", "firewall", "gate"))
+    checked = ArgumentSpecValidator(GATE_SPEC).validate(given)
+    if checked.error_messages:
+        module.fail_json(msg=f"gate: {checked.error_messages[0]}; nothing applied", invocation=brief)
+    gate = checked.validated_parameters
+    try:  # the secrets' file is read and deleted at once, whatever happens next
+        secrets = take_secrets(gate)
+    except GateError as exc:
+        module.fail_json(msg=f"gate: {exc.msg}", invocation=brief)
+    module.no_log_values.update(str(v) for v in secrets.values() if v)
+    return dict(gate, secrets=secrets, secrets_file=None)
+
+
+def _finish(module, result, gate):
+    """Exit with the peers' result, after applying the gate when one is given."""
+    if gate is not None:
+        try:
+            gate_result = apply_gate(module, gate)
+        except GateError as exc:
+            module.fail_json(msg=f"the peers are in place; the gate: {exc.msg}", gate=exc.extra, **result)
+        if "diff" in gate_result:  # a list of diffs: the peers', the firewall's, the gate's
+            diffs = result.get("diff") or []
+            result["diff"] = (diffs if isinstance(diffs, list) else [diffs]) + [gate_result.pop("diff")]
+        if gate_result.get("warnings"):
+            result["warnings"] = gate_result.pop("warnings")
+        result["gate"] = gate_result
+        result["changed"] = result["changed"] or gate_result["changed"]
     module.exit_json(**result)
 
 

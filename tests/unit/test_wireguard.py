@@ -2,6 +2,7 @@
 module against an emulated `wg` command, and handshake status."""
 import base64
 import ipaddress
+import grp
 import json
 import os
 import random
@@ -492,6 +493,55 @@ def test_the_firewall_is_loaded_again_only_when_the_kernel_lacks_its_table(emula
     run_module(tmp, peers, firewall="table inet teleshift_vpn {}\n", firewall_path=str(fw_path))
     result, _ = run_module(tmp, peers, firewall="table inet teleshift_vpn {}\n", firewall_path=str(fw_path))
     assert result["firewall_changed"] is reloaded and result["changed"] is reloaded
+
+
+def gate_args(tmp, **extra):
+    nft = tmp / "bin" / "nft"  # an emulated nft: an empty gate table, every load succeeds
+    nft.write_text('#!/bin/sh\n[ "$1" = -j ] && echo \'{"nftables": []}\'\n[ "$2" = - ] && cat > /dev/null\nexit 0\n')
+    nft.chmod(0o755)
+    return {"people": "amartin dsi 10.100.0.2\nblefevre rh 10.100.0.3\n", "gated": ["10.89.251.0/24"],
+            "settings": {"session": 600}, "config_dir": str(tmp / "gate"), "group": grp.getgrgid(os.getgid()).gr_name,
+            **extra}
+
+
+PAIR = [{"id": "amartin", "public_key": key(1), "allowed_ips": ["10.100.0.2/32"]},
+        {"id": "blefevre", "public_key": key(2), "allowed_ips": ["10.100.0.3/32"]}]
+
+
+def test_the_gate_is_applied_in_the_peers_call_and_its_secrets_never_come_back(emulated_wg):
+    tmp = emulated_wg
+    bring_up(tmp)
+    secrets = {"amartin": "JBSWY3DPEHPK3PXP", "blefevre": "KZXW6YTBOI2DQMZQ"}
+    result, raw = run_module(tmp, PAIR, gate=gate_args(tmp, secrets=secrets))
+    assert result["changed"] and result["added"] == ["amartin", "blefevre"], result
+    assert result["gate"]["enrolled"] == 2 and result["gate"]["added"] == ["amartin", "blefevre"], result
+    assert live_state(tmp)["peers"] == {key(1): ["10.100.0.2/32"], key(2): ["10.100.0.3/32"]}
+    conf = json.loads((tmp / "gate" / "config.json").read_text())
+    assert conf["people"]["amartin"]["secret"] == secrets["amartin"]
+    assert stat.S_IMODE((tmp / "gate" / "config.json").stat().st_mode) == 0o640
+    assert not any(s in raw for s in secrets.values()), raw  # not in the result, the invocation or the diff
+    assert result["invocation"]["module_args"]["gate"].startswith("<")
+    again, _ = run_module(tmp, PAIR, gate=gate_args(tmp))  # nothing sent: the host keeps its secrets
+    assert not again["changed"] and again["gate"] == {**again["gate"], "changed": False, "enrolled": 2}
+
+
+def test_a_gate_whose_setup_is_not_done_is_left_alone_and_said_so(emulated_wg):
+    tmp = emulated_wg
+    bring_up(tmp)
+    marker = tmp / "gate-marker"
+    result, _ = run_module(tmp, PAIR, gate=gate_args(tmp, secrets={"amartin": "JBSWY3DPEHPK3PXP"},
+                                                     setup_fingerprint="fp1", setup_marker=str(marker)))
+    assert result["gate"]["setup_needed"] and not (tmp / "gate").exists(), result
+    assert live_state(tmp)["peers"] == {key(1): ["10.100.0.2/32"], key(2): ["10.100.0.3/32"]}  # peers applied
+
+
+def test_a_partial_gate_the_host_cannot_complete_fails_naming_who_after_the_peers(emulated_wg):
+    tmp = emulated_wg
+    bring_up(tmp)
+    result, raw = run_module(tmp, PAIR, gate=gate_args(tmp, secrets={"amartin": "JBSWY3DPEHPK3PXP"}, partial=True))
+    assert result["failed"] and result["gate"]["missing_secrets"] == ["blefevre"], result
+    assert "JBSWY3DPEHPK3PXP" not in raw and not (tmp / "gate" / "config.json").exists()
+    assert live_state(tmp)["peers"] == {key(1): ["10.100.0.2/32"], key(2): ["10.100.0.3/32"]}
 
 
 def test_module_restores_a_wiped_private_key_and_keeps_going(emulated_wg):
