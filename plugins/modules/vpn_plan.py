@@ -37,6 +37,14 @@ options:
   kits_dir:
     description: Kits root; defaults to C(teleshift_kits_dir) (relative to the inventory directory).
     type: path
+  gate:
+    description:
+      - Also plan the second factor in this task, as C(teleshift.toolkit.mfa_plan) does (enrolment kits,
+        each gateway's gate slice), from the same roster read and with the WireGuard placements of this
+        plan; its settings are validated before anything is written. The result is in C(gate).
+      - Its rotation list is C(teleshift_mfa_rotate) (I(rotate) is the VPN keys').
+    type: bool
+    default: false
 author: teleshift contributors (!UNKNOWN)
 """
 
@@ -90,6 +98,11 @@ kits_pending:
   returned: success
   type: list
   elements: str
+gate:
+  description: What C(teleshift.toolkit.mfa_plan) returns (enabled, gateways with each one's gate slice,
+    enrolled, new, exempt...), planned in the same task.
+  returned: with I(gate)
+  type: dict
 problems:
   description: Every problem found (capacity, pool, settings, roster), nothing applied.
   returned: failure

@@ -1,0 +1,111 @@
+# -*- coding: utf-8 -*-
+# Copyright: teleshift contributors. GNU General Public License v3.0+
+"""The second factor's plan on the controller (the work of the ``mfa_plan`` action), shared with
+``vpn_plan``, which runs it in the same task as the VPN's (vpn.yml: ``gate: true``, one roster read and
+one templating of the inventory instead of two, and the WireGuard placements straight from its plan).
+
+``plan_second_factor(inputs, args, write, diff, result)`` fills ``result`` as the ``mfa_plan`` action
+returns it: who must prove a second factor, their enrolment kits and each gateway's gate slice."""
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import os
+
+from ansible_collections.teleshift.toolkit.plugins.module_utils import registry
+from ansible_collections.teleshift.toolkit.plugins.module_utils.atomic import atomic_write
+from ansible_collections.teleshift.toolkit.plugins.module_utils.kits import read_index, write_kit_file
+from ansible_collections.teleshift.toolkit.plugins.module_utils.mfa_plan import (
+    KIT, SECRET_FILE, enrol, exemption, gate_slices, required, slice_digest, summary_text)
+from ansible_collections.teleshift.toolkit.plugins.module_utils.state import save_state
+
+INDEX = ".mfa-kits.json"
+
+
+def _digest(text):
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
+
+
+def id_list(value):
+    if not value:
+        return []
+    items = value.split(",") if isinstance(value, str) else value
+    return [str(v).strip() for v in items if str(v).strip()]
+
+
+def plan_second_factor(inputs, args, write, diff, result):
+    """Plan the second factor from ``inputs`` (validated for it) into ``result``; ``args``: the mfa_plan
+    action's (``rotate``). Writes kits and state only with ``write``. Returns ``result``."""
+    cap = registry.get("mfa")
+    settings = cap.settings(inputs)
+    entries = cap.gate_entries(inputs) if settings.enabled else {}
+    gateways = {gw: {"enabled": False, "port": 0} for gw in inputs.hosts("vpn_gateways")}
+    if not settings.enabled:
+        result.update(changed=False, enabled=False, gateways=gateways, enrolled=0,
+                      msg="second factor off (teleshift_mfa_enabled is false)")
+        return result
+    people = {p.id: p for p in inputs.roster.people}
+    ids = sorted(pid for pid, p in people.items() if required(p, settings))
+    rotate = id_list(args.get("rotate", inputs.all_vars.get("teleshift_mfa_rotate")))
+    unknown = sorted(set(rotate) - set(ids))
+    if unknown:
+        result.update(failed=True, msg="teleshift_mfa_rotate names people who need no second factor: "
+                                       + ", ".join(unknown))
+        return result
+    root = str(inputs.kits_root())
+    on_gateway = {pid: gw for gw, e in entries.items() for pid in e.get("people", {})}
+    summaries = {pid: summary_text(settings, (entries.get(on_gateway.get(pid, "")) or {}).get("listen", []))
+                 for pid in ids}
+    # <kits>/.mfa-kits.json: person -> digest of their summary after a successful run; a person whose
+    # digest is unchanged and whose secret is there is skipped without reading their kit
+    index_path = os.path.join(root, INDEX)
+    index = read_index(index_path) if write else {}
+    done = {pid for pid in ids if pid not in rotate and index.get(pid) == _digest(summaries[pid])
+            and os.path.exists(os.path.join(root, pid, KIT, SECRET_FILE))}
+    secrets, new = enrol([pid for pid in ids if pid not in done], root, settings.issuer, rotate=rotate, write=write)
+    secrets.clear()
+    slices = gate_slices(entries, people, settings)
+    for gw, part in slices.items():
+        part["revoke"] = [pid for pid in rotate if f"\n{pid} " in f"\n{part['people']}"]
+        part["digest"] = slice_digest(part)  # what the playbooks compare to send a slice once per run
+        gateways[gw] = part
+    kits_changed = 0
+    previous = inputs.state(cap)
+    before = previous.get("people") or {}
+    desktop_state = inputs.state("desktop") if "desktop" in registry.names() else {}
+    today = datetime.date.today().isoformat()
+    state = {"people": {}, "exempt": {}}
+    for pid in ids:
+        gw = on_gateway.get(pid, "")
+        desk = ((desktop_state.get("people") or {}).get(pid) or {}).get("host", "") \
+            if settings.desktop and "desktop" in people[pid].needs else ""
+        state["people"][pid] = {k: v for k, v in (("gateway", gw), ("desktop", desk)) if v}
+        state["people"][pid]["since"] = (before.get(pid) or {}).get("since") or today
+        if write and summaries[pid] and pid not in done:
+            kits_changed += write_kit_file(root, pid, KIT, "summary.yml", summaries[pid])
+    if write:
+        new_index = {pid: _digest(summaries[pid]) for pid in ids}
+        if new_index != index:
+            atomic_write(index_path, json.dumps(new_index, sort_keys=True), mode=0o600, dir_mode=0o700)
+    for p in people.values():
+        reason = exemption(p, settings)
+        if reason:
+            state["exempt"][p.id] = {"service": p.service, "reason": reason}
+    state_changed = state != previous
+    if write and state_changed:
+        save_state(str(inputs.path(cap.state_file)), state)
+    added = sorted(set(state["people"]) - set(before))
+    removed = sorted(set(before) - set(state["people"]))
+    result.update(
+        changed=bool(state_changed or (write and (new or kits_changed))), enabled=True, gateways=gateways,
+        enrolled=len(ids), new=sorted(new), rotated=sorted(rotate), added=added, removed=removed,
+        exempt=sorted(state["exempt"]), state_file=str(inputs.path(cap.state_file)),
+        msg=(f"second factor: {len(ids)} people enrolled ({len(new)} new secret(s)), "
+             f"{len(state['exempt'])} exempt; {len(added)} added, {len(removed)} removed"
+             + ("" if write else " (check mode: nothing written)")))
+    if diff and (added or removed):
+        result["diff"] = {"before": "".join(f"{pid}\n" for pid in sorted(before)),
+                          "after": "".join(f"{pid}\n" for pid in sorted(state["people"])),
+                          "before_header": f"{cap.state_file} (enrolled)", "after_header": "after"}
+    return result
