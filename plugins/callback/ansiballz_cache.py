@@ -209,24 +209,20 @@ class CallbackModule(CallbackBase):
         base = (self.get_option("cache_dir") or "").strip()
         return Path(os.path.expanduser(base), version_key()) if base else None
 
-    def v2_playbook_on_start(self, playbook):
+    def _step(self, work, done, nothing):
+        """Run ``work(store, run cache)``; say what it did (``done``, with the count) or why not."""
         store = self._store()
         if store is None:
             return
         try:
-            copied = seed(store, run_cache_dir())
+            names = work(store, run_cache_dir())
         except Exception as exc:  # noqa: BLE001 -- a cache never fails a run
-            display.vvv(f"ansiballz_cache: nothing reused: {exc}")
+            display.vvv(f"ansiballz_cache: {nothing}: {exc}")
             return
-        display.vvv(f"ansiballz_cache: reused {len(copied)} module payloads from {store}")
+        display.vvv(f"ansiballz_cache: {done.format(len(names), store)}")
+
+    def v2_playbook_on_start(self, playbook):
+        self._step(seed, "reused {} module payloads from {}", "nothing reused")
 
     def v2_playbook_on_stats(self, stats):
-        store = self._store()
-        if store is None:
-            return
-        try:
-            kept = keep(store, run_cache_dir())
-        except Exception as exc:  # noqa: BLE001 -- a cache never fails a run
-            display.vvv(f"ansiballz_cache: nothing kept: {exc}")
-            return
-        display.vvv(f"ansiballz_cache: kept {len(kept)} new module payloads in {store}")
+        self._step(keep, "kept {} new module payloads in {}", "nothing kept")

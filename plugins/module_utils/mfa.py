@@ -272,3 +272,17 @@ def parse_open_sets(json_text):
             elif isinstance(elem, str):
                 found[elem] = 0
     return found
+
+
+def take_secrets_file(path):
+    """{id: secret} from a JSON file the controller sent, deleted at once whatever happens (OSError or
+    ValueError when it cannot be read)."""
+    import json
+    import os
+
+    try:
+        with open(path, encoding="utf-8") as stream:
+            return json.load(stream)
+    finally:
+        if os.path.exists(path):
+            os.unlink(path)

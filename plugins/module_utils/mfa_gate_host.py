@@ -15,7 +15,7 @@ import os
 
 from ansible_collections.teleshift.toolkit.plugins.module_utils.atomic import atomic_write
 from ansible_collections.teleshift.toolkit.plugins.module_utils.mfa import (
-    TABLE, nft_close, nft_table, parse_open_sets, parse_people)
+    TABLE, nft_close, nft_table, parse_open_sets, parse_people, take_secrets_file)
 
 UNITS = ("teleshift-gate.socket", "teleshift-gate.service", "teleshift-gate-helper.socket",
          "teleshift-gate-helper.service")
@@ -79,13 +79,9 @@ def take_secrets(p):
     secrets = {}
     if p["secrets_file"]:
         try:
-            with open(p["secrets_file"], encoding="utf-8") as stream:
-                secrets = json.load(stream)
+            secrets = take_secrets_file(p["secrets_file"])
         except (OSError, ValueError) as exc:
             raise GateError(f"secrets_file: cannot read it ({exc.__class__.__name__}); nothing changed") from None
-        finally:
-            if os.path.exists(p["secrets_file"]):
-                os.unlink(p["secrets_file"])
     secrets.update(p["secrets"] or {})
     return secrets
 

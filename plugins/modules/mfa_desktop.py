@@ -48,13 +48,13 @@ missing:
   returned: always
 """
 
-import json
 import os
 import re
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.teleshift.toolkit.plugins.module_utils.atomic import atomic_write
+from ansible_collections.teleshift.toolkit.plugins.module_utils.mfa import take_secrets_file
 
 OPTIONS = '" RATE_LIMIT 3 30\n" WINDOW_SIZE 3\n" DISALLOW_REUSE\n" TOTP_AUTH\n'
 LOGIN = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
@@ -77,13 +77,9 @@ def main():
     secrets = {}
     if p["secrets_file"]:
         try:
-            with open(p["secrets_file"], encoding="utf-8") as stream:
-                secrets = json.load(stream)
+            secrets = take_secrets_file(p["secrets_file"])
         except (OSError, ValueError) as exc:
             module.fail_json(msg=f"secrets_file: cannot read it ({exc.__class__.__name__}); nothing changed")
-        finally:
-            if os.path.exists(p["secrets_file"]):
-                os.unlink(p["secrets_file"])
     bad = [login for login in p["logins"] if not LOGIN.match(login)]
     if bad:
         module.fail_json(msg=f"not logins: {', '.join(bad[:5])}; nothing changed")
