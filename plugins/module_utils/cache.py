@@ -15,6 +15,8 @@ TELESHIFT_CACHE=0 turns it off. Entries not used for 7 days are removed.
 """
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
 import json
 import os
@@ -134,6 +136,24 @@ def _prune(fd, kind):
                 pass
 
 
+@contextlib.contextmanager
+def paused_gc():
+    """Python's cyclic garbage collector paused while a large document is parsed or decoded.
+
+    Decoding builds many objects that all stay alive; the collector, triggered by allocations, walks
+    them again and again (and, in an Ansible worker, the whole of the state it inherited). A
+    50,000-person roster took 0.85 to 1.6 s to come back from the cache with it, 0.2 s without.
+    Parsing forks nothing and keeps what it builds: the objects are freed by reference counting as
+    usual, and any cycle waits for the collector to resume."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 def _plain(value):
     """The default codec: values JSON gives back exactly (dicts with string keys, lists, strings,
     numbers, booleans, None); anything else is simply not cached."""
@@ -154,6 +174,11 @@ def parsed(kind, data, options, build, refresh=False, codec=None):
     codec: (encode, decode) between the value and JSON data; decode raises ValueError, TypeError or
     KeyError on anything it does not recognise (then the value is built again). Without a codec,
     only values that JSON gives back equal are cached."""
+    with paused_gc():
+        return _parsed(kind, data, options, build, refresh, codec)
+
+
+def _parsed(kind, data, options, build, refresh, codec):
     if not enabled():
         return build()
     encode, decode = codec or (_plain, _plain)

@@ -313,14 +313,43 @@ def own_numbers(dids, region):
 
 def forwarding_problems(roster, policy):
     """Problems (line, field forward_to) for active people whose forwarding target the policy refuses."""
-    problems = []
-    for person in roster.active():
-        if person.forward_mode == "none" or not person.forward_to:
-            continue
-        why = check_number(person.forward_to, policy)
-        if why:
-            problems.append(Problem(roster.source, person.line, "forward_to", why))
-    return problems
+    targets = [p for p in roster.active() if p.forward_mode != "none" and p.forward_to]
+    verdicts = number_verdicts({p.forward_to for p in targets}, policy)
+    return [Problem(roster.source, p.line, "forward_to", verdicts[p.forward_to])
+            for p in targets if verdicts[p.forward_to]]
+
+
+def number_verdicts(numbers, policy):
+    """{number: check_number(number, policy)} for many numbers. The verdicts are kept between runs in the
+    controller cache (module_utils/cache.py), keyed by the policy, this file and phonenumbers' version:
+    parsing 50,000 mobiles took 1.2 s of every plan, report and preflight."""
+    from ansible_collections.teleshift.toolkit.plugins.module_utils.cache import load_memo, save_memo
+
+    options = (repr(policy), _checker_version())
+    memo = load_memo("number-verdicts", options)
+    known = memo or {}
+    verdicts = {}
+    for number in numbers:
+        why = known.get(number, False)
+        verdicts[number] = why if why is None or isinstance(why, str) else check_number(number, policy)
+    if memo is not None and any(n not in memo for n in verdicts):
+        save_memo("number-verdicts", options, {str(n): v for n, v in verdicts.items()})
+    return verdicts
+
+
+@functools.lru_cache(maxsize=1)
+def _checker_version():
+    """What a verdict depends on besides the number and the policy: this file and phonenumbers."""
+    import hashlib
+
+    import phonenumbers
+
+    try:
+        with open(__file__, "rb") as stream:
+            code = hashlib.sha256(stream.read()).hexdigest()[:16]
+    except OSError:  # inside a module's payload on a managed host: no cache there anyway
+        code = ""
+    return code, phonenumbers.__version__
 
 
 def extension_problems(roster, policy):

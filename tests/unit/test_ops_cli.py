@@ -190,6 +190,9 @@ def test_report_says_what_the_data_says(inv, tmp_path, capsys):
         d = kits / p.id / "vpn"
         d.mkdir(parents=True)
         (d / "wg0.conf").write_text("[Interface]\n")
+    (kits / vpn_people[5].id / "vpn").mkdir(parents=True)  # an empty kit folder is not a kit
+    (kits / vpn_people[6].id).mkdir()
+    (kits / vpn_people[6].id / "vpn").write_text("a file, not a folder")
     verify = kits / "verify.json"
     for p in vpn_people[:3]:
         record_verification(verify, person=p.id, capability="vpn", ok=True)

@@ -179,3 +179,25 @@ def _timed(action):
     started = time.perf_counter()
     action()
     return time.perf_counter() - started
+
+
+def test_the_collector_is_paused_while_parsing_and_back_after_even_on_error(cache_dir):
+    import gc
+
+    seen = []
+
+    def build():
+        seen.append(gc.isenabled())
+        return {"people": 1}
+    assert cache.parsed("doc", b"a", (), build) == {"people": 1}
+    assert cache.parsed("doc", b"a", (), build) == {"people": 1}  # from the cache: build not called
+    assert seen == [False] and gc.isenabled()
+    with pytest.raises(ZeroDivisionError):
+        cache.parsed("doc", b"b", (), lambda: 1 / 0)
+    assert gc.isenabled()
+    gc.disable()  # a caller that paused it itself keeps it paused
+    try:
+        cache.parsed("doc", b"c", (), build)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

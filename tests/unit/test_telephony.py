@@ -108,6 +108,25 @@ def test_forwarding_problems_name_line_and_field():
     assert "international" in problems[0].message and "premium" in problems[1].message
 
 
+def test_number_verdicts_are_kept_between_runs_per_policy(tmp_path, monkeypatch):
+    monkeypatch.setenv("TELESHIFT_CACHE_DIR", str(tmp_path / "cache"))
+    numbers = {"+33612345678", "+44 20 7946 0958", premium_fr(), "12"}
+    policy = T.NumberPolicy()
+    first = T.number_verdicts(numbers, policy)
+    assert first == {n: T.check_number(n, policy) for n in numbers} and first["+33612345678"] is None
+
+    def no_parse(number, policy):
+        raise AssertionError(f"{number} parsed again")
+    monkeypatch.setattr(T, "check_number", no_parse)  # the next run takes every verdict from the cache
+    assert T.number_verdicts(numbers, policy) == first
+    monkeypatch.undo()
+    monkeypatch.setenv("TELESHIFT_CACHE_DIR", str(tmp_path / "cache"))
+    wider = T.NumberPolicy(allow_international=True)  # another policy: its own verdicts
+    assert T.number_verdicts(numbers, wider)["+44 20 7946 0958"] is None
+    monkeypatch.setenv("TELESHIFT_CACHE", "0")  # cache off: still right
+    assert T.number_verdicts(numbers, policy) == first
+
+
 def test_dial_strings_and_the_dialplan_guard_agree():
     policy = T.NumberPolicy()
     regex = re.compile(T.dial_regex(policy))
