@@ -23,22 +23,29 @@ from ansible_collections.teleshift.toolkit.plugins.module_utils.mfa_plan import 
 INLINE = 50  # at most this many secrets travel as a (no_log) argument; more go in a file
 
 
-def send_gate(action, gate_args, task_vars, call, gate_of, kits_dir=None):
-    """Run the module once (``call(gate_args with secrets)`` returns its result) with the secrets the
-    host needs; a second time with all of them when the host asks (``gate_of(result)``: the gate's part
-    of a result, where ``missing_secrets`` and ``setup_needed`` are read). Returns the last result."""
-    if gate_args.get("state", "present") != "present" or action._task.check_mode:
-        return call(gate_args)
+def kit_secrets(action, gate_args, task_vars, kits_dir=None):
+    """(kits root, {id: secret}, {id: digest}) of the people of ``gate_args``, read from their kits;
+    raises ValueError with a message for the task when it cannot."""
     kits = kits_dir or action._templar.template(task_vars.get("teleshift_kits_dir"))
     if not kits:
-        return {"failed": True, "msg": "no kits directory: set teleshift_kits_dir in the inventory"}
+        raise ValueError("no kits directory: set teleshift_kits_dir in the inventory")
     root = str(resolve_path(kits, inventory_dir(task_vars)))
+    ids = [pid for pid, _svc, _addrs in parse_people(gate_args.get("people") or "")]
+    secrets = read_secrets(ids, root)
+    return root, secrets, {pid: hashlib.sha256(s.encode()).hexdigest()[:24] for pid, s in secrets.items()}
+
+
+def send_gate(action, gate_args, task_vars, call, gate_of, kits_dir=None, read=None):
+    """Run the module once (``call(gate_args with secrets)`` returns its result) with the secrets the
+    host needs; a second time with all of them when the host asks (``gate_of(result)``: the gate's part
+    of a result, where ``missing_secrets`` and ``setup_needed`` are read). Returns the last result.
+    read: what kit_secrets returned, when the caller has it already."""
+    if gate_args.get("state", "present") != "present" or action._task.check_mode:
+        return call(gate_args)
     try:
-        ids = [pid for pid, _svc, _addrs in parse_people(gate_args.get("people") or "")]
+        root, secrets, digests = read or kit_secrets(action, gate_args, task_vars, kits_dir)
     except ValueError as exc:
         return {"failed": True, "msg": str(exc)}
-    secrets = read_secrets(ids, root)
-    digests = {pid: hashlib.sha256(s.encode()).hexdigest()[:24] for pid, s in secrets.items()}
     index_path = os.path.join(root, f".mfa-gate.{task_vars.get('inventory_hostname')}.json")
     sent = read_index(index_path)
     fresh = {pid: s for pid, s in secrets.items() if sent.get(pid) != digests[pid]}

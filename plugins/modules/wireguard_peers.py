@@ -173,6 +173,11 @@ setup_needed:
   description: The host's setup marker does not hold I(setup_fingerprint); nothing was applied.
   returned: when the setup is needed
   type: bool
+probe:
+  description: The host's fingerprint after this call (module_utils/wireguard_probe.py), which the action
+    plugin keeps to skip the next call when neither the arguments nor the host changed.
+  returned: when something was applied or checked, not in check mode
+  type: str
 gate:
   description: What C(teleshift.toolkit.mfa_gate) returns (enrolled, added, removed, closed, setup_needed...)
     for the gate applied with I(gate).
@@ -193,6 +198,7 @@ from ansible_collections.teleshift.toolkit.plugins.module_utils.results import b
 from ansible_collections.teleshift.toolkit.plugins.module_utils.wireguard import (
     WireGuardError, diff_peers, diff_text, inverse_batches, make_peers, parse_config, parse_dump,
     render_gateway_config, valid_interface, wg_set_batches)
+from ansible_collections.teleshift.toolkit.plugins.module_utils.wireguard_probe import DEFAULTS, probe_script
 
 
 def _read(path):
@@ -206,7 +212,7 @@ def _read(path):
 def main():
     module = AnsibleModule(
         argument_spec={
-            "interface": {"type": "str", "default": "wg0"},
+            "interface": {"type": "str", "default": DEFAULTS["interface"]},
             "config_path": {"type": "path"},
             "private_key_path": {"type": "path", "no_log": False},
             "addresses": {"type": "list", "elements": "str", "required": True},
@@ -216,10 +222,10 @@ def main():
             "batch_size": {"type": "int", "default": 500},
             "service": {"type": "str"},
             "firewall": {"type": "str"},
-            "firewall_path": {"type": "path", "default": "/etc/teleshift/vpn-firewall.nft"},
+            "firewall_path": {"type": "path", "default": DEFAULTS["firewall_path"]},
             "firewall_table": {"type": "str", "default": "inet teleshift_vpn"},
             "setup_fingerprint": {"type": "str"},
-            "setup_marker": {"type": "path", "default": "/var/lib/teleshift/setup/wireguard_gateway"},
+            "setup_marker": {"type": "path", "default": DEFAULTS["setup_marker"]},
             "gate": {"type": "dict"},  # validated against mfa_gate's spec in _gate_params
         },
         supports_check_mode=True,
@@ -372,6 +378,11 @@ def _finish(module, result, gate):
             result["warnings"] = gate_result.pop("warnings")
         result["gate"] = gate_result
         result["changed"] = result["changed"] or gate_result["changed"]
+    if not module.check_mode and not (result.get("gate") or {}).get("setup_needed"):
+        # the host's fingerprint now, for the action's next run (module_utils/wireguard_probe.py)
+        rc, out, _err = module.run_command(["/bin/sh", "-c", probe_script(module.params)])
+        if rc == 0 and len(out.strip()) == 64:
+            result["probe"] = out.strip()
     module.exit_json(**result)
 
 
