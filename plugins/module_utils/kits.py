@@ -8,6 +8,7 @@ never rotates them; deleting a file (or an explicit rotation) makes a new one.
 """
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -16,7 +17,6 @@ import stat
 import string
 from pathlib import Path
 
-from ansible_collections.teleshift.toolkit.plugins.module_utils.atomic import atomic_write
 from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import ID_RE
 
 _ALPHABET = string.ascii_letters + string.digits
@@ -74,8 +74,36 @@ def write_kit_file(root, person_id, capability, name, content):
                 return False  # unchanged: nothing touched (re-runs for 5,000 people stay fast)
     except OSError:
         pass
-    atomic_write(folder / name, data, mode=0o600, dir_mode=0o700)
+    _replace_private(str(folder), name, data)
     return True
+
+
+_TMP_COUNTER = itertools.count()
+
+
+def _replace_private(folder, name, data):
+    """atomic_write for a kit file: ``folder`` is a private directory this process has just checked
+    (kit_dir), so the temporary file needs no random name (a fixed one per process and write, created
+    exclusively, never followed if it is a link) and no directory is made. 50,000 people write about
+    400,000 kit files in a first converge: 0.19-0.28 ms each with tempfile and makedirs, about half of
+    that here."""
+    tmp = os.path.join(folder, f".{name}.{os.getpid()}.{next(_TMP_COUNTER)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        try:
+            os.fchmod(fd, 0o600)  # whatever the umask
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+        os.replace(tmp, os.path.join(folder, name))
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
 
 
 def read_kit_file(root, person_id, capability, name):

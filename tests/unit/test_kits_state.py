@@ -24,6 +24,25 @@ def test_kit_file_reports_change_only_when_content_changes(tmp_path):
     assert write_kit_file(tmp_path, "a", "vpn", "wg.conf", "y") is True
 
 
+def test_kit_files_are_0600_whatever_the_umask_leave_no_temporary_file_and_replace_a_link(tmp_path):
+    import os
+
+    old = os.umask(0o000)
+    try:
+        write_kit_file(tmp_path, "a", "vpn", "wg.conf", "x")
+    finally:
+        os.umask(old)
+    folder = tmp_path / "a" / "vpn"
+    assert mode(folder / "wg.conf") == 0o600
+    target = tmp_path / "elsewhere"
+    target.write_text("not a kit")
+    (folder / "qr.svg").symlink_to(target)  # a link where a kit file goes: replaced, never written through
+    assert write_kit_file(tmp_path, "a", "vpn", "qr.svg", "<svg/>") is True
+    assert target.read_text() == "not a kit" and not (folder / "qr.svg").is_symlink()
+    assert (folder / "qr.svg").read_text() == "<svg/>" and mode(folder / "qr.svg") == 0o600
+    assert sorted(p.name for p in folder.iterdir()) == ["qr.svg", "wg.conf"]  # no temporary file left
+
+
 def test_state_round_trip_is_sorted_and_idempotent(tmp_path):
     path = tmp_path / "state" / "vpn.yml"
     assert save_state(path, {"peers": {"zoe": "10.0.0.3", "anais": "10.0.0.2"}}) is True
