@@ -145,8 +145,15 @@ def inputs_digest(person, root, org, common):
                                  org.get("name", ""), org.get("hotline", ""), bool(org.get("merge"))],
                                 sort_keys=True, default=str)]
     base = os.path.join(str(root), person["id"])
+    try:  # the kit's folders listed once: most capabilities have none for most people
+        with os.scandir(base) as entries:
+            present = {e.name for e in entries}
+    except OSError:
+        present = set()
     for cap in registry.names():
         try:
+            if cap not in present:
+                raise FileNotFoundError(cap)
             with os.scandir(os.path.join(base, cap)) as entries:
                 for entry in sorted(entries, key=lambda e: e.name):
                     if entry.is_file():
