@@ -76,7 +76,10 @@ class ActionModule(ActionBase):
         kits = self._templar.template(task_vars.get("teleshift_kits_dir"))
         if not kits:
             return None
-        root = str(resolve_path(kits, inventory_dir(task_vars)))
+        try:
+            root = str(resolve_path(kits, inventory_dir(task_vars)))
+        except ValueError:  # no base for a relative kits path (a generated inventory): no record, the module runs
+            return None
         return os.path.join(root, f".wg-applied.{task_vars.get('inventory_hostname')}.json")
 
     def _unchanged(self, record_path, fingerprint, args, gate):
