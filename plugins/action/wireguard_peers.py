@@ -49,8 +49,9 @@ class ActionModule(ActionBase):
             try:
                 read = kit_secrets(self, gate, task_vars)
             except ValueError as exc:
-                result.update(failed=True, msg=str(exc))
-                return result
+                if not self._task.check_mode:  # check mode sends no secret: it goes on without them
+                    result.update(failed=True, msg=str(exc))
+                    return result
         record_path = self._record_path(task_vars)
         fingerprint = _arguments_digest(args, gate, read[2] if read else None)
         skipped = self._unchanged(record_path, fingerprint, args, gate)
