@@ -41,6 +41,16 @@ def test_kit_files_are_0600_whatever_the_umask_leave_no_temporary_file_and_repla
     assert target.read_text() == "not a kit" and not (folder / "qr.svg").is_symlink()
     assert (folder / "qr.svg").read_text() == "<svg/>" and mode(folder / "qr.svg") == 0o600
     assert sorted(p.name for p in folder.iterdir()) == ["qr.svg", "wg.conf"]  # no temporary file left
+    # a new file is created in place: a dangling link at its name is replaced too, never followed
+    (folder / "qr.png").symlink_to(tmp_path / "nowhere")
+    assert write_kit_file(tmp_path, "a", "vpn", "qr.png", b"png") is True
+    assert not (tmp_path / "nowhere").exists() and not (folder / "qr.png").is_symlink()
+    old = os.umask(0o277)  # a umask narrower than 0600 does not leave a new file unreadable to its owner
+    try:
+        write_kit_file(tmp_path, "b", "vpn", "wg.conf", "y")
+    finally:
+        os.umask(old)
+    assert mode(tmp_path / "b" / "vpn" / "wg.conf") == 0o600 and mode(tmp_path / "b") == 0o700
 
 
 def test_state_round_trip_is_sorted_and_idempotent(tmp_path):
