@@ -76,7 +76,7 @@ class ActionModule(ActionBase):
         state = state_of(plan, public_keys, gateway_keys, inputs.vpn)
         state_changed = state != previous
         if write and state_changed:
-            save_state(inputs.state_file, state)
+            save_state(inputs.state_file, state, differs=True)  # previous: the file, parsed
         # profiles with the gateways' recorded keys now; vpn_kits redoes them if a gateway's key changed
         written, pending = [], sorted(plan.people)
         if write:

@@ -7,6 +7,7 @@ moves anyone; a person moves only when their host is gone or over its (new) capa
 from __future__ import annotations
 
 import ipaddress
+import socket
 from dataclasses import dataclass, field
 
 
@@ -75,6 +76,8 @@ def allocate_addresses(people, pool, previous=None, reserved=()):
     are never handed out. Raises PoolExhausted naming how many did not fit.
     """
     net = ipaddress.ip_network(pool, strict=True)
+    if net.version == 4:
+        return _allocate_v4(people, net, previous or {}, reserved)
     taken = {ipaddress.ip_address(a) for a in reserved}
     taken.update({net.network_address, net.broadcast_address} if net.version == 4 else {net.network_address})
     result = {}
@@ -108,3 +111,54 @@ def _v6_hosts(net):
     first = int(net.network_address) + 1
     for i in range(first, first + min(net.num_addresses - 1, 1 << 20)):
         yield ipaddress.ip_address(i)
+
+
+def _v4_int(value):
+    """The IPv4 address ``value`` as an int, None when it is not one (the same verdict as
+    ipaddress.ip_address: a dotted quad in its canonical form is read without building an object,
+    anything else goes through ipaddress). 50,000 kept addresses are read on every plan."""
+    if type(value) is str:  # pylint: disable=unidiomatic-typecheck
+        try:
+            packed = socket.inet_aton(value)
+            if socket.inet_ntoa(packed) == value:
+                return int.from_bytes(packed, "big")
+        except (OSError, ValueError):
+            pass
+    try:
+        addr = ipaddress.ip_address(value)
+    except ValueError:
+        return None
+    return int(addr) if addr.version == 4 else None
+
+
+def _allocate_v4(people, net, previous, reserved):
+    """allocate_addresses for an IPv4 pool, on ints (same result, a tenth of the time)."""
+    low, high = int(net.network_address), int(net.broadcast_address)
+    taken = {low, high}
+    for text in reserved:  # a few: read strictly (an invalid one raises, as for any pool)
+        addr = ipaddress.ip_address(text)
+        if addr.version == 4:
+            taken.add(int(addr))
+    result = {}
+    for pid in people:
+        text = previous.get(pid)
+        if text is None:
+            continue
+        value = _v4_int(text)
+        if value is not None and low <= value <= high and value not in taken:
+            result[pid] = socket.inet_ntoa(value.to_bytes(4, "big"))
+            taken.add(value)
+    candidate, missing = low + 1, 0
+    for pid in people:
+        if pid in result:
+            continue
+        while candidate < high and candidate in taken:
+            candidate += 1
+        if candidate >= high:
+            missing += 1
+            continue
+        result[pid] = socket.inet_ntoa(candidate.to_bytes(4, "big"))
+        candidate += 1
+    if missing:
+        raise PoolExhausted(str(net), missing)
+    return result

@@ -55,13 +55,16 @@ def plan_second_factor(inputs, args, write, diff, result):
         return result
     root = str(inputs.kits_root())
     on_gateway = {pid: gw for gw, e in entries.items() for pid in e.get("people", {})}
-    summaries = {pid: summary_text(settings, (entries.get(on_gateway.get(pid, "")) or {}).get("listen", []))
-                 for pid in ids}
+    # one summary per gateway (its gate's address), not one text and digest built per person
+    texts = {gw: summary_text(settings, (entries.get(gw) or {}).get("listen", [])) for gw in entries}
+    texts.setdefault("", summary_text(settings, []))
+    digests = {text: _digest(text) for text in set(texts.values())}
+    summaries = {pid: texts.get(on_gateway.get(pid, ""), texts[""]) for pid in ids}
     # <kits>/.mfa-kits.json: person -> digest of their summary after a successful run; a person whose
     # digest is unchanged and whose secret is there is skipped without reading their kit
     index_path = os.path.join(root, INDEX)
     index = read_index(index_path) if write else {}
-    done = {pid for pid in ids if pid not in rotate and index.get(pid) == _digest(summaries[pid])
+    done = {pid for pid in ids if pid not in rotate and index.get(pid) == digests[summaries[pid]]
             and os.path.exists(os.path.join(root, pid, KIT, SECRET_FILE))}
     secrets, new = enrol([pid for pid in ids if pid not in done], root, settings.issuer, rotate=rotate, write=write)
     secrets.clear()
@@ -85,7 +88,7 @@ def plan_second_factor(inputs, args, write, diff, result):
         if write and summaries[pid] and pid not in done:
             kits_changed += write_kit_file(root, pid, KIT, "summary.yml", summaries[pid])
     if write:
-        new_index = {pid: _digest(summaries[pid]) for pid in ids}
+        new_index = {pid: digests[summaries[pid]] for pid in ids}
         if new_index != index:
             atomic_write(index_path, json.dumps(new_index, sort_keys=True), mode=0o600, dir_mode=0o700)
     for p in people.values():
@@ -94,7 +97,7 @@ def plan_second_factor(inputs, args, write, diff, result):
             state["exempt"][p.id] = {"service": p.service, "reason": reason}
     state_changed = state != previous
     if write and state_changed:
-        save_state(str(inputs.path(cap.state_file)), state)
+        save_state(str(inputs.path(cap.state_file)), state, differs=True)  # previous: the file, parsed
     added = sorted(set(state["people"]) - set(before))
     removed = sorted(set(before) - set(state["people"]))
     result.update(

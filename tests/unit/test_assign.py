@@ -74,3 +74,48 @@ def test_allocation_is_stable_under_any_permutation(people, seed):
     shuffled = people[:]
     random.Random(seed).shuffle(shuffled)
     assert allocate_addresses(shuffled, "10.100.0.0/24", previous=first) == first
+
+
+def _reference_allocate(people, pool, previous, reserved):
+    """The plain ipaddress algorithm allocate_addresses must agree with (its IPv4 path works on ints)."""
+    net = ipaddress.ip_network(pool)
+    taken = {ipaddress.ip_address(a) for a in reserved} | {net.network_address, net.broadcast_address}
+    result = {}
+    for pid in people:
+        try:
+            addr = ipaddress.ip_address(previous[pid]) if pid in previous else None
+        except ValueError:
+            addr = None
+        if addr is not None and addr in net and addr not in taken:
+            result[pid] = str(addr)
+            taken.add(addr)
+    free = (a for a in net.hosts() if a not in taken)
+    for pid in people:
+        if pid not in result:
+            addr = next(free, None)
+            if addr is None:
+                raise PoolExhausted(str(net), 0)
+            result[pid] = str(addr)
+    return result
+
+
+TEXTS = st.one_of(st.sampled_from(["10.9.0.1", "10.9.0.7", "10.9.0.0", "10.9.0.15", "10.9.0.16", "10.9.0.01",
+                                   "10.9.0.2 ", "010.9.0.3", "10.9.3", "0x0a.9.0.4", "fd00::5", "::ffff:10.9.0.6",
+                                   "", "not an address", "10.9.0.8\x00"]),
+                  st.integers(0, 15).map(lambda n: f"10.9.0.{n}"), st.just(168361993))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from([f"p{i}" for i in range(14)]), unique=True, max_size=14),
+       st.dictionaries(st.sampled_from([f"p{i}" for i in range(14)]), TEXTS),
+       st.sampled_from(["10.9.0.0/28", "10.9.0.0/30", "10.9.0.0/31", "10.9.0.0/32"]))
+def test_ipv4_addresses_on_ints_agree_with_ipaddress(people, previous, pool):
+    reserved = ["10.9.0.1", "fd00::1"]
+    try:
+        expected = _reference_allocate(people, pool, previous, reserved)
+    except PoolExhausted:
+        with pytest.raises(PoolExhausted):
+            allocate_addresses(people, pool, previous, reserved)
+        return
+    got = allocate_addresses(people, pool, previous, reserved)
+    assert got == expected and list(got) == list(expected)
