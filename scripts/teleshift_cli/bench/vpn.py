@@ -196,7 +196,8 @@ def run(args):
             gateways = _sized_inventory(inv, args.people, args.gateways)
             # untimed: new gateways get their packages and setup (as ts-gw1 has from the lab's converge)
             seconds, _ = _playbook("vpn.yml", inv / "hosts.yml", {"teleshift_kits_dir": str(work / "setup-kits")})
-            (inv / "state" / "vpn.yml").unlink()
+            for name in ("vpn.yml", "mfa.yml"):  # the set-up run's people (the lab's) are not the bench's
+                (inv / "state" / name).unlink(missing_ok=True)
             _say(f"generated gateways set up (untimed): {seconds:.0f} s")
         else:
             shutil.copytree(paths.LAB_INVENTORY, inv, ignore=shutil.ignore_patterns("state"))
