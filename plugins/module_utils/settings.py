@@ -113,7 +113,20 @@ def load_settings(variables, source="inventory"):
     for name, list_ok in COUNT_SETTINGS.items():
         value = variables.get(name)
         values = value if list_ok and isinstance(value, list) and value else [value]
-        if value is not None and not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values):
+        if value is not None and not all(whole_number(v) is not None for v in values):
             problems.append(Problem(source, 0, name, "expected a whole number >= 0" + (
                 " or a list of them (one per wave)" if list_ok else "") + f", got {value!r}"))
     return Settings(services={str(k): v for k, v in services.items()}, region=region, problems=problems)
+
+
+def whole_number(value):
+    """``value`` as a whole number >= 0, or None. Digits as text count too: ``-e name=200`` on the
+    ansible-playbook command line gives the text "200". Anything else (a bool, "2e2", " 200", "-1",
+    "0x10", 2.0) is not one."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value >= 0 else None
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return int(value)
+    return None

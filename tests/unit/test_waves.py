@@ -98,3 +98,31 @@ def test_continuity_policy_key_is_validated():
     assert ok.ok
     bad = load_settings({"teleshift_services": {"paie": {"continuity": "vital"}}})
     assert [(x.field, "'vital'" in x.message) for x in bad.problems] == [("teleshift_services.paie.continuity", True)]
+
+
+@pytest.mark.parametrize("value", [200, "200", "0", [10, "20"]])
+def test_stock_settings_take_digits_given_as_text(value):
+    # ansible-playbook -e teleshift_vpn_licences=200 passes the text "200": the same as 200 in YAML
+    assert not load_settings({"teleshift_services": SERVICES, "teleshift_laptops_stock": value}).problems
+    assert not load_settings({"teleshift_services": SERVICES, "teleshift_vpn_licences": 200 if isinstance(value, list)
+                              else value}).problems
+
+
+@pytest.mark.parametrize("value", [-1, "-1", "2e2", " 200", "0x10", "²", "", True, 2.0, [1, "x"], "lots"])
+def test_stock_settings_refuse_what_is_not_a_whole_number(value):
+    found = load_settings({"teleshift_services": SERVICES, "teleshift_vpn_licences": value}).problems
+    assert [p.field for p in found] == ["teleshift_vpn_licences"] and "whole number" in found[0].message
+
+
+def test_cli_stock_and_per_wave_from_the_inventory_take_digits_as_text():
+    from teleshift_cli.commands.waves import per_wave_value, stock_setting
+    from teleshift_cli.errors import CliError
+
+    assert stock_setting(None, "150", "teleshift_laptops_stock", "--laptops") == [150]
+    assert stock_setting(None, [5, "7"], "teleshift_laptops_stock", "--laptops") == [5, 7]
+    assert per_wave_value("40", "inventory variable teleshift_rollout_per_wave") == 40
+    for bad in ("4.5", "-3", True, "²"):
+        with pytest.raises(CliError):
+            stock_setting(None, bad, "teleshift_laptops_stock", "--laptops")
+        with pytest.raises(CliError):
+            per_wave_value(bad, "inventory variable teleshift_rollout_per_wave")

@@ -1,6 +1,7 @@
 """teleshift waves: who gets a laptop / licence in which wave, and who waits."""
 import sys
 
+from ansible_collections.teleshift.toolkit.plugins.module_utils.settings import whole_number
 from ansible_collections.teleshift.toolkit.plugins.module_utils.waves import MAX_WAVES, plan_waves, write_csv
 
 from teleshift_cli import laptops as handout
@@ -33,19 +34,19 @@ def stock_setting(cli, value, name, option):
             raise CliError(f"{option} {exc}") from None
     if value is None:
         return None
-    values = value if isinstance(value, list) else [value]
-    if not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= MAX_STOCK for v in values) \
-            or not values or len(values) > MAX_WAVES:
+    values = [whole_number(v) for v in (value if isinstance(value, list) else [value])]
+    if not all(v is not None and v <= MAX_STOCK for v in values) or not values or len(values) > MAX_WAVES:
         raise CliError(f"inventory variable {name}: expected a whole number or a list of whole numbers "
                        f"from 0 to {MAX_STOCK}, got {value!r}", EXIT_INPUT)
     return values
 
 
 def per_wave_value(value, origin):
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_STOCK:
+    number = whole_number(value)
+    if number is None or number > MAX_STOCK:
         raise CliError(f"{origin}: expected a whole number from 0 to {MAX_STOCK}, got {value!r}",
                        EXIT_INPUT if origin.startswith("inventory") else 2)
-    return value
+    return number
 
 
 def register(sub):
