@@ -73,6 +73,20 @@ def fresh_code(secret, key, step=30):
         return totp(secret, now)
 
 
+def ping_losses(output):
+    """(sent, lost) from the output of a ``ping`` (not -q) stopped with SIGINT: a request with no reply
+    before a later one was answered is lost; the one request still in flight when ping was stopped is
+    not counted (its reply could not arrive), any earlier unanswered one at the end is."""
+    import re
+
+    answered = {int(n) for n in re.findall(r"icmp_seq=(\d+) ttl=", output)}
+    summary = re.search(r"(\d+) packets transmitted", output)
+    sent = int(summary.group(1)) if summary else max(answered, default=0)
+    last = max(answered, default=0)
+    lost = sum(1 for n in range(1, last) if n not in answered) + max(0, sent - last - 1)
+    return sent, lost
+
+
 def kit_secret(kits, pid):
     path = Path(kits or LAB_KITS) / pid / "mfa" / "secret"
     return path.read_text(encoding="utf-8").strip() if path.exists() else ""

@@ -488,3 +488,20 @@ def test_lab_up_says_how_when_it_cannot_raise_the_inotify_limit(tmp_path, monkey
     monkeypatch.setattr(type(limit), "write_text", refused)
     with pytest.raises(lab.LabError, match=r"sysctl -w fs.inotify.max_user_instances=\d+"):
         lab.ensure_inotify(27, limit)
+
+
+def _ping_output(answered, sent):
+    lines = [f"64 bytes from 10.89.251.30: icmp_seq={n} ttl=63 time=0.4 ms" for n in answered]
+    return "\n".join(["PING 10.89.251.30 (10.89.251.30) 56(84) bytes of data.", *lines, "",
+                      "--- 10.89.251.30 ping statistics ---",
+                      f"{sent} packets transmitted, {len(answered)} received, 0% packet loss, time 9000ms"])
+
+
+def test_ping_losses_count_gaps_not_the_request_in_flight_at_the_stop():
+    from teleshift_cli.labclient import ping_losses
+
+    assert ping_losses(_ping_output(range(1, 51), 51)) == (51, 0)  # the 51st was in flight at SIGINT
+    assert ping_losses(_ping_output(range(1, 51), 50)) == (50, 0)
+    assert ping_losses(_ping_output([n for n in range(1, 51) if n not in (7, 8, 30)], 51)) == (51, 3)
+    assert ping_losses(_ping_output(range(1, 41), 51)) == (51, 10)  # the tunnel died at the end
+    assert ping_losses(_ping_output([], 4)) == (4, 3)

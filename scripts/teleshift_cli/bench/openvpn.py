@@ -145,7 +145,7 @@ def run(args):
         _exec("ts-client1", "ip", "route", "replace", f"{DESK}/32", "dev", "ovpnbench")
         deadline = str(20 + 15 * args.changes)
         pinger = subprocess.Popen(["podman", "exec", "ts-client1", "ping", "-I", "ovpnbench", "-i", "0.2", "-w",
-                                   deadline, "-q", DESK], env=_env(), stdout=subprocess.PIPE,
+                                   deadline, DESK], env=_env(), stdout=subprocess.PIPE,
                                   stderr=subprocess.STDOUT, text=True)
         time.sleep(1)
         samples = []
@@ -160,13 +160,10 @@ def run(args):
         time.sleep(1)
         _exec("ts-client1", "pkill", "-INT", "-x", "ping", check=False)
         out, _ = pinger.communicate(timeout=120)
-        sent = received = 0
-        for line in out.splitlines():
-            if "packets transmitted" in line:
-                parts = line.split(",")
-                sent, received = int(parts[0].split()[0]), int(parts[1].split()[0])
+        sent, lost = labclient.ping_losses(out)  # by sequence: the request in flight at the stop is not a loss
+        received = sent - lost
         figures["other_session_pings_sent"] = sent
-        figures["other_session_pings_lost"] = sent - received
+        figures["other_session_pings_lost"] = lost
         labclient.openvpn_down("ovpnbench")
         _say(f"one person added: {figures['one_change_s']:.1f} s (median of {samples} s); {watcher}'s OpenVPN "
              f"session meanwhile: {received}/{sent} pings answered")

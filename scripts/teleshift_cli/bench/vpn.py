@@ -227,7 +227,7 @@ def run(args):
         _use_profile(work / "kits", watcher)
         _exec("ts-client1", "ping", "-c", "3", "-W", "2", PBX, timeout=30)
         deadline = str(20 + 15 * args.changes)
-        pinger = subprocess.Popen(["podman", "exec", "ts-client1", "ping", "-i", "0.2", "-w", deadline, "-q", PBX],
+        pinger = subprocess.Popen(["podman", "exec", "ts-client1", "ping", "-i", "0.2", "-w", deadline, PBX],
                                   env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         time.sleep(1)
         samples = []
@@ -244,13 +244,12 @@ def run(args):
         time.sleep(1)
         _exec("ts-client1", "pkill", "-INT", "-x", "ping", check=False)  # ping prints its summary
         ping_out, _ = pinger.communicate(timeout=60)
-        sent = received = 0
-        for line in ping_out.splitlines():
-            if "packets transmitted" in line:
-                parts = line.split(",")
-                sent, received = int(parts[0].split()[0]), int(parts[1].split()[0])
+        from teleshift_cli.labclient import ping_losses
+
+        sent, lost = ping_losses(ping_out)  # by sequence: the request in flight at the stop is not a loss
+        received = sent - lost
         figures["other_tunnel_pings_sent"] = sent
-        figures["other_tunnel_pings_lost"] = sent - received
+        figures["other_tunnel_pings_lost"] = lost
         _say(f"one person added: {seconds:.1f} s (median of {samples} s); {watcher}'s tunnel meanwhile: "
              f"{received}/{sent} pings answered")
 
