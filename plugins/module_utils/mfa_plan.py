@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from ansible_collections.teleshift.toolkit.plugins.module_utils.mfa import b32_secret, duration, otpauth_uri
 from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import Problem
+from ansible_collections.teleshift.toolkit.plugins.module_utils.settings import not_a_boolean
 
 KIT = "mfa"  # the kit subdirectory this capability owns
 SECRET_FILE = "secret"  # noqa: S105  (a file name in the kit, not a secret)
@@ -97,12 +98,12 @@ def load_mfa_settings(all_vars, services, source="inventory"):
     s = MfaSettings(problems=problems)
     enabled = all_vars.get("teleshift_mfa_enabled", False)
     if not isinstance(enabled, bool):
-        problems.append(Problem(source, 0, "teleshift_mfa_enabled", "expected true or false"))
+        problems.append(Problem(source, 0, "teleshift_mfa_enabled", not_a_boolean("teleshift_mfa_enabled", enabled)))
         enabled = False
     s.enabled = enabled
     desktop = all_vars.get("teleshift_mfa_desktop", True)
     if not isinstance(desktop, bool):
-        problems.append(Problem(source, 0, "teleshift_mfa_desktop", "expected true or false"))
+        problems.append(Problem(source, 0, "teleshift_mfa_desktop", not_a_boolean("teleshift_mfa_desktop", desktop)))
         desktop = True
     s.desktop = desktop
     for attr, name, low, high, kind in (

@@ -119,6 +119,16 @@ def load_settings(variables, source="inventory"):
     return Settings(services={str(k): v for k, v in services.items()}, region=region, problems=problems)
 
 
+def not_a_boolean(name, value):
+    """The problem to report for a setting that must be true or false. Text that reads as one is what
+    ``ansible-playbook -e name=false`` gives: the message says how to pass a real boolean, since
+    accepting the text here while a template elsewhere reads "false" as true would split the decision."""
+    if isinstance(value, str) and value.strip().lower() in ("true", "false", "yes", "no", "on", "off"):
+        return (f"expected true or false, got the text {value!r} (on the command line, give it as JSON: "
+                f"-e '{{\"{name}\": {value.strip().lower() in ('true', 'yes', 'on') and 'true' or 'false'}}}')")
+    return f"expected true or false, got {value!r}"
+
+
 def whole_number(value):
     """``value`` as a whole number >= 0, or None. Digits as text count too: ``-e name=200`` on the
     ansible-playbook command line gives the text "200". Anything else (a bool, "2e2", " 200", "-1",

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from ansible_collections.teleshift.toolkit.plugins.module_utils.assign import (
     PoolExhausted, allocate_addresses, assign_hosts)
 from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import Problem, priority_order
+from ansible_collections.teleshift.toolkit.plugins.module_utils.settings import not_a_boolean
 
 DEFAULT_PORT = 51820
 DEFAULT_MAX_PEERS = 1000  # the role's wireguard_gateway_max_peers default documents the same number
@@ -140,7 +141,8 @@ def load_vpn_settings(all_vars, gateways_vars, source="inventory"):
             problems.append(Problem(source, 0, f"teleshift_vpn_dns[{i}]", f"{addr!r} is not an IP address"))
     full = all_vars.get("teleshift_vpn_full_tunnel", False)
     if not isinstance(full, bool):
-        problems.append(Problem(source, 0, "teleshift_vpn_full_tunnel", "expected true or false"))
+        problems.append(Problem(source, 0, "teleshift_vpn_full_tunnel",
+                                not_a_boolean("teleshift_vpn_full_tunnel", full)))
         full = False
     s.full_tunnel = full
     s.gate = all_vars.get("teleshift_mfa_enabled") is True  # the gate page is on the gateway's tunnel address
@@ -201,7 +203,8 @@ def _load_gateway(s, name, hv, problems, source, single):
         g.endpoint = f"[{endpoint}]:{g.port}" if ":" in endpoint else f"{endpoint}:{g.port}"
     oos = hv.get("wireguard_gateway_out_of_service", False)
     if oos not in (True, False, None, ""):
-        problems.append(Problem(source, 0, where + "wireguard_gateway_out_of_service", "expected true or false"))
+        problems.append(Problem(source, 0, where + "wireguard_gateway_out_of_service",
+                                not_a_boolean("wireguard_gateway_out_of_service", oos)))
     g.out_of_service = oos is True
     g.internal_address = str(hv.get("wireguard_gateway_internal_address") or "")
     if g.internal_address:

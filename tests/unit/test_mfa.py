@@ -119,6 +119,17 @@ def test_settings_name_every_bad_value():
     assert sorted(p.field for p in found) == ["teleshift_services.ase.mfa", "teleshift_services.rh.mfa"]
 
 
+@pytest.mark.parametrize("value, hint", [("false", "false"), ("Yes", "true"), ("1", None), (0, None)])
+def test_a_boolean_setting_given_as_text_is_refused_with_the_way_to_pass_it(value, hint):
+    # ansible-playbook -e teleshift_mfa_enabled=false gives the text "false": refused (a template reading
+    # it as true elsewhere would split the decision), and the message shows the JSON form that works
+    found = load_mfa_settings({"teleshift_mfa_enabled": value}, {"dsi": {}}).problems
+    assert [p.field for p in found] == ["teleshift_mfa_enabled"]
+    assert "expected true or false" in found[0].message
+    assert (f"""-e '{{"teleshift_mfa_enabled": {hint}}}'""" in found[0].message) == (hint is not None)
+    assert not load_mfa_settings({"teleshift_mfa_enabled": False}, {"dsi": {}}).problems
+
+
 def test_policy_and_gate_slices():
     s = load_mfa_settings({"teleshift_mfa_enabled": True}, {"dsi": {}, "culture": {"mfa": {"exempt": "web"}}})
     people = {p.id: p for p in (person("amartin"), person("fmuller", "culture"), person("hroux", active=False),
