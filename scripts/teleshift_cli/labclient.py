@@ -138,6 +138,30 @@ def open_gate(pid, kits=None, seconds=60, keep=600, client=CLIENT):
     raise RuntimeError(f"could not open {pid}'s gate at {url}: {answer}")
 
 
+def gate_address(kits, pid):
+    """The gate page's address from ``pid``'s kit ("" when the second factor is off)."""
+    url = gate_url(kits, pid)
+    return url.split("//", 1)[1].split("/", 1)[0].rsplit(":", 1)[0].strip("[]") if url else ""
+
+
+def open_gate_via(pid, kits, device, client=CLIENT):
+    """Open ``pid``'s gate through the tunnel interface ``device`` when the laptop has several (the page
+    maps the source address to the person): the page's route goes through ``device`` for the request,
+    then back to what it was. Returns the gate's answer."""
+    portal = gate_address(kits, pid)
+    if not portal:
+        return {"result": "no second factor"}
+    before = run(client, "ip", "route", "show", f"{portal}/32").stdout.strip()
+    run(client, "ip", "route", "replace", f"{portal}/32", "dev", device, check=True)
+    try:
+        return open_gate(pid, kits, client=client)
+    finally:
+        if before:
+            run(client, "ip", "route", "replace", *before.split())
+        else:
+            run(client, "ip", "route", "del", f"{portal}/32", "dev", device)
+
+
 def tunnel_up(profile_text, profile="teleshift", kits=None, gate=True):
     """Import a WireGuard profile on the laptop and (re)start its tunnel; then open the person's gate
     (their kit's code) when the second factor is on: ``kits`` is where the profile came from.

@@ -116,12 +116,6 @@ def server_pid():
     return lab_exec("ts-gw1", "systemctl", "show", "-p", "MainPID", "--value", "teleshift-openvpn").stdout.strip()
 
 
-def gate_address(kits, pid):
-    """The gate page's address from ``pid``'s kit ("" when the second factor is off)."""
-    url = labclient.gate_url(kits, pid)
-    return url.split("//", 1)[1].split("/", 1)[0].rsplit(":", 1)[0].strip("[]") if url else ""
-
-
 @pytest.fixture(scope="module")
 def lab(lab_up, tmp_path_factory):
     proc = run_playbook("lab_client_openvpn.yml", timeout=600)
@@ -170,7 +164,7 @@ def test_revoking_ends_that_session_only_and_keeps_everyone_elses_address_and_ce
     assert labclient.openvpn_running("ovpn1"), "the first person's client is not running"
     labclient.openvpn_up(lab.profile(SECOND), "ovpn2", "--route-nopull")
     lab_exec("ts-client1", "ip", "route", "replace", f"{DESK}/32", "dev", "ovpn2", check=True)
-    portal = gate_address(lab.kits, SECOND)
+    portal = labclient.gate_address(lab.kits, SECOND)
     if portal:  # the second person's code goes through their own tunnel (the page maps the source address)
         lab_exec("ts-client1", "ip", "route", "replace", f"{portal}/32", "dev", "ovpn2", check=True)
         try:

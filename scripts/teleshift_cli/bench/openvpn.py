@@ -143,6 +143,12 @@ def run(args):
         labclient.openvpn_up((work / "kits" / watcher / "openvpn" / "teleshift-tcp.ovpn").read_text(), "ovpnbench",
                              "--route-nopull")
         _exec("ts-client1", "ip", "route", "replace", f"{DESK}/32", "dev", "ovpnbench")
+        gate = labclient.open_gate_via(watcher, work / "kits", "ovpnbench")  # the second factor, when on
+        if gate.get("result") != "no second factor" and gate.get("person") != watcher:
+            raise SystemExit(f"{watcher} could not open the gate over OpenVPN: {gate}")
+        if not labclient.wait_for(lambda: _exec("ts-client1", "ping", "-I", "ovpnbench", "-c", "1", "-W", "1", DESK,
+                                                check=False).returncode == 0, 20):
+            raise SystemExit(f"{watcher}'s OpenVPN session does not reach the desktop host {DESK}")
         deadline = str(20 + 15 * args.changes)
         pinger = subprocess.Popen(["podman", "exec", "ts-client1", "ping", "-I", "ovpnbench", "-i", "0.2", "-w",
                                    deadline, DESK], env=_env(), stdout=subprocess.PIPE,
