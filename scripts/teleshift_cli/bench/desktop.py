@@ -100,6 +100,19 @@ def _x_server_pid(login):
     return next((line.split()[0] for line in out.splitlines() if line.split()[1:] == ["Xorg"]), None)
 
 
+def _key_on_gateway(profile_text, gateway="ts-gw1"):
+    """Whether the public key of the profile's private key is a peer on the lab gateway."""
+    from ansible_collections.teleshift.toolkit.plugins.module_utils.wireguard_plan import public_key_of
+
+    private = next((line.split("=", 1)[1].strip() for line in profile_text.splitlines()
+                    if line.replace(" ", "").startswith("PrivateKey=")), "")
+    try:
+        public = public_key_of(private)
+    except ValueError:
+        return False
+    return public in _exec("wg", "show", "wg0", "peers", host=gateway).stdout.split()
+
+
 def _open_session(login, kits):
     """A real RDP session of a lab person, from the laptop stand-in through their VPN tunnel, kept
     open during the one-person change; returns the session's Xorg pid (None if none started)."""
@@ -107,6 +120,11 @@ def _open_session(login, kits):
 
     profile = Path(kits) / login / "vpn" / "teleshift.conf"
     password = (Path(kits) / login / "desktop" / "password").read_text().strip()
+    if not _key_on_gateway(profile.read_text()):
+        print(f"no RDP session checked: {login}'s VPN key in this checkout's kits/lab is not on ts-gw1 (the lab "
+              "was converged from another checkout, or before these kits changed): run scripts/teleshift run "
+              "site from this checkout first", flush=True)
+        return None
     labclient.tunnel_up(profile.read_text(), kits=kits)
     labclient.start_rdp("10.89.251.20", login, password, seconds=600, tag="bench", kits=kits)
     deadline = time.monotonic() + 60
