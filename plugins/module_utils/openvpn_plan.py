@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from ansible_collections.teleshift.toolkit.plugins.module_utils.assign import (
     PoolExhausted, allocate_addresses, assign_hosts)
 from ansible_collections.teleshift.toolkit.plugins.module_utils.roster import Problem, priority_order
+from ansible_collections.teleshift.toolkit.plugins.module_utils.settings import not_a_boolean
 from ansible_collections.teleshift.toolkit.plugins.module_utils.wireguard_plan import (
     _int, _net, _nets, service_networks)
 
@@ -96,7 +97,11 @@ def load_openvpn_settings(all_vars, gateways_vars, source="inventory"):
         except ValueError:
             if ":" not in str(addr):  # IPv6 resolvers are WireGuard's business (no IPv6 pool here)
                 problems.append(Problem(source, 0, f"teleshift_vpn_dns[{i}]", f"{addr!r} is not an IP address"))
-    s.full_tunnel = all_vars.get("teleshift_vpn_full_tunnel", False) is True
+    full = all_vars.get("teleshift_vpn_full_tunnel", False)
+    if not isinstance(full, bool):  # as the WireGuard plan: never read "true" as a split tunnel in silence
+        problems.append(Problem(source, 0, "teleshift_vpn_full_tunnel",
+                                not_a_boolean("teleshift_vpn_full_tunnel", full)))
+    s.full_tunnel = full is True
     name = str(all_vars.get("teleshift_openvpn_profile_name") or DEFAULT_PROFILE)
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.+=-]{0,39}", name):
         problems.append(Problem(source, 0, "teleshift_openvpn_profile_name",

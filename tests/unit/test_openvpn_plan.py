@@ -3,6 +3,8 @@ added and removed), gateway stickiness, slices in the WireGuard template's acces
 import ipaddress
 import random
 
+import pytest
+
 from hypothesis import given, settings as hsettings, strategies as st
 
 from ansible_collections.teleshift.toolkit.plugins.module_utils import openvpn_plan as op
@@ -127,3 +129,14 @@ def test_plan_of_5000_people_is_fast():
     part = op.gateway_slice(plan, s.gateways["gw1"], SERVICES, s, {})
     assert time.perf_counter() - start < 2.0
     assert len(plan.people) == 5000 and len(part["clients"].splitlines()) == 5000
+
+
+@pytest.mark.parametrize("value", ["true", "yes", 1])
+def test_full_tunnel_that_is_not_true_or_false_is_refused_not_read_as_split(value):
+    # -e teleshift_vpn_full_tunnel=true gives the text "true": the WireGuard plan refused it while this one
+    # silently built split-tunnel profiles
+    s = settings(teleshift_vpn_full_tunnel=value)
+    assert [p.field for p in s.problems] == ["teleshift_vpn_full_tunnel"]
+    assert "expected true or false" in s.problems[0].message
+    full = settings(teleshift_vpn_full_tunnel=True)
+    assert not full.problems and full.full_tunnel
