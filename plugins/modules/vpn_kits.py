@@ -44,7 +44,7 @@ EXAMPLES = r"""
 - name: Write the VPN kits
   teleshift.toolkit.vpn_kits:
     gateway_keys:
-      ts-gw1: "{{ hostvars['ts-gw1'].wireguard_gateway_public_key }}"
+      ts-gw1: "{{ hostvars['ts-gw1'].wireguard_gateway_peers_result.public_key }}"
 """
 
 RETURN = r"""
