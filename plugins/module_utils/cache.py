@@ -94,12 +94,19 @@ def _read(name):
         os.close(fd)
 
 
-def _write(name, document, prune=None):
-    """Write ``document`` as JSON to the cache file ``name`` (0600, atomic); no error if it cannot."""
-    try:
-        data = json.dumps(document, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
-    except (TypeError, ValueError):
-        return
+def _encode(document):
+    """The JSON bytes written for ``document``; TypeError or ValueError when it is not JSON."""
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+
+
+def _write(name, document, prune=None, data=None):
+    """Write ``document`` as JSON to the cache file ``name`` (0600, atomic); no error if it cannot.
+    ``data``: its bytes, when the caller has already encoded it (``_encode``)."""
+    if data is None:
+        try:
+            data = _encode(document)
+        except (TypeError, ValueError):
+            return
     fd = _open_dir(create=True)
     if fd is None:
         return
@@ -194,11 +201,12 @@ def _parsed(kind, data, options, build, refresh, codec):
     value = build()
     try:
         document = encode(value)
-        if codec is None and json.loads(json.dumps(document)) != value:
+        data = _encode(document)  # once: the round-trip check below reads the bytes written
+        if codec is None and json.loads(data) != value:
             return value  # tuples, non-string keys...: JSON would not give it back
     except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
         return value  # dates, sets...: not JSON at all
-    _write(name, document, prune=kind)
+    _write(name, document, prune=kind, data=data)
     return value
 
 
