@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.teleshift.toolkit.plugins.module_utils import background
 from ansible_collections.teleshift.toolkit.plugins.module_utils import inputs as front_door
 from ansible_collections.teleshift.toolkit.plugins.module_utils import registry
 from ansible_collections.teleshift.toolkit.plugins.module_utils.state import save_state
@@ -17,7 +18,10 @@ class ActionModule(ActionBase):
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
-        task_vars = task_vars or {}
+        # the state and caches are written beside the rest of the plan, all done before returning
+        return background.plan_task(result, "Desktop plan failed", lambda: self._plan(result, task_vars or {}))
+
+    def _plan(self, result, task_vars):
         cap = registry.get("desktop")
         inputs = front_door.open_plan(self._templar, task_vars, self._task.args, result, cap.name,
                                       "Desktop plan failed, no host was changed.")

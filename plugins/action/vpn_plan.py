@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.teleshift.toolkit.plugins.module_utils import background
 from ansible_collections.teleshift.toolkit.plugins.module_utils import inputs as front_door
 from ansible_collections.teleshift.toolkit.plugins.module_utils import registry
 from ansible_collections.teleshift.toolkit.plugins.module_utils.mfa_planner import plan_second_factor
@@ -42,7 +43,10 @@ class ActionModule(ActionBase):
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
-        task_vars = task_vars or {}
+        # state, indexes and caches are written beside the rest of the plan, all done before returning
+        return background.plan_task(result, "VPN plan failed", lambda: self._plan(result, task_vars or {}))
+
+    def _plan(self, result, task_vars):
         args = self._task.args
         inputs = VpnInputs(self, task_vars, args.get("roster"), args.get("kits_dir"))
         # what the VPN applies, and only that: a stale queue entry elsewhere never keeps a leaver's tunnel

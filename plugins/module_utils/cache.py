@@ -24,6 +24,8 @@ import re
 import stat
 import time
 
+from ansible_collections.teleshift.toolkit.plugins.module_utils import background
+
 MAX_AGE = 7 * 24 * 3600
 FORMAT = "json1"  # part of every file name: a new format never reads an old file
 MAX_FILE = 256 * 1024 * 1024
@@ -199,15 +201,21 @@ def _parsed(kind, data, options, build, refresh, codec):
             except (ValueError, TypeError, KeyError, AttributeError, IndexError):
                 pass
     value = build()
-    try:
-        document = encode(value)
-        data = _encode(document)  # once: the round-trip check below reads the bytes written
-        if codec is None and json.loads(data) != value:
-            return value  # tuples, non-string keys...: JSON would not give it back
-    except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
-        return value  # dates, sets...: not JSON at all
-    _write(name, document, prune=kind, data=data)
+    background.submit("parsed-file cache", _store, name, kind, value, encode, codec is None)
     return value
+
+
+def _store(name, kind, value, encode, check):
+    """Write ``value`` under ``name``; ``check``: only when JSON gives it back equal."""
+    with paused_gc():
+        try:
+            document = encode(value)
+            data = _encode(document)  # once: the round-trip check below reads the bytes written
+            if check and json.loads(data) != value:
+                return  # tuples, non-string keys...: JSON would not give it back
+        except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
+            return  # dates, sets...: not JSON at all
+        _write(name, document, prune=kind, data=data)
 
 
 def _memo_name(kind, options):
@@ -233,8 +241,12 @@ def load_memo(kind, options, decode=None):
 def save_memo(kind, options, memo, encode=None):
     if not enabled() or memo is None:
         return
+    background.submit("row memo", _save_memo, _memo_name(kind, options), memo, encode)
+
+
+def _save_memo(name, memo, encode):
     try:
         document = encode(memo) if encode else memo
     except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
         return
-    _write(_memo_name(kind, options), document)
+    _write(name, document)

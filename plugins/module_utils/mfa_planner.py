@@ -13,7 +13,7 @@ import hashlib
 import json
 import os
 
-from ansible_collections.teleshift.toolkit.plugins.module_utils import registry
+from ansible_collections.teleshift.toolkit.plugins.module_utils import background, registry
 from ansible_collections.teleshift.toolkit.plugins.module_utils.atomic import atomic_write
 from ansible_collections.teleshift.toolkit.plugins.module_utils.kits import read_index, write_kit_file
 from ansible_collections.teleshift.toolkit.plugins.module_utils.mfa_plan import (
@@ -89,8 +89,9 @@ def plan_second_factor(inputs, args, write, diff, result):
             kits_changed += write_kit_file(root, pid, KIT, "summary.yml", summaries[pid])
     if write:
         new_index = {pid: digests[summaries[pid]] for pid in ids}
-        if new_index != index:
-            atomic_write(index_path, json.dumps(new_index, sort_keys=True), mode=0o600, dir_mode=0o700)
+        if new_index != index:  # read at the next run only: written beside the rest of the task
+            background.submit(f"writing {index_path}", lambda: atomic_write(
+                index_path, json.dumps(new_index, sort_keys=True), mode=0o600, dir_mode=0o700))
     for p in people.values():
         reason = exemption(p, settings)
         if reason:

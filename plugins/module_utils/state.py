@@ -12,6 +12,7 @@ import json
 import re
 from pathlib import Path
 
+from ansible_collections.teleshift.toolkit.plugins.module_utils import background
 from ansible_collections.teleshift.toolkit.plugins.module_utils.atomic import atomic_write
 from ansible_collections.teleshift.toolkit.plugins.module_utils.cache import parsed, remember
 
@@ -135,8 +136,11 @@ def save_state(path, data, differs=False):
     path = Path(path)
     if not differs and path.exists() and load_state(path) == data:  # same data: nothing to write
         return False
-    text = dump_state(data)
-    raw = text.encode("utf-8")
+    background.submit(f"writing {path}", _write_state, path, data)  # in a plan task: beside the rest
+    return True
+
+
+def _write_state(path, data):
+    raw = dump_state(data).encode("utf-8")
     atomic_write(path, raw, mode=0o644, durable=True)
     remember("state", raw, _yaml()[2], data)  # the next run does not parse what we just wrote
-    return True

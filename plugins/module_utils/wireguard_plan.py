@@ -558,6 +558,7 @@ def client_keys(ids, kits_root, rotate=(), write=True, privates=None, known=None
     import json
     import os
 
+    from ansible_collections.teleshift.toolkit.plugins.module_utils import background
     from ansible_collections.teleshift.toolkit.plugins.module_utils.atomic import atomic_write
     from ansible_collections.teleshift.toolkit.plugins.module_utils.kits import read_index, read_kit_file
     from ansible_collections.teleshift.toolkit.plugins.module_utils.kits import write_kit_file
@@ -598,8 +599,9 @@ def client_keys(ids, kits_root, rotate=(), write=True, privates=None, known=None
             write_kit_file(kits_root, pid, KIT, PRIVATE_KEY_FILE, private + "\n")
     if write:
         recorded = {**index, **public}
-        if recorded != index:
-            atomic_write(index_path, json.dumps(recorded, sort_keys=True), mode=0o600, dir_mode=0o700)
+        if recorded != index:  # read by this function only: written beside the rest of a plan task
+            background.submit(f"writing {index_path}", lambda: atomic_write(
+                index_path, json.dumps(recorded, sort_keys=True), mode=0o600, dir_mode=0o700))
     return public, new
 
 
