@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.teleshift.toolkit.plugins.module_utils import background
 from ansible_collections.teleshift.toolkit.plugins.module_utils import inputs as front_door
 from ansible_collections.teleshift.toolkit.plugins.module_utils.mfa_planner import plan_second_factor
 
@@ -17,7 +18,11 @@ class ActionModule(ActionBase):
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
-        task_vars = task_vars or {}
+        # the state, index and caches are written beside the rest of the plan, all done before returning
+        return background.plan_task(result, "second-factor plan failed",
+                                    lambda: self._plan(result, task_vars or {}))
+
+    def _plan(self, result, task_vars):
         args = self._task.args
         inputs = front_door.open_plan(self._templar, task_vars, args, result, "mfa",
                                       "second-factor plan failed, no host was changed.", capacity=False)
