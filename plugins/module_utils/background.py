@@ -57,7 +57,7 @@ class Batch:
         for pid, read_end, what in self.children:
             with os.fdopen(read_end, "rb") as stream:
                 message = stream.read().decode("utf-8", "replace")
-            _, status = os.waitpid(pid, 0)
+            status = os.waitpid(pid, 0)[1]
             if os.waitstatus_to_exitcode(status) != 0:
                 errors.append(f"{what}: {message or 'the writer process failed'}")
         self.children = []
