@@ -9,7 +9,10 @@
   are those of the last call that succeeded, and the host's fingerprint is the one that call left
   (module_utils/wireguard_probe.py: one shell command on the host, one digest back). Anything else
   runs the module as before. The record is ``<kits>/.wg-applied.<host>.json`` (0600); without a kits
-  directory the module always runs."""
+  directory the module always runs.
+- With ``role_spec`` (the wireguard_gateway role's fast path) it first checks the role's variables
+  against that entry point of its argument spec, as Ansible's own check task would, in this same worker
+  (module_utils/role_arguments.py)."""
 from __future__ import annotations
 
 import hashlib
@@ -22,6 +25,7 @@ from ansible_collections.teleshift.toolkit.plugins.module_utils.atomic import at
 from ansible_collections.teleshift.toolkit.plugins.module_utils.controller import inventory_dir, plain
 from ansible_collections.teleshift.toolkit.plugins.module_utils.gate_sender import kit_secrets, send_gate
 from ansible_collections.teleshift.toolkit.plugins.module_utils.kits import read_index, resolve_path
+from ansible_collections.teleshift.toolkit.plugins.module_utils.role_arguments import role_argument_errors
 from ansible_collections.teleshift.toolkit.plugins.module_utils.wireguard_probe import probe_script
 
 MODULE = "teleshift.toolkit.wireguard_peers"
@@ -38,6 +42,13 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         task_vars = task_vars or {}
         args = plain(dict(self._task.args))
+        role_spec = args.pop("role_spec", None)
+        if role_spec:
+            errors = role_argument_errors(self, task_vars, str(role_spec))
+            if errors:
+                result.update(failed=True, argument_errors=errors,
+                              msg="Validation of arguments failed:\n" + "\n".join(errors))
+                return result
         gate = {k: v for k, v in (args.pop("gate", None) or {}).items() if v is not None} or None
 
         def call(gate_args=None):

@@ -103,6 +103,13 @@ options:
         is left as it is and the caller runs the C(mfa_gate) role. A gate that cannot be applied fails the
         task after the peers were applied, as a separate C(mfa_gate) task after this one would.
     type: dict
+  role_spec:
+    description:
+      - Handled by the action plugin, on the controller - the entry point of the calling role's argument spec
+        (C(meta/argument_specs.yml)) its variables are checked against before anything else, as Ansible's own
+        check task does (the C(wireguard_gateway) role's fast path imports the role with
+        C(rolespec_validate=false) and saves that task's worker on every gateway). Failures name each variable.
+    type: str
 author: teleshift contributors (!UNKNOWN)
 """
 
@@ -227,6 +234,7 @@ def main():
             "setup_fingerprint": {"type": "str"},
             "setup_marker": {"type": "path", "default": DEFAULTS["setup_marker"]},
             "gate": {"type": "dict"},  # validated against mfa_gate's spec in _gate_params
+            "role_spec": {"type": "str"},  # the action plugin's (it never reaches the host)
         },
         supports_check_mode=True,
     )
