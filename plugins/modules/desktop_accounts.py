@@ -142,6 +142,12 @@ missing_hash:
   type: list
   elements: str
   returned: failure
+probe:
+  description: The host's fingerprint after this call (module_utils/desktop_probe.py), which the action
+    plugin keeps to skip the next call when nothing changed. Not returned in check mode, or when this call
+    ended sessions of locked accounts (the next call looks again).
+  type: str
+  returned: sometimes
 """
 
 import ctypes
@@ -156,6 +162,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.teleshift.toolkit.plugins.module_utils.desktop_accounts import (
     check_databases, diff_accounts, apply_changes, is_locked, parse_accounts, parse_databases, render,
     uids_with_processes)
+from ansible_collections.teleshift.toolkit.plugins.module_utils.desktop_probe import probe_script
 from ansible_collections.teleshift.toolkit.plugins.module_utils.results import brief_invocation
 
 FILES = ("/etc/passwd", "/etc/shadow", "/etc/group", "/etc/gshadow")
@@ -435,6 +442,11 @@ def run(module):
         result["accounts"] = {"desired": len(desired), "managed": len(members), "locked": locked}
     else:
         result["accounts"] = {"desired": len(desired), "managed": len(managed)}
+    if not module.check_mode and not ending:
+        # the host's fingerprint now, for the action's next run (module_utils/desktop_probe.py)
+        rc, out, _err = module.run_command(["/bin/sh", "-c", probe_script()])
+        if rc == 0 and out.strip():
+            result["probe"] = out.strip()
     module.exit_json(**result)
 
 

@@ -195,6 +195,25 @@ def test_second_converge_changes_nothing(lab):
     assert recap(proc.stdout)["ts-desk1"]["changed"] == 0, proc.stdout[-3000:]
 
 
+def test_an_unchanged_host_is_probed_and_a_hand_edit_is_put_back(lab):
+    """The accounts module is skipped when its arguments and the host's fingerprint are those of the last
+    call (module_utils/desktop_probe.py); an account edited by hand changes the fingerprint and the next
+    run puts it back."""
+    def accounts_run():
+        proc = run_playbook("desktop.yml", "--tags", "desktop_accounts", "-v", timeout=900)
+        assert proc.returncode == 0, proc.stdout[-3000:]
+        return proc.stdout
+
+    accounts_run()  # whatever ran before (sessions of other tests ended since), the record is now fresh
+    assert "probed: true" in accounts_run()
+    shell = lab_exec("ts-desk1", "getent", "passwd", "cgarcia").stdout.strip().rsplit(":", 1)[1]
+    lab_exec("ts-desk1", "usermod", "-s", "/bin/sh", "cgarcia")
+    repaired = accounts_run()
+    assert "probed: true" not in repaired and "cgarcia" in repaired
+    assert lab_exec("ts-desk1", "getent", "passwd", "cgarcia").stdout.strip().endswith(":" + shell)
+    assert "probed: true" in accounts_run()
+
+
 def test_check_mode_reports_a_new_person_without_changing_the_host(lab, tmp_path):
     hosts = lab_inventory_copy(tmp_path / "inventory")
     roster = hosts.parent / "roster.csv"
