@@ -643,8 +643,9 @@ def write_client_kits(plan, settings, kits_root, gateway_keys, qr=True, workers=
     Only what changed is rewritten; QR codes are redrawn only for changed profiles. With
     ``public_keys`` (id -> public key), ``<kits>/.vpn-profiles.json`` keeps a digest of each profile's
     public inputs (everything but the private key, plus the person's public key, which changes with
-    the private one): a person whose digest is unchanged and whose files are there is skipped
-    without reading anything. Returns (sorted ids whose profile changed, ids skipped because their
+    the private one) and the time of their kit folder: a person whose digest and folder time are
+    unchanged (no file added, removed or replaced there since) is skipped with one ``stat``, without
+    reading anything. Returns (sorted ids whose profile changed, ids skipped because their
     gateway's public key is not known yet).
     """
     import hashlib
@@ -655,7 +656,6 @@ def write_client_kits(plan, settings, kits_root, gateway_keys, qr=True, workers=
     from ansible_collections.teleshift.toolkit.plugins.module_utils.kits import read_kit_file
 
     name = settings.profile_name
-    wanted = [f"{name}.conf"] + ([f"{name}.png", f"{name}.svg"] if qr else [])
     index_path = os.path.join(kits_root, PROFILE_INDEX)
     index = {}
     if public_keys is not None:
@@ -676,12 +676,18 @@ def write_client_kits(plan, settings, kits_root, gateway_keys, qr=True, workers=
         digest = None
         if public_keys is not None and public_keys.get(pid):
             public_text = render_client_config(person, "-", gateway, gw_key, settings,
-                                               allowed[person.gateway]) + public_keys[pid]
+                                               allowed[person.gateway]) + public_keys[pid] + ("+qr" if qr else "")
             digest = hashlib.sha256(public_text.encode("utf-8")).hexdigest()[:24]
-            folder = os.path.join(kits_root, pid, KIT)
-            if index.get(pid) == digest and all(os.path.exists(os.path.join(folder, f)) for f in wanted):
-                new_index[pid] = digest
-                continue
+            recorded = index.get(pid)
+            if isinstance(recorded, str) and recorded.startswith(digest + ":"):
+                # the folder's time: any file added, removed or replaced there since changes it
+                try:
+                    seen = os.stat(os.path.join(kits_root, pid, KIT)).st_mtime_ns
+                except OSError:
+                    seen = None
+                if recorded == f"{digest}:{seen}":
+                    new_index[pid] = recorded
+                    continue
         private = (privates or {}).get(pid) or (read_kit_file(kits_root, pid, KIT, PRIVATE_KEY_FILE) or "").strip()
         if not private:
             skipped.append(pid)
@@ -700,6 +706,13 @@ def write_client_kits(plan, settings, kits_root, gateway_keys, qr=True, workers=
     else:
         outcomes = [_profile_job(job) for job in jobs]
     changed = [job[1] for job, was_changed in zip(jobs, outcomes) if was_changed]
-    if public_keys is not None and new_index != index:
-        atomic_write(index_path, json.dumps(new_index, sort_keys=True), mode=0o600, dir_mode=0o700)
+    if public_keys is not None:
+        for pid, value in new_index.items():  # written or checked in this run: their folder's time now
+            if ":" not in value:
+                try:
+                    new_index[pid] = f"{value}:{os.stat(os.path.join(kits_root, pid, KIT)).st_mtime_ns}"
+                except OSError:
+                    pass
+        if new_index != index:
+            atomic_write(index_path, json.dumps(new_index, sort_keys=True), mode=0o600, dir_mode=0o700)
     return changed, skipped

@@ -300,6 +300,18 @@ def test_profile_index_skips_unchanged_people_without_reading_their_kit(tmp_path
     assert f"PrivateKey = {private}" in (tmp_path / "a" / "vpn" / "teleshift.conf").read_text()
     changed, _ = wp.write_client_kits(plan, s, tmp_path, {"gw1": key(8)}, public_keys={**public, **rotated})
     assert changed == ["a", "b"]  # the gateway was re-keyed: everyone's profile changes
+    index = json.loads((tmp_path / wp.PROFILE_INDEX).read_text())
+    assert all(value.count(":") == 1 for value in index.values())  # digest and folder time
+
+
+def test_profiles_written_without_qr_codes_get_them_when_asked(tmp_path):
+    s = vpn_settings()
+    plan = wp.plan_vpn([person("a")], s)
+    public, _ = wp.client_keys(["a"], tmp_path)
+    wp.write_client_kits(plan, s, tmp_path, {"gw1": key(7)}, qr=False, public_keys=public)
+    assert not (tmp_path / "a" / "vpn" / "teleshift.png").exists()
+    wp.write_client_kits(plan, s, tmp_path, {"gw1": key(7)}, qr=True, public_keys=public)
+    assert (tmp_path / "a" / "vpn" / "teleshift.png").exists() and (tmp_path / "a" / "vpn" / "teleshift.svg").exists()
 
 
 # --------------------------------------------------------------------------- gateway data & diff
