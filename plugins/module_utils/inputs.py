@@ -90,6 +90,12 @@ class Inputs:
             self._states[cap.name] = checked_state(data, str(path))
         return self._states[cap.name]
 
+    def use_state(self, capability, data):
+        """``data`` as this run's state of ``capability`` from now on: the state its plan has just made
+        (and written, unless in check mode), which a later step of the same task must see."""
+        cap = registry.get(capability) if isinstance(capability, str) else capability
+        self._states[cap.name] = data
+
     def memo(self, key, build):
         """``build()`` once per Inputs (a plan several checks need)."""
         if key not in self._memo:

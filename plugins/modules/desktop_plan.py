@@ -21,6 +21,13 @@ options:
   roster:
     description: Roster file; relative to the inventory directory. Defaults to C(teleshift_roster_file).
     type: path
+  mfa:
+    description:
+      - Also plan the second factor in this task, as C(teleshift.toolkit.mfa_plan) does (enrolment kits, who
+        is exempt), from the same roster read; its settings are validated before anything is written. The
+        result is in C(mfa). C(desktop.yml) plans both in one task.
+    type: bool
+    default: false
 author: teleshift contributors (!UNKNOWN)
 """
 
