@@ -177,8 +177,11 @@ def tunnel_up(profile_text, profile="teleshift", kits=None, gate=True):
             run(CLIENT, "systemctl", "stop", f"wg-quick@{profile}", timeout=90)
         except subprocess.TimeoutExpired:
             pass
-        run(CLIENT, "sh", "-c", f"ip link delete {profile} 2>/dev/null; pkill -f 'wireguard-go {profile}'; "
-                                f"systemctl reset-failed wg-quick@{profile}; true", timeout=30)
+        # each step on its own: a `pkill -f` inside `sh -c` matches (and kills) that shell, and what
+        # followed it never ran
+        run(CLIENT, "ip", "link", "delete", profile, timeout=30)
+        run(CLIENT, "pkill", "-f", f"wireguard-go {profile}", timeout=30)
+        run(CLIENT, "systemctl", "reset-failed", f"wg-quick@{profile}", timeout=30)
         try:
             proc = run(CLIENT, "systemctl", "start", f"wg-quick@{profile}", timeout=90)
         except subprocess.TimeoutExpired:

@@ -93,7 +93,11 @@ def lab(lab_up, tmp_path_factory):
     lab_exec("ts-pbx1", "sh", "-c", f"nohup timeout 900 python3 -c \"{echo}\" >/dev/null 2>&1 &", timeout=30)
     time.sleep(1)
     yield lab
-    lab_exec("ts-pbx1", "sh", "-c", f"pkill -f 'http.server {HTTP_PORT}'; pkill -f '{ECHO_PORT}'; true")
+    # pkill run directly: under `sh -c`, the first pkill matched (and killed) that shell, whose command
+    # line holds both patterns, so the echo server outlived the module and answered the next session's
+    # tests until its `timeout 900` closed their connection
+    for pattern in (f"http.server {HTTP_PORT}", f"{PBX}',{ECHO_PORT}"):
+        lab_exec("ts-pbx1", "pkill", "-f", pattern)
     rules = lab_exec("ts-pbx1", "nft", "-a", "list", "chain", "inet", "teleshift_pbx", "input").stdout
     for handle in re.findall(r'comment "teleshift-vpn-test" # handle (\d+)', rules):
         lab_exec("ts-pbx1", "nft", "delete", "rule", "inet", "teleshift_pbx", "input", "handle", handle)
