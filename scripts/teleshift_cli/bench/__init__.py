@@ -38,7 +38,7 @@ def task_times(text, top=5):
 
     found = []
     for line in (text or "").splitlines():
-        match = re.match(r"^(.+?) -{3,} (\d+\.\d+)s\s*$", line.strip())
+        match = re.match(r"^(.+?) -+ (\d+\.\d+)s\s*$", line.strip())  # long names get 1 or 2 dashes
         if match:
             found.append((match.group(1).strip(), float(match.group(2))))
     return sorted(found, key=lambda t: -t[1])[:top]

@@ -1,0 +1,18 @@
+"""The benchmarks' "where the time went" reads profile_tasks' summary, which pads a task name with
+dashes to a fixed width: a long name gets one or two dashes, and was dropped (the desktop bench's
+first converge then named only its smallest tasks)."""
+from teleshift_cli.bench import task_times
+
+SUMMARY = """TASKS RECAP ********************************************************************
+teleshift.toolkit.xrdp_host : Create, update and lock the accounts of the people placed on this host - 120.20s
+Place people on session hosts and plan the second factor, write state and kits (nothing written) -- 87.26s
+teleshift.toolkit.xrdp_host : Validating arguments against arg spec 'main' - Remote-desktop hosts --- 0.16s
+Show the plan ----------------------------------------------------------- 0.03s
+"""
+
+
+def test_long_task_names_are_kept_and_sorted_by_time():
+    found = task_times(SUMMARY, top=3)
+    assert [seconds for _name, seconds in found] == [120.2, 87.26, 0.16]
+    assert found[0][0].endswith("placed on this host")
+    assert found[2][0].endswith("' - Remote-desktop hosts")
