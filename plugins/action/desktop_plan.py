@@ -9,7 +9,7 @@ from ansible.plugins.action import ActionBase
 from ansible_collections.teleshift.toolkit.plugins.module_utils import background
 from ansible_collections.teleshift.toolkit.plugins.module_utils import inputs as front_door
 from ansible_collections.teleshift.toolkit.plugins.module_utils import registry
-from ansible_collections.teleshift.toolkit.plugins.module_utils.mfa_planner import plan_second_factor
+from ansible_collections.teleshift.toolkit.plugins.module_utils.mfa_planner import plan_along
 from ansible_collections.teleshift.toolkit.plugins.module_utils.state import save_state
 
 
@@ -29,15 +29,9 @@ class ActionModule(ActionBase):
         if inputs is None:
             return result
         mfa = bool(self._task.args.get("mfa"))
-        if mfa:  # the second factor's settings are checked before anything is written
-            warnings = result.pop("warnings", [])
-            found = front_door.validate(inputs, ["mfa"], capacity=False)
-            refused = front_door.refused(result, found, "second-factor plan failed, no host was changed.")
-            warnings = list(dict.fromkeys(warnings + result.pop("warnings", [])))  # roster warnings once
-            if warnings:
-                result["warnings"] = warnings
-            if refused:
-                return result
+        # the second factor's settings are checked before anything is written
+        if mfa and front_door.refused_also(result, inputs, ["mfa"], "second-factor plan failed, no host was changed."):
+            return result
         before = (inputs.state(cap).get("people") or {})
         plan = cap.plan(inputs)
         state_file = inputs.path(cap.state_file)
@@ -56,21 +50,18 @@ class ActionModule(ActionBase):
                           f"{len(changes['added'])} new, {len(changes['removed'])} gone, "
                           f"{len(changes['moved'])} changed"
                           + (" (check mode: nothing written)" if self._task.check_mode else ""))
+        enrolment_diff = None
         if mfa:  # the second factor's plan from the same roster read (module_utils/mfa_planner.py)
             inputs.use_state(cap, plan.state)  # each person's desktop host as just planned
-            enrolment = plan_second_factor(inputs, {}, not self._task.check_mode, self._task.diff, {})
-            if enrolment.get("failed"):
-                result.update(failed=True, msg=enrolment["msg"])
+            planned, enrolment_diff = plan_along(inputs, result, "mfa", not self._task.check_mode, self._task.diff)
+            if not planned:
                 return result
-            enrolment_diff = enrolment.pop("diff", None)
-            result.update(mfa=enrolment, changed=result["changed"] or enrolment["changed"],
-                          msg=f"{result['msg']}; {enrolment['msg']}")
         if self._task.diff and any(changes.values()):
             def lines(d):
                 return "".join(f"{pid}: {d[pid].get('host')} {d[pid].get('status')}\n"
                                for pid in sorted(d) if pid in set().union(*changes.values()))
             result["diff"] = {"before": lines(before), "after": lines(after),
                               "before_header": f"{state_file} (people)", "after_header": f"{state_file} (people)"}
-        if mfa and enrolment_diff:
+        if enrolment_diff:
             result["diff"] = [result["diff"], enrolment_diff] if "diff" in result else enrolment_diff
         return result

@@ -9,7 +9,7 @@ from ansible.plugins.action import ActionBase
 from ansible_collections.teleshift.toolkit.plugins.module_utils import background
 from ansible_collections.teleshift.toolkit.plugins.module_utils import inputs as front_door
 from ansible_collections.teleshift.toolkit.plugins.module_utils import registry
-from ansible_collections.teleshift.toolkit.plugins.module_utils.mfa_planner import plan_second_factor
+from ansible_collections.teleshift.toolkit.plugins.module_utils.mfa_planner import plan_along
 from ansible_collections.teleshift.toolkit.plugins.module_utils.state import save_state
 from ansible_collections.teleshift.toolkit.plugins.module_utils.wireguard_plan import (
     client_keys, gateway_slice, routes, state_of, write_client_kits)
@@ -53,15 +53,10 @@ class ActionModule(ActionBase):
         found = front_door.validate(inputs.inputs, ["vpn"], capacity=True)
         if front_door.refused(result, found, "VPN plan failed, no host was changed."):
             return result
-        if args.get("gate"):  # the second factor's plan too, in this task (module_utils/mfa_planner.py)
-            warnings = result.pop("warnings", [])
-            found = front_door.validate(inputs.inputs, ["mfa"], capacity=False)
-            refused = front_door.refused(result, found, "second-factor plan failed, no host was changed.")
-            warnings = list(dict.fromkeys(warnings + result.pop("warnings", [])))  # roster warnings once
-            if warnings:
-                result["warnings"] = warnings
-            if refused:
-                return result
+        # the second factor's plan too, in this task (module_utils/mfa_planner.py)
+        if args.get("gate") and front_door.refused_also(result, inputs.inputs, ["mfa"],
+                                                        "second-factor plan failed, no host was changed."):
+            return result
         previous = inputs.inputs.state(inputs.cap)
         plan = inputs.cap.plan(inputs.inputs)
         rotate = rotate_list(args.get("rotate", inputs.vars.get("wireguard_rotate")))
@@ -112,14 +107,11 @@ class ActionModule(ActionBase):
                  f"{len(set(after) - set(before))} new, {len(set(before) - set(after))} revoked, "
                  f"{len(new_keys)} new key(s)" + ("" if write else " (check mode: nothing written)")),
         )
+        gate_diff = None
         if args.get("gate"):
-            gate = plan_second_factor(inputs.inputs, {}, write, self._task.diff, {})
-            if gate.get("failed"):
-                result.update(failed=True, msg=gate["msg"])
+            planned, gate_diff = plan_along(inputs.inputs, result, "gate", write, self._task.diff)
+            if not planned:
                 return result
-            gate_diff = gate.pop("diff", None)
-            result.update(gate=gate, changed=result["changed"] or gate["changed"],
-                          msg=f"{result['msg']}; {gate['msg']}")
         if self._task.diff:
             def lines(d):
                 return "".join(
@@ -128,6 +120,6 @@ class ActionModule(ActionBase):
             result["diff"] = {"before": lines(before), "after": lines(after),
                               "before_header": f"{inputs.state_file} (people)",
                               "after_header": f"{inputs.state_file} (people)"}
-        if args.get("gate") and gate_diff:
+        if gate_diff:
             result["diff"] = [result["diff"], gate_diff] if "diff" in result else gate_diff
         return result

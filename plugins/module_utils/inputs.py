@@ -254,6 +254,19 @@ def open_plan(templar, task_vars, args, result, capability, headline, selected=N
     return None if refused(result, found, headline) else inputs
 
 
+def refused_also(result, inputs, selected, headline):
+    """A plan task that also plans ``selected`` (vpn_plan's gate, desktop_plan's second factor) checks
+    them before anything is written: True when refused (``result`` says why); the roster's warnings,
+    found by both checks, appear once."""
+    warnings = result.pop("warnings", [])
+    found = validate(inputs, selected, capacity=False)
+    refusal = refused(result, found, headline)
+    warnings = list(dict.fromkeys(warnings + result.pop("warnings", [])))
+    if warnings:
+        result["warnings"] = warnings
+    return refusal
+
+
 def from_task_vars(templar, task_vars, roster=None, kits_dir=None):
     """Inputs from an action plugin's ``task_vars``: the global variables and every host's
     variables whose names teleshift or a capability reads, templated (vault values decrypted)."""

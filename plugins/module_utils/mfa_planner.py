@@ -113,3 +113,16 @@ def plan_second_factor(inputs, args, write, diff, result):
                           "after": "".join(f"{pid}\n" for pid in sorted(state["people"])),
                           "before_header": f"{cap.state_file} (enrolled)", "after_header": "after"}
     return result
+
+
+def plan_along(inputs, result, key, write, diff):
+    """The second factor planned in another plan's task (vpn_plan's gate, desktop_plan's mfa): its result
+    goes under ``key`` of that task's ``result``, its change and message merged. Returns (True, its diff
+    or None), or (False, None) when it failed (``result`` says why)."""
+    found = plan_second_factor(inputs, {}, write, diff, {})
+    if found.get("failed"):
+        result.update(failed=True, msg=found["msg"])
+        return False, None
+    found_diff = found.pop("diff", None)
+    result.update({key: found}, changed=result["changed"] or found["changed"], msg=f"{result['msg']}; {found['msg']}")
+    return True, found_diff

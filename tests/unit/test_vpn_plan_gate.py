@@ -20,16 +20,20 @@ PLAY = [{"hosts": "localhost", "gather_facts": False, "tasks": [
         "content": "{{ {'together': together, 'alone': alone} | to_json }}", "dest": "{{ out }}", "mode": "0600"}}]}]
 
 
-def run(tmp_path, n):
+def run(tmp_path, n, play=PLAY, extra_row=""):
+    """``play`` on a copy of the lab inventory (``extra_row`` added to its roster), limited to localhost;
+    returns what it kept in ``out`` (also passed: ``inv``, the inventory copy)."""
     inv = tmp_path / "inv"
     if not inv.exists():
         shutil.copytree(ROOT / "inventories" / "lab", inv, ignore=shutil.ignore_patterns("state"))
         (inv / "localhost.yml").write_text("all:\n  hosts:\n    localhost: {ansible_connection: local}\n")
-    (tmp_path / "play.yml").write_text(json.dumps(PLAY))
+        with open(inv / "roster.csv", "a", encoding="utf-8") as stream:
+            stream.write(extra_row)
+    (tmp_path / "play.yml").write_text(json.dumps(play))
     out = tmp_path / f"out{n}.json"
     cmd = [PLAYBOOK, "-i", str(inv / "hosts.yml"), "-i", str(inv / "localhost.yml"), str(tmp_path / "play.yml"),
            "--limit", "localhost", "-e", f"teleshift_kits_dir={tmp_path / 'kits'}", "-e", f"out={out}",
-           "-e", f"ansible_python_interpreter={sys.executable}"]
+           "-e", f"inv={inv}", "-e", f"ansible_python_interpreter={sys.executable}"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT,
                           env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"})
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
