@@ -9,6 +9,7 @@ from ansible.plugins.action import ActionBase
 from ansible_collections.teleshift.toolkit.plugins.module_utils import background
 from ansible_collections.teleshift.toolkit.plugins.module_utils import inputs as front_door
 from ansible_collections.teleshift.toolkit.plugins.module_utils import registry
+from ansible_collections.teleshift.toolkit.plugins.module_utils.mfa_plan import SECRET_IN_KIT
 from ansible_collections.teleshift.toolkit.plugins.module_utils.mfa_planner import plan_along
 from ansible_collections.teleshift.toolkit.plugins.module_utils.state import save_state
 
@@ -24,11 +25,12 @@ class ActionModule(ActionBase):
 
     def _plan(self, result, task_vars):
         cap = registry.get("desktop")
+        mfa = bool(self._task.args.get("mfa"))
         inputs = front_door.open_plan(self._templar, task_vars, self._task.args, result, cap.name,
-                                      "Desktop plan failed, no host was changed.")
+                                      "Desktop plan failed, no host was changed.",
+                                      probe_kits=(SECRET_IN_KIT,) if mfa else ())
         if inputs is None:
             return result
-        mfa = bool(self._task.args.get("mfa"))
         # the second factor's settings are checked before anything is written
         if mfa and front_door.refused_also(result, inputs, ["mfa"], "second-factor plan failed, no host was changed."):
             return result

@@ -9,18 +9,20 @@ from ansible.plugins.action import ActionBase
 from ansible_collections.teleshift.toolkit.plugins.module_utils import background
 from ansible_collections.teleshift.toolkit.plugins.module_utils import inputs as front_door
 from ansible_collections.teleshift.toolkit.plugins.module_utils import registry
+from ansible_collections.teleshift.toolkit.plugins.module_utils.mfa_plan import SECRET_IN_KIT
 from ansible_collections.teleshift.toolkit.plugins.module_utils.mfa_planner import plan_along
 from ansible_collections.teleshift.toolkit.plugins.module_utils.state import save_state
 from ansible_collections.teleshift.toolkit.plugins.module_utils.wireguard_plan import (
-    client_keys, gateway_slice, routes, state_of, write_client_kits)
+    KIT, PRIVATE_KEY_IN_KIT, client_keys, gateway_slice, routes, state_of, write_client_kits)
 
 
 class VpnInputs:
     """The front door's Inputs (plugins/module_utils/inputs.py) seen by the VPN plan and kits steps."""
 
-    def __init__(self, action, task_vars, roster=None, kits_dir=None):
+    def __init__(self, action, task_vars, roster=None, kits_dir=None, probe_kits=(), probe_folders=()):
         self.cap = registry.get("vpn")
-        self.inputs = front_door.from_task_vars(action._templar, task_vars, roster=roster, kits_dir=kits_dir)
+        self.inputs = front_door.from_task_vars(action._templar, task_vars, roster=roster, kits_dir=kits_dir,
+                                                probe_kits=probe_kits, probe_folders=probe_folders)
         self.vars = self.inputs.all_vars
         self.settings = self.inputs.settings
         self.vpn = self.cap.settings(self.inputs)
@@ -48,7 +50,11 @@ class ActionModule(ActionBase):
 
     def _plan(self, result, task_vars):
         args = self._task.args
-        inputs = VpnInputs(self, task_vars, args.get("roster"), args.get("kits_dir"))
+        # whose key (and second factor's secret) is in their kit, and when each profile folder last
+        # changed: looked up on the other core meanwhile (module_utils/kit_presence.py)
+        inputs = VpnInputs(self, task_vars, args.get("roster"), args.get("kits_dir"),
+                           (PRIVATE_KEY_IN_KIT, SECRET_IN_KIT) if args.get("gate") else (PRIVATE_KEY_IN_KIT,),
+                           (KIT,))
         # what the VPN applies, and only that: a stale queue entry elsewhere never keeps a leaver's tunnel
         found = front_door.validate(inputs.inputs, ["vpn"], capacity=True)
         if front_door.refused(result, found, "VPN plan failed, no host was changed."):
@@ -69,7 +75,8 @@ class ActionModule(ActionBase):
         privates = {}
         known = {str(pid): (entry or {}).get("public_key") for pid, entry in (previous.get("people") or {}).items()}
         public_keys, new_keys = client_keys(sorted(plan.people), inputs.kits_dir, rotate, write=write,
-                                            privates=privates, known=known)
+                                            privates=privates, known=known,
+                                            holders=inputs.inputs.kit_holders(PRIVATE_KEY_IN_KIT))
         gateway_keys = {str(name): (entry or {}).get("public_key")
                         for name, entry in (previous.get("gateways") or {}).items()}
         state = state_of(plan, public_keys, gateway_keys, inputs.vpn)
@@ -81,7 +88,8 @@ class ActionModule(ActionBase):
         if write:
             written, pending = write_client_kits(plan, inputs.vpn, inputs.kits_dir, gateway_keys,
                                                  qr=inputs.vars.get("teleshift_vpn_qr", True) is not False,
-                                                 privates=privates, public_keys=public_keys)
+                                                 privates=privates, public_keys=public_keys,
+                                                 folder_times=inputs.inputs.kit_times(KIT))
         privates.clear()
         before = previous.get("people") or {}
         after = state["people"]

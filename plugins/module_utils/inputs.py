@@ -57,6 +57,7 @@ class Inputs:
     fresh_states: set = field(default_factory=set)
     _states: dict = field(default_factory=dict, repr=False)
     _memo: dict = field(default_factory=dict, repr=False)
+    presence: object = field(default=None, repr=False)  # kit_presence.Presence, when a plan asked for one
 
     # --- paths
     def path(self, value):
@@ -66,6 +67,15 @@ class Inputs:
     def kits_root(self):
         value = self.kits_override or self.all_vars.get("teleshift_kits_dir")
         return self.path(value) if value else None
+
+    def kit_holders(self, rel):
+        """Ids whose kit holds ``rel`` (a path in a kit folder) as looked up at the start, or None when
+        nobody looked it up (check each person)."""
+        return self.presence.holders(rel) if self.presence is not None else None
+
+    def kit_times(self, rel):
+        """{id: st_mtime_ns} of a folder in each kit (``rel``) as looked up at the start, or None."""
+        return self.presence.times(rel) if self.presence is not None else None
 
     def hosts(self, group):
         return list(self.groups.get(group, []))
@@ -124,13 +134,19 @@ def checked_state(data, source):
 
 
 def build_inputs(all_vars, hostvars, groups, inventory_dir, roster=None, kits_dir=None, source="inventory",
-                 base_problem=None):
+                 base_problem=None, probe_kits=(), probe_folders=()):
     """Inputs from plain variables. ``roster`` and ``kits_dir``: overrides (absolute paths);
-    ``base_problem``: why relative paths cannot be resolved (nothing is read then)."""
+    ``base_problem``: why relative paths cannot be resolved (nothing is read then); ``probe_kits``:
+    kit files whose holders are looked up beside the rest (``Inputs.kit_holders``), ``probe_folders``:
+    kit folders whose times are (``Inputs.kit_times``)."""
     inputs = Inputs(inventory_dir=str(inventory_dir), all_vars=dict(all_vars), hostvars=dict(hostvars),
                     groups={str(k): [str(h) for h in v] for k, v in groups.items()}, source=source,
                     kits_override=str(kits_dir or ""))
     inputs.settings = load_settings(inputs.all_vars, source=source)
+    if (probe_kits or probe_folders) and not base_problem:
+        from ansible_collections.teleshift.toolkit.plugins.module_utils.kit_presence import Presence
+
+        inputs.presence = Presence(inputs.kits_root(), probe_kits, probe_folders)
     roster_path = roster or inputs.all_vars.get("teleshift_roster_file")
     if base_problem:
         inputs.roster = Roster(problems=[Problem(source, 0, "teleshift_base_dir", base_problem)])
@@ -245,11 +261,14 @@ def refused(result, found, headline):
     return True
 
 
-def open_plan(templar, task_vars, args, result, capability, headline, selected=None, capacity=True):
+def open_plan(templar, task_vars, args, result, capability, headline, selected=None, capacity=True,
+              probe_kits=()):
     """The opening every plan action shares: its Inputs (``roster`` and ``kits_dir`` from the task's
     ``args``), validated for ``selected`` (default: the capability alone, so a stale setting of another
-    never blocks or keeps anyone in). Returns the Inputs, or None when refused (``result`` says why)."""
-    inputs = from_task_vars(templar, task_vars, roster=args.get("roster"), kits_dir=args.get("kits_dir"))
+    never blocks or keeps anyone in); ``probe_kits``: see ``build_inputs``. Returns the Inputs, or None
+    when refused (``result`` says why)."""
+    inputs = from_task_vars(templar, task_vars, roster=args.get("roster"), kits_dir=args.get("kits_dir"),
+                            probe_kits=probe_kits)
     found = validate(inputs, selected or [capability], capacity=capacity)
     return None if refused(result, found, headline) else inputs
 
@@ -267,7 +286,7 @@ def refused_also(result, inputs, selected, headline):
     return refusal
 
 
-def from_task_vars(templar, task_vars, roster=None, kits_dir=None):
+def from_task_vars(templar, task_vars, roster=None, kits_dir=None, probe_kits=(), probe_folders=()):
     """Inputs from an action plugin's ``task_vars``: the global variables and every host's
     variables whose names teleshift or a capability reads, templated (vault values decrypted)."""
     from ansible_collections.teleshift.toolkit.plugins.module_utils.controller import BASE_VAR, inventory_dir, plain
@@ -293,7 +312,8 @@ def from_task_vars(templar, task_vars, roster=None, kits_dir=None):
         base, problem = inventory_dir({**task_vars, BASE_VAR: all_vars.get(BASE_VAR)}), None
     except ValueError as exc:
         base, problem = "", str(exc)
-    return build_inputs(all_vars, hostvars, groups, base, roster=roster, kits_dir=kits_dir, base_problem=problem)
+    return build_inputs(all_vars, hostvars, groups, base, roster=roster, kits_dir=kits_dir, base_problem=problem,
+                        probe_kits=probe_kits, probe_folders=probe_folders)
 
 
 def _static(value):

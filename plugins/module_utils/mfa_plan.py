@@ -25,6 +25,7 @@ from ansible_collections.teleshift.toolkit.plugins.module_utils.settings import 
 
 KIT = "mfa"  # the kit subdirectory this capability owns
 SECRET_FILE = "secret"  # noqa: S105  (a file name in the kit, not a secret)
+SECRET_IN_KIT = f"{KIT}/{SECRET_FILE}"  # the same, from a person's kit folder
 QR_NAME = "authenticator"  # authenticator.png / .svg: the otpauth:// QR code
 NEEDS = ("vpn", "desktop")  # the needs whose access the second factor guards
 DEFAULTS = {

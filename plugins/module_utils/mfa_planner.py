@@ -17,7 +17,7 @@ from ansible_collections.teleshift.toolkit.plugins.module_utils import backgroun
 from ansible_collections.teleshift.toolkit.plugins.module_utils.atomic import atomic_write
 from ansible_collections.teleshift.toolkit.plugins.module_utils.kits import read_index, write_kit_file
 from ansible_collections.teleshift.toolkit.plugins.module_utils.mfa_plan import (
-    KIT, SECRET_FILE, enrol, exemption, gate_slices, required, slice_digest, summary_text)
+    KIT, SECRET_FILE, SECRET_IN_KIT, enrol, exemption, gate_slices, required, slice_digest, summary_text)
 from ansible_collections.teleshift.toolkit.plugins.module_utils.state import save_state
 
 INDEX = ".mfa-kits.json"
@@ -64,8 +64,9 @@ def plan_second_factor(inputs, args, write, diff, result):
     # digest is unchanged and whose secret is there is skipped without reading their kit
     index_path = os.path.join(root, INDEX)
     index = read_index(index_path) if write else {}
+    holders = inputs.kit_holders(SECRET_IN_KIT)  # looked up at the start, or None
     done = {pid for pid in ids if pid not in rotate and index.get(pid) == digests[summaries[pid]]
-            and os.path.exists(os.path.join(root, pid, KIT, SECRET_FILE))}
+            and (pid in holders if holders is not None else os.path.exists(os.path.join(root, pid, KIT, SECRET_FILE)))}
     secrets, new = enrol([pid for pid in ids if pid not in done], root, settings.issuer, rotate=rotate, write=write)
     secrets.clear()
     slices = gate_slices(entries, people, settings)

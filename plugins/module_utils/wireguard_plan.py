@@ -34,6 +34,7 @@ DEFAULT_KEEPALIVE = 25
 DEFAULT_PROFILE = "teleshift"
 KIT = "vpn"  # the kit subdirectory this capability owns
 PRIVATE_KEY_FILE = "private.key"
+PRIVATE_KEY_IN_KIT = f"{KIT}/{PRIVATE_KEY_FILE}"  # the same, from a person's kit folder
 
 
 @dataclass
@@ -540,7 +541,7 @@ def state_of(plan, public_keys, gateway_keys=None, settings=None):
 KEYS_INDEX = ".vpn-keys.json"
 
 
-def client_keys(ids, kits_root, rotate=(), write=True, privates=None, known=None):
+def client_keys(ids, kits_root, rotate=(), write=True, privates=None, known=None, holders=None):
     """Person id -> public key, reading each private key back from the kit (so re-runs never rotate)
     and making a new pair when there is none or the person is in ``rotate``.
 
@@ -554,6 +555,8 @@ def client_keys(ids, kits_root, rotate=(), write=True, privates=None, known=None
     thrown away: the plan shows those people as added/changed, nothing is written.
     privates: an optional dict filled with id -> private key of the keys read or made here (kept in
     memory for the profiles only).
+    holders: the ids whose private key file is there, when already looked up (kit_presence.py);
+    None: each person's file is checked here.
     """
     import json
     import os
@@ -570,7 +573,8 @@ def client_keys(ids, kits_root, rotate=(), write=True, privates=None, known=None
     public, new, pending = {}, [], []
     for pid in ids:
         if (pid not in rotate and known.get(pid) and index.get(pid) == known[pid]
-                and os.path.exists(os.path.join(kits_root, pid, KIT, PRIVATE_KEY_FILE))):
+                and (pid in holders if holders is not None
+                     else os.path.exists(os.path.join(kits_root, pid, KIT, PRIVATE_KEY_FILE)))):
             public[pid] = known[pid]
             continue
         private = None if pid in rotate else (read_kit_file(kits_root, pid, KIT, PRIVATE_KEY_FILE) or "").strip()
@@ -637,7 +641,7 @@ PROFILE_INDEX = ".vpn-profiles.json"
 
 
 def write_client_kits(plan, settings, kits_root, gateway_keys, qr=True, workers=None, privates=None,
-                      public_keys=None):
+                      public_keys=None, folder_times=None):
     """Each person's ``<kits>/<id>/vpn/``: ``<profile>.conf`` (0600) and its QR code as PNG and SVG.
 
     Only what changed is rewritten; QR codes are redrawn only for changed profiles. With
@@ -647,6 +651,8 @@ def write_client_kits(plan, settings, kits_root, gateway_keys, qr=True, workers=
     unchanged (no file added, removed or replaced there since) is skipped with one ``stat``, without
     reading anything. Returns (sorted ids whose profile changed, ids skipped because their
     gateway's public key is not known yet).
+    folder_times: {id: st_mtime_ns of their vpn folder} already looked up (kit_presence.py), taken
+    instead of one ``stat`` a person.
     """
     import hashlib
     import json
@@ -681,10 +687,13 @@ def write_client_kits(plan, settings, kits_root, gateway_keys, qr=True, workers=
             recorded = index.get(pid)
             if isinstance(recorded, str) and recorded.startswith(digest + ":"):
                 # the folder's time: any file added, removed or replaced there since changes it
-                try:
-                    seen = os.stat(os.path.join(kits_root, pid, KIT)).st_mtime_ns
-                except OSError:
-                    seen = None
+                if folder_times is not None:
+                    seen = folder_times.get(pid)
+                else:
+                    try:
+                        seen = os.stat(os.path.join(kits_root, pid, KIT)).st_mtime_ns
+                    except OSError:
+                        seen = None
                 if recorded == f"{digest}:{seen}":
                     new_index[pid] = recorded
                     continue
