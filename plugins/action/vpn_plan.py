@@ -93,9 +93,10 @@ class ActionModule(ActionBase):
         privates.clear()
         before = previous.get("people") or {}
         after = state["people"]
-        moved = sorted(pid for pid in after if pid in before
+        # moved: another gateway or address (a new key alone is not a move); equal entries need no copy
+        moved = sorted(pid for pid, entry in after.items() if pid in before and before[pid] != entry
                        and {k: v for k, v in before[pid].items() if k != "public_key"}
-                       != {k: v for k, v in after[pid].items() if k != "public_key"})
+                       != {k: v for k, v in entry.items() if k != "public_key"})
         result.update(
             changed=bool(state_changed or (write and (new_keys or written))),
             gateway_keys={k: v for k, v in gateway_keys.items() if v},

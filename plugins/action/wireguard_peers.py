@@ -22,6 +22,7 @@ import os
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.teleshift.toolkit.plugins.module_utils.atomic import atomic_write
+from ansible_collections.teleshift.toolkit.plugins.module_utils.background import paused_gc
 from ansible_collections.teleshift.toolkit.plugins.module_utils.controller import inventory_dir, plain
 from ansible_collections.teleshift.toolkit.plugins.module_utils.gate_sender import kit_secrets, send_gate
 from ansible_collections.teleshift.toolkit.plugins.module_utils.kits import read_index, resolve_path
@@ -39,6 +40,10 @@ class ActionModule(ActionBase):
     TRANSFERS_FILES = False
 
     def run(self, tmp=None, task_vars=None):
+        with paused_gc():  # this worker inherited the whole plan: module_utils/background.py
+            return self._run(tmp, task_vars)
+
+    def _run(self, tmp, task_vars):
         result = super().run(tmp, task_vars)
         task_vars = task_vars or {}
         args = plain(dict(self._task.args))

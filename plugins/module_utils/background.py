@@ -15,6 +15,7 @@ A child only encodes and writes files: no logging, no Ansible display, no thread
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 
 _active = None  # the Batch of the running writes_in_background() block, if any
@@ -92,11 +93,30 @@ def writes_in_background():
 
 
 def plan_task(result, headline, run):
-    """``run()`` (an action's work, filling ``result``) with its writes beside it; a write that failed
-    fails the task with ``headline`` and what could not be written."""
+    """``run()`` (an action's work, filling ``result``) with its writes beside it and the collector
+    paused; a write that failed fails the task with ``headline`` and what could not be written."""
     try:
-        with writes_in_background():
+        with paused_gc(), writes_in_background():
             return run()
     except WriteFailed as exc:
         result.update(failed=True, msg=f"{headline}, a file could not be written: {exc}")
         return result
+
+
+@contextlib.contextmanager
+def paused_gc():
+    """Python's cyclic garbage collector paused for the block.
+
+    Why: a plan builds many objects that all stay alive until the task ends; the collector, triggered
+    by those allocations, walks them again and again, and with them everything an Ansible worker
+    inherited from its parent (the inventory, the registered plans). At 50,000 people that was 0.3-0.4 s
+    of a VPN plan task, and a 50,000-person roster took 0.85 to 1.6 s to come back from the parsed-file
+    cache instead of 0.2 s. Objects are still freed by reference counting as usual; a cycle waits for
+    the collector to resume (an Ansible worker runs one task, then leaves)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()

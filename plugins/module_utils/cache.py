@@ -15,8 +15,6 @@ TELESHIFT_CACHE=0 turns it off. Entries not used for 7 days are removed.
 """
 from __future__ import annotations
 
-import contextlib
-import gc
 import hashlib
 import json
 import os
@@ -145,22 +143,7 @@ def _prune(fd, kind):
                 pass
 
 
-@contextlib.contextmanager
-def paused_gc():
-    """Python's cyclic garbage collector paused while a large document is parsed or decoded.
-
-    Decoding builds many objects that all stay alive; the collector, triggered by allocations, walks
-    them again and again (and, in an Ansible worker, the whole of the state it inherited). A
-    50,000-person roster took 0.85 to 1.6 s to come back from the cache with it, 0.2 s without.
-    Parsing forks nothing and keeps what it builds: the objects are freed by reference counting as
-    usual, and any cycle waits for the collector to resume."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
+paused_gc = background.paused_gc  # parsing and decoding a large document (see there)
 
 
 def _plain(value):

@@ -177,9 +177,13 @@ class Mfa(registry.Capability):
                 into = merged.setdefault(host, {"networks": [], "people": {}, "listen": []})
                 for key in ("networks", "listen"):
                     into[key] += [n for n in entry.get(key, []) if n not in into[key]]
+                people = into["people"]
                 for pid, addresses in entry.get("people", {}).items():
-                    into["people"].setdefault(pid, [])
-                    into["people"][pid] += [a for a in addresses if a not in into["people"][pid]]
+                    have = people.get(pid)
+                    if have is None:
+                        people[pid] = list(addresses)
+                    else:
+                        have += [a for a in addresses if a not in have]
         return merged
 
     # --- the notice: enrolment steps; the key and QR code only on the credentials sheet

@@ -84,3 +84,21 @@ def test_plan_task_fails_the_task_when_a_write_failed(tmp_path):
     assert out["msg"].startswith(f"VPN plan failed, a file could not be written: writing {tmp_path / 'no'}")
     ok = background.plan_task({}, "VPN plan failed", lambda: {"changed": False})
     assert ok == {"changed": False}
+
+
+def test_plan_task_runs_with_the_collector_paused_and_resumes_it():
+    import gc
+
+    seen = []
+    assert gc.isenabled()
+    result = background.plan_task({}, "Plan failed", lambda: seen.append(gc.isenabled()) or {"ok": True})
+    assert result == {"ok": True} and seen == [False] and gc.isenabled()
+    with pytest.raises(ZeroDivisionError):
+        background.plan_task({}, "Plan failed", lambda: 1 / 0)
+    assert gc.isenabled()  # also after a failure
+    gc.disable()
+    try:  # a caller that had it off keeps it off
+        background.plan_task({}, "Plan failed", dict)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -16,3 +16,11 @@ def test_long_task_names_are_kept_and_sorted_by_time():
     assert [seconds for _name, seconds in found] == [120.2, 87.26, 0.16]
     assert found[0][0].endswith("placed on this host")
     assert found[2][0].endswith("' - Remote-desktop hosts")
+
+
+def test_the_one_line_summary_cuts_long_names_between_words():
+    from teleshift_cli.bench import where
+
+    line = where(SUMMARY, top=2)
+    assert line.startswith("teleshift.toolkit.xrdp_host : Create, update and lock the... 120.2 s, ")
+    assert line.endswith(", Place people on session hosts and plan the second factor... 87.3 s")  # no comma left

@@ -46,7 +46,14 @@ def task_times(text, top=5):
 
 def where(text, top=4):
     """The slowest tasks as one line: 'plan 3.1 s, gateway peers 2.0 s, ...'."""
-    return ", ".join(f"{name[-60:]} {secs:.1f} s" for name, secs in task_times(text, top)) or "(no task timings)"
+    return ", ".join(f"{_short(name)} {secs:.1f} s" for name, secs in task_times(text, top)) or "(no task timings)"
+
+
+def _short(name, width=60):
+    """A task name cut after its first words (what names the task), not in the middle of one."""
+    if len(name) <= width:
+        return name
+    return name[:width].rsplit(" ", 1)[0].rstrip(" ,(") + "..."
 
 
 GROWTH_SIZES = (5000, 50000)
