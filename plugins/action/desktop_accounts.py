@@ -28,6 +28,7 @@ from ansible.plugins.action import ActionBase
 
 from ansible_collections.teleshift.toolkit.plugins.module_utils import desktop
 from ansible_collections.teleshift.toolkit.plugins.module_utils.atomic import atomic_write
+from ansible_collections.teleshift.toolkit.plugins.module_utils.background import paused_gc
 from ansible_collections.teleshift.toolkit.plugins.module_utils.controller import inventory_dir
 from ansible_collections.teleshift.toolkit.plugins.module_utils.desktop_accounts import Account, account_lines
 from ansible_collections.teleshift.toolkit.plugins.module_utils.desktop_probe import probe_script
@@ -68,6 +69,10 @@ class ActionModule(ActionBase):
         return self._templar.template(value) if value is not None else default
 
     def run(self, tmp=None, task_vars=None):
+        with paused_gc():  # a worker that inherited the whole plan: module_utils/background.py
+            return self._run(tmp, task_vars)
+
+    def _run(self, tmp, task_vars):
         result = super().run(tmp, task_vars)
         task_vars = task_vars or {}
         args = self._task.args

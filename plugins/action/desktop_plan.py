@@ -42,7 +42,7 @@ class ActionModule(ActionBase):
         after = plan.state["people"]
         # each host's slice: its people as one JSON text (templated in microseconds, whatever its size)
         # and where their kits are
-        hosts = {host: cap.host_slice(inputs, plan, host) for host in cap.hosts(inputs)}
+        hosts = cap.host_slices(inputs, plan)
         changes = {kind: sorted(ids) for kind, ids in (
             ("added", set(after) - set(before)), ("removed", set(before) - set(after)),
             ("moved", {pid for pid in set(after) & set(before) if after[pid] != before[pid]}))}

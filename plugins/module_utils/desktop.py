@@ -46,12 +46,25 @@ _ASCII = {"đ": "d", "Đ": "D", "ø": "o", "Ø": "O", "ß": "ss", "æ": "ae", "�
           "ł": "l", "Ł": "L", "þ": "th", "ð": "d"}
 
 
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9.'()/_-]+(?: [A-Za-z0-9.'()/_-]+)*")  # already its own GECOS field
+
+
 def gecos(full_name):
     """The GECOS field for a full name: ASCII (the shadow tools reject other bytes in some locales)."""
-    text = "".join(_ASCII.get(c, c) for c in full_name)
-    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-    text = "".join(c if c.isprintable() else " " for c in text)  # no control character in /etc/passwd
-    return re.sub(r"[\s:,=]+", " ", text).strip()
+    if _PLAIN_NAME.fullmatch(full_name):  # most names: nothing to translate, strip or squeeze
+        return full_name
+    return _translated(full_name)
+
+
+_ASCII_TABLE = str.maketrans(_ASCII)
+_SEPARATORS = re.compile(r"[\s:,=]+")
+
+
+def _translated(full_name):
+    text = unicodedata.normalize("NFKD", full_name.translate(_ASCII_TABLE)).encode("ascii", "ignore").decode()
+    if not text.isprintable():  # no control character in /etc/passwd
+        text = "".join(c if c.isprintable() else " " for c in text)
+    return _SEPARATORS.sub(" ", text).strip()
 
 
 def service_group(prefix, service):

@@ -132,24 +132,34 @@ class Desktop(registry.Capability):
                                           "must be set: where each person's desktop password is written"))
         return found
 
-    def host_slice(self, inputs, plan, host):
-        """Everything one session host applies (public data): its people as one JSON text
+    def host_slices(self, inputs, plan):
+        """{host: everything that session host applies} (public data): its people as one JSON text
         [login, GECOS name, service] (templated in microseconds whatever its size), the kits root,
-        the services' packages and shortcuts, and the networks whose clients may open sessions."""
+        the services' packages and shortcuts, and the networks whose clients may open sessions.
+        One pass over the plan for every host."""
         import json
 
         from ansible_collections.teleshift.toolkit.plugins.module_utils.desktop import gecos, service_group
 
-        prefix = inputs.hostvar(host, "xrdp_host_service_group_prefix", GROUP_PREFIX)
+        hosts = self.hosts(inputs)
         services = inputs.settings.services
         packages = sorted({pkg for policy in services.values() for pkg in (policy or {}).get("desktop_packages", [])})
-        links = {service_group(prefix, svc): policy["desktop_links"] for svc, policy in sorted(services.items())
-                 if (policy or {}).get("desktop_links")}
-        clients = [net for cap in registry.capabilities() for net in cap.client_networks(inputs)]
-        return {"people": json.dumps([[pid, gecos(plan.people[pid].full_name), plan.people[pid].service]
-                                      for pid in plan.people_on(host)], separators=(",", ":")),
-                "kits_dir": str(inputs.kits_root() or ""), "packages": packages, "links": links,
-                "allowed_networks": list(dict.fromkeys(clients))}
+        clients = list(dict.fromkeys(net for cap in registry.capabilities() for net in cap.client_networks(inputs)))
+        kits = str(inputs.kits_root() or "")
+        rows = {host: [] for host in hosts}
+        for pid in sorted(plan.hosts):
+            row = rows.get(plan.hosts[pid])
+            if row is not None:
+                person = plan.people[pid]
+                row.append([pid, gecos(person.full_name), person.service])
+        slices = {}
+        for host in hosts:
+            prefix = inputs.hostvar(host, "xrdp_host_service_group_prefix", GROUP_PREFIX)
+            links = {service_group(prefix, svc): policy["desktop_links"] for svc, policy in sorted(services.items())
+                     if (policy or {}).get("desktop_links")}
+            slices[host] = {"people": json.dumps(rows[host], separators=(",", ":")), "kits_dir": kits,
+                            "packages": list(packages), "links": links, "allowed_networks": list(clients)}
+        return slices
 
     def shortfalls(self, inputs):
         if self.capacities(inputs)[1]:

@@ -114,6 +114,32 @@ def test_gecos_and_service_group_names_are_safe():
     assert len(desktop.service_group("ts-", "x" * 60)) == 32
 
 
+def _reference_gecos(full_name):
+    """The GECOS rule spelt out one character at a time (what the fast paths must give)."""
+    import re
+    import unicodedata
+
+    text = "".join(desktop._ASCII.get(c, c) for c in full_name)
+    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    text = "".join(c if c.isprintable() else " " for c in text)
+    return re.sub(r"[\s:,=]+", " ", text).strip()
+
+
+def test_plain_names_skip_the_translation_with_the_same_result():
+    import random
+
+    rng = random.Random(7)
+    alphabet = "aZ09 .'()/_-:,=\t\néŒßđ\x07\u00a0"
+    drawn = ("".join(rng.choice(alphabet) for _ in range(rng.randint(1, 12))) for _ in range(3000))
+    names = ["Jean-Luc O'Neil", "Marie (RH) Dupont", " Lead", "Trail ", "Two  spaces", "Tab\there", "a=b",
+             "Line\nbreak", "Bell\x07", "Zoé", "", "x/y_z.", *drawn]
+    fast = 0
+    for name in names:
+        assert desktop.gecos(name) == _reference_gecos(name), repr(name)
+        fast += bool(desktop._PLAIN_NAME.fullmatch(name))
+    assert 100 < fast < len(names) - 100  # both paths taken, often
+
+
 # ------------------------------------------------------------------ account-state diffing
 
 PASSWD = """root:x:0:0:root:/root:/bin/bash
