@@ -3,6 +3,10 @@
 # Why it exists: containers.podman.podman cannot pipeline, so every module costs four podman
 # processes (mount, mkdir, chmod, run); this one pipes the module to `podman exec -i` (one process),
 # which is how teleshift runs over SSH in production (pipelining=true), and what the benchmarks time.
+# As root, with the container under runc, it runs the command with `runc exec` itself: the process
+# podman exec starts in the end (same namespaces, cgroup, capabilities, user, directory and
+# environment), without podman's own bookkeeping around it (a conmon process, an exec session in its
+# database): 0.03 s a command instead of 0.13 s, nearer an SSH connection kept open than podman is.
 from __future__ import annotations
 
 DOCUMENTATION = r"""
@@ -11,6 +15,10 @@ short_description: Run tasks in the lab's podman containers with one podman proc
 description:
   - Runs commands with C(podman exec) in a running container named after the host, and pipes
     modules to the container's Python over stdin when pipelining is on (no temporary files).
+  - As root, when the container runs under runc (its state under C(/run/runc)), runs them with
+    C(runc exec) instead, the process podman exec would start, without podman's bookkeeping. Its output
+    ends when the command ends, as with podman exec (a process the command left running in the
+    background is not waited for). Set C(TELESHIFT_LAB_EXEC=podman) to always use podman exec.
   - Files are written and read through C(podman exec) as well, so no container mount is needed.
   - Built for the teleshift lab (root in the containers, no become).
 author: teleshift contributors (!UNKNOWN)
@@ -36,9 +44,12 @@ options:
       - name: ANSIBLE_PODMAN_EXECUTABLE
 """
 
+import json
+import os
 import shlex
 import shutil
 import subprocess
+import tempfile
 
 from ansible.errors import AnsibleConnectionFailure, AnsibleError
 from ansible.plugins.connection import ConnectionBase, ensure_connect
@@ -54,9 +65,12 @@ class Connection(ConnectionBase):
     has_pipelining = True
     has_tty = False
 
+    _runc = None  # ["runc", "--root", ..., "exec", id] when the container can be entered that way
+
     def _connect(self):
         if not self._connected:
             super()._connect()
+            self._runc = runc_exec(self.get_option("remote_addr"))
             self._connected = True
         return self
 
@@ -70,9 +84,23 @@ class Connection(ConnectionBase):
         return proc.returncode, proc.stdout, proc.stderr
 
     def _exec(self, argv, in_data=None):
+        if self._runc:
+            return self._run_direct([*self._runc, *argv], in_data)
         container = self.get_option("remote_addr")
         flags = ["-i"] if in_data is not None else []
         return self._podman(["exec", *flags, container, *argv], in_data)
+
+    def _run_direct(self, argv, in_data):
+        """``argv`` with its output in files, read once the command has ended: a process it left running
+        in the background keeps no pipe open (podman exec's conmon ends the streams the same way)."""
+        display.vvv(f"RUNC EXEC {argv[5:8]}", host=self.get_option("remote_addr"))
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            stdin = subprocess.PIPE if in_data is not None else subprocess.DEVNULL
+            with subprocess.Popen(argv, stdin=stdin, stdout=out, stderr=err) as proc:
+                proc.communicate(in_data)
+            out.seek(0)
+            err.seek(0)
+            return proc.returncode, out.read(), err.read()
 
     @ensure_connect
     def exec_command(self, cmd, in_data=None, sudoable=False):
@@ -102,3 +130,29 @@ class Connection(ConnectionBase):
 
     def close(self):
         self._connected = False
+
+
+RUNC_ROOT = "/run/runc"  # runc's own default for root, where rootful podman keeps its containers' state
+STORAGE = "/var/lib/containers/storage/overlay-containers/containers.json"  # rootful podman's default
+
+
+def runc_exec(name, storage=STORAGE, runc_root=RUNC_ROOT):
+    """The ``runc exec`` command prefix for the running container ``name``, or None (not root, no runc,
+    another runtime or store, not running, or TELESHIFT_LAB_EXEC=podman): podman exec is used then."""
+    runc = shutil.which("runc")
+    if os.environ.get("TELESHIFT_LAB_EXEC", "auto") == "podman" or not runc or os.geteuid() != 0:
+        return None
+    try:
+        with open(storage, encoding="utf-8") as stream:
+            containers = json.load(stream)
+        ids = [c["id"] for c in containers if name in (c.get("names") or [])]
+        if len(ids) != 1 or not all(ch in "0123456789abcdef" for ch in ids[0]):
+            return None
+        with open(os.path.join(runc_root, ids[0], "state.json"), encoding="utf-8") as stream:
+            state = json.load(stream)
+        os.kill(int(state["init_process_pid"]), 0)  # its init still runs
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if state.get("id") != ids[0]:
+        return None
+    return [runc, "--root", runc_root, "exec", ids[0]]

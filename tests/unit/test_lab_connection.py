@@ -60,3 +60,67 @@ def test_a_missing_container_is_unreachable_not_a_task_failure(tmp_path):
     proc, _ = run(tmp_path, "gone", [{"ansible.builtin.ping": {}}])
     assert proc.returncode == 4, proc.stdout  # 4: unreachable hosts
     assert "UNREACHABLE" in proc.stdout and "no container" in proc.stdout
+
+
+# --- the direct path: runc exec, as root, for a container running under runc
+
+def _store(tmp_path, names_to_ids, pid):
+    import os
+
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    storage = tmp_path / "containers.json"
+    storage.write_text(json.dumps([{"id": cid, "names": [name]} for name, cid in names_to_ids.items()]))
+    root = tmp_path / "runc"
+    for cid in names_to_ids.values():
+        os.makedirs(root / cid, exist_ok=True)
+        (root / cid / "state.json").write_text(json.dumps({"id": cid, "init_process_pid": pid}))
+    return str(storage), str(root)
+
+
+def test_a_running_container_is_entered_with_runc_exec(tmp_path, monkeypatch):
+    import os
+
+    from ansible_collections.teleshift.toolkit.plugins.connection import lab_podman
+
+    monkeypatch.setattr(lab_podman.shutil, "which", lambda name: f"/usr/sbin/{name}")
+    monkeypatch.setattr(lab_podman.os, "geteuid", lambda: 0)
+    monkeypatch.delenv("TELESHIFT_LAB_EXEC", raising=False)
+    storage, root = _store(tmp_path, {"ts-gw1": "ab12" * 16, "ts-gw2": "cd34" * 16}, os.getpid())
+    assert lab_podman.runc_exec("ts-gw2", storage, root) == ["/usr/sbin/runc", "--root", root, "exec", "cd34" * 16]
+    assert lab_podman.runc_exec("ts-gw3", storage, root) is None  # not in the store: podman exec says why
+    monkeypatch.setenv("TELESHIFT_LAB_EXEC", "podman")
+    assert lab_podman.runc_exec("ts-gw2", storage, root) is None  # asked for podman exec
+
+
+def test_a_stopped_or_foreign_container_goes_through_podman(tmp_path, monkeypatch):
+    import subprocess as sp
+
+    from ansible_collections.teleshift.toolkit.plugins.connection import lab_podman
+
+    monkeypatch.setattr(lab_podman.shutil, "which", lambda name: f"/usr/sbin/{name}")
+    monkeypatch.setattr(lab_podman.os, "geteuid", lambda: 0)
+    monkeypatch.delenv("TELESHIFT_LAB_EXEC", raising=False)
+    dead = sp.Popen(["true"])
+    dead.wait()
+    storage, root = _store(tmp_path, {"ts-gw1": "ab12" * 16}, dead.pid)
+    assert lab_podman.runc_exec("ts-gw1", storage, root) is None  # its init is gone
+    storage, root = _store(tmp_path / "b", {"ts-gw1": "../../etc"}, 1)
+    assert lab_podman.runc_exec("ts-gw1", storage, root) is None  # not an id: no path built from it
+    monkeypatch.setattr(lab_podman.os, "geteuid", lambda: 1000)
+    storage, root = _store(tmp_path / "c", {"ts-gw1": "ab12" * 16}, 1)
+    assert lab_podman.runc_exec("ts-gw1", storage, root) is None  # rootless: podman's own runtime root
+
+
+def test_the_direct_path_ends_with_the_command_not_with_what_it_left_running():
+    import time
+
+    from ansible_collections.teleshift.toolkit.plugins.connection import lab_podman
+
+    conn = lab_podman.Connection.__new__(lab_podman.Connection)
+    conn.get_option = lambda name: "ts-x"
+    start = time.monotonic()
+    rc, out, err = conn._run_direct(["sh", "-c", "sleep 5 & echo started; echo warn >&2; exit 3"], None)
+    assert (rc, out, err) == (3, b"started\n", b"warn\n")
+    assert time.monotonic() - start < 3  # the background sleep holds the output open, not the call
+    rc, out, _ = conn._run_direct(["sh", "-c", "cat; echo"], b"module source")
+    assert (rc, out) == (0, b"module source\n")
