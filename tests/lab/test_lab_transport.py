@@ -15,7 +15,7 @@ PROBE = "cat /proc/self/cgroup; readlink /proc/self/ns/net /proc/self/ns/mnt /pr
 def _raw(host, **env):
     env = {**PODMAN_ENV, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1", **env}
     proc = subprocess.run([str(VENV_BIN / "ansible"), host, "-i", str(LAB_INVENTORY / "hosts.yml"), "-vvv",
-                           "-m", "ansible.builtin.raw", "-a", PROBE],
+                           "-m", "ansible.builtin.raw", "-a", f"sh -c '{PROBE}'"],
                           cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     return proc.stdout
