@@ -80,12 +80,18 @@ def plan_second_factor(inputs, args, write, diff, result):
     desktop_state = inputs.state("desktop") if "desktop" in registry.names() else {}
     today = datetime.date.today().isoformat()
     state = {"people": {}, "exempt": {}}
+    placed = (desktop_state.get("people") or {}) if settings.desktop else {}
+    enrolled = state["people"]
     for pid in ids:
-        gw = on_gateway.get(pid, "")
-        desk = ((desktop_state.get("people") or {}).get(pid) or {}).get("host", "") \
-            if settings.desktop and "desktop" in people[pid].needs else ""
-        state["people"][pid] = {k: v for k, v in (("gateway", gw), ("desktop", desk)) if v}
-        state["people"][pid]["since"] = (before.get(pid) or {}).get("since") or today
+        entry = {}
+        gw = on_gateway.get(pid)
+        if gw:
+            entry["gateway"] = gw
+        desk = (placed.get(pid) or {}).get("host") if placed and "desktop" in people[pid].needs else None
+        if desk:
+            entry["desktop"] = desk
+        entry["since"] = (before.get(pid) or {}).get("since") or today
+        enrolled[pid] = entry
         if write and summaries[pid] and pid not in done:
             kits_changed += write_kit_file(root, pid, KIT, "summary.yml", summaries[pid])
     if write:
