@@ -465,10 +465,10 @@ def gateway_slice(plan, gateway, services, settings, public_keys):
     public key. Big collections are strings: Ansible templates a string in microseconds."""
     from ansible_collections.teleshift.toolkit.plugins.module_utils.wireguard import peer_lines
 
-    peers = peer_lines({"id": p.id, "public_key": public_keys[p.id], "allowed_ips": p.allowed_ips()}
-                       for p in plan.on(gateway.name))
+    mine = plan.on(gateway.name)  # one pass over everyone, not one per use
+    peers = peer_lines({"id": p.id, "public_key": public_keys[p.id], "allowed_ips": p.allowed_ips()} for p in mine)
     access = {}
-    for p in plan.on(gateway.name):
+    for p in mine:
         entry = access.setdefault(p.service, {"service": p.service, "addresses": [], "addresses6": []})
         entry["addresses"].append(p.address)
         if p.address6:
