@@ -2,12 +2,19 @@
 containers under runc it enters them with `runc exec`, and a command then runs exactly where
 `podman exec` runs it (same cgroup, namespaces, user and environment); TELESHIFT_LAB_EXEC=podman
 keeps podman exec."""
+import importlib.util
 import os
 import subprocess
+from pathlib import Path
 
 import pytest
 
-from conftest import LAB_INVENTORY, PODMAN_ENV, ROOT, VENV_BIN, lab_exec
+# the lab helpers by path: under molecule, "conftest" is another suite's module
+_spec = importlib.util.spec_from_file_location("teleshift_lab_helpers", Path(__file__).with_name("conftest.py"))
+_helpers = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_helpers)
+LAB_INVENTORY, PODMAN_ENV, ROOT, VENV_BIN, lab_exec = (
+    _helpers.LAB_INVENTORY, _helpers.PODMAN_ENV, _helpers.ROOT, _helpers.VENV_BIN, _helpers.lab_exec)
 
 PROBE = "cat /proc/self/cgroup; readlink /proc/self/ns/net /proc/self/ns/mnt /proc/self/ns/pid; id -u; hostname"
 
