@@ -25,7 +25,7 @@ def _raw(host, **env):
                            "-m", "ansible.builtin.raw", "-a", f"sh -c '{PROBE}'"],
                           cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    return proc.stdout
+    return proc.stdout + proc.stderr  # -vvv lines go to either, depending on the environment (molecule: stderr)
 
 
 @pytest.mark.parametrize("name", ["ts-gw1", "ts-desk1"])
