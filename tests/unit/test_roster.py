@@ -161,3 +161,76 @@ def test_row_memo_parses_only_changed_rows_and_gives_the_same_roster(monkeypatch
     assert second.people == plain.people and second.problems == plain.problems
     assert [p.line for p in second.people][-1] == 52  # line numbers follow the new file
     assert len(memo) == 50  # this roster's valid rows only: the old row 10 and the bad row are not kept
+
+
+def _messy_csv(rng, delimiter):
+    """CSV text in the shapes exports take: quoted cells (a delimiter, a quote, a line break inside),
+    CRLF and bare CR, blank and short rows, NULs, duplicated lines, no newline at the end."""
+    header = delimiter.join(COLUMNS)
+    names = list(COLUMNS)
+    lines = [header if rng.random() < 0.7 else f'"{names[0]}"{delimiter}' + delimiter.join(names[1:])]
+    for i in range(rng.randint(5, 40)):
+        cells = [f"p{i}", f"Person {i}", f"p{i}@ex.fr", rng.choice(["dsi", "rsa", "rh"]), "normal", "",
+                 "laptop", rng.choice(["vpn", "vpn;phone", "desktop"]), "", "", "none", "20", "no", "yes", "fr"]
+        shape = rng.random()
+        if shape < 0.08:
+            cells[1] = f'"Dupont{delimiter} Jean {i}"'
+        elif shape < 0.14:
+            cells[1] = f'"Jean ""{i}"" Dupont"'
+        elif shape < 0.18:
+            cells[5] = f'"Site\nB{i}"'
+        elif shape < 0.21:
+            cells[1] = f'Jean "{i}" Dupont'  # a quote inside an unquoted cell: literal for csv
+        elif shape < 0.24:
+            cells = cells[:-2]
+        elif shape < 0.26:
+            cells[5] = "x\0y"
+        elif shape < 0.265:
+            cells[5] = "a\rb"  # the csv module stops there: "unreadable CSV row"
+        line = delimiter.join(cells)
+        if rng.random() < 0.1:
+            line += "\r"
+        lines.append(line)
+        if rng.random() < 0.08:
+            lines.append(rng.choice(["", delimiter * 14, "   ", lines[-1]]))
+    if rng.random() < 0.05:
+        lines.append('"unterminated' + delimiter + "x")
+    return "\n".join(lines) + ("\n" if rng.random() < 0.8 else "")
+
+
+@pytest.mark.parametrize("delimiter", [",", ";", "\t"])
+def test_row_memo_by_line_text_reads_as_the_csv_module_does(delimiter):
+    """The memo's CSV path keys plain lines by their text and reads only the others with the csv
+    module: on messy exports, with an empty, a full and a stale memo, the roster (people, lines,
+    problems) is the one the csv module's reading gives."""
+    import random
+
+    from ansible_collections.teleshift.toolkit.plugins.module_utils import roster as rmod
+
+    rng = random.Random(20261128 + ord(delimiter))
+    memo, keyed_by_text = {}, 0
+    for _ in range(60):
+        text = _messy_csv(rng, delimiter)
+        plain = rmod.parse_roster(text, "csv", "r.csv", SERVICES)
+        for _again in range(2):  # what the memo held before, then this text's own rows
+            memoed = rmod.parse_roster(text, "csv", "r.csv", SERVICES, memo=memo)
+            assert memoed.people == plain.people, text
+            assert memoed.problems == plain.problems, text
+        keyed_by_text += sum(len(key) > 60 for key in memo)
+    assert keyed_by_text > 300, "plain lines are kept under their text"
+
+
+def test_row_memo_by_line_text_builds_only_the_changed_line(monkeypatch):
+    from ansible_collections.teleshift.toolkit.plugins.module_utils import roster as rmod
+
+    rows = [GOOD.replace("amartin", f"a{i}").replace("1001", str(2000 + i)) for i in range(30)]
+    memo = {}
+    rmod.parse_roster(csv_text(*rows), "csv", "r.csv", SERVICES, memo=memo)
+    built = []
+    real = rmod._build_person
+    monkeypatch.setattr(rmod, "_build_person", lambda *a, **k: built.append(a[0]) or real(*a, **k))
+    rows[7] = rows[7].replace("critical", "high")
+    again = rmod.parse_roster(csv_text("", *rows), "csv", "r.csv", SERVICES, memo=memo)  # a blank line first
+    assert built == [10]  # the changed row, now on line 10; the others came back moved a line down
+    assert [p.line for p in again.people] == list(range(3, 33))
+    assert again.people[7].priority == "high"
