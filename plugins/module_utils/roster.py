@@ -249,13 +249,8 @@ def _read_csv_lines(text, source, problems):
                 yield number, body, body
 
     items = records()
-    header = next(items, None)
-    if header is None:
-        if not problems:
-            problems.append(Problem(source, 0, "", "the file is empty"))
-        return
-    columns = [_normalise_column(h) for h in header[1]]
-    if not _check_columns(columns, source, problems):
+    columns = _header_columns(items, source, problems)
+    if columns is None:
         return
     width = len(columns)
     tag = _names_tag(tuple(columns)) + delimiter  # a delimiter is never a hex digit: no digest key collides
@@ -300,13 +295,8 @@ def _read_xlsx(data, source, problems):
 def _read_table(rows, source, problems, cell_text=None):
     """(line, {column: raw value}) from (line, cells) rows, the first of them the header. CSV rows
     are text, one cell per column; spreadsheet rows go through ``cell_text`` and may be short."""
-    header = next(rows, None)
-    if header is None:
-        if not problems:
-            problems.append(Problem(source, 0, "", "the file is empty"))
-        return
-    columns = [_normalise_column(h) for h in header[1]]
-    if not _check_columns(columns, source, problems):
+    columns = _header_columns(rows, source, problems)
+    if columns is None:
         return
     width = len(columns)
     for start, row in rows:
@@ -319,6 +309,18 @@ def _read_table(rows, source, problems, cell_text=None):
             yield start, dict(zip(columns, row))
         else:
             yield start, {col: cell_text(row[i], col) if i < len(row) else "" for i, col in enumerate(columns)}
+
+
+def _header_columns(rows, source, problems):
+    """The column names of the first of ``rows`` ((line, cells) or (line, cells, key)), or None when
+    there is none or they are wrong (recorded in ``problems``)."""
+    header = next(rows, None)
+    if header is None:
+        if not problems:
+            problems.append(Problem(source, 0, "", "the file is empty"))
+        return None
+    columns = [_normalise_column(h) for h in header[1]]
+    return columns if _check_columns(columns, source, problems) else None
 
 
 def _check_columns(columns, source, problems):
