@@ -137,7 +137,7 @@ def _open_session(login, kits):
 
 
 def run(args):
-    from teleshift_cli.bench import growth, where
+    from teleshift_cli.bench import check_file_system, growth, where
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-desktop-"))
     inv = tmp / "inventory"
@@ -166,6 +166,7 @@ def run(args):
         write_csv(people, stream)
     figures = {"people": len(people), "generated": len(bench_logins), "host": HOST, "hosts": len(hosts)}
     try:
+        figures["file_create_us"] = check_file_system(tmp, lambda m: print(m, flush=True))
         figures["first_s"], out = _converge(inv / "hosts.yml", kits)
         print(f"first converge: {figures['first_s']:.1f} s", flush=True)
         print(f"  where the time went: {where(out)}", flush=True)

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from teleshift_cli import paths
-from teleshift_cli.bench import growth, where
+from teleshift_cli.bench import check_file_system, growth, where
 
 TARGETS = {"first_converge_s": 30.0, "rerun_s": 10.0, "one_change_s": 5.0}
 TARGETS_50K = {"first_converge_s": 120.0, "rerun_s": 20.0, "one_change_s": 3.0}  # issue 16, 10 gateways
@@ -208,6 +208,7 @@ def run(args):
         figures["plan_s"] = round(_plan_seconds(people, inv, args.gateways), 3)
         _say(f"plan of {args.people} people on {args.gateways} gateway(s) (pure Python): {figures['plan_s']} s")
 
+        figures["file_create_us"] = check_file_system(work, _say)
         seconds, out = _playbook("vpn.yml", inv / "hosts.yml", extra)
         figures["first_converge_s"] = round(seconds, 2)
         live = _live_peers(gateways)
