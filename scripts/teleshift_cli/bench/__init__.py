@@ -116,7 +116,7 @@ def growth(bench, key, people, figures, names, say=print):
         a, b = small.get(name), big.get(name)
         if isinstance(a, (int, float)) and isinstance(b, (int, float)) and a > 0:
             ratios[name] = round((b / n_big) / (a / n_small), 2)
-            say(f"growth {name}: {a} s for {n_small} -> {b} s for {n_big}: {ratios[name]}x the cost per person")
+            say(f"growth {name}: {a:.2f} s for {n_small} -> {b:.2f} s for {n_big}: {ratios[name]}x the cost per person")
     return ratios
 
 
