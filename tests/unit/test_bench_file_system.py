@@ -1,5 +1,5 @@
 """Before a first converge the benchmarks time a file creation: on ext4 without a journal, right after
-50,000 kits were deleted, creating files costs 10 to 30 times as much for more than ten minutes, and a
+50,000 kits were deleted, creating files cost 4 to 25 times as much for eight minutes or more, and a
 first converge then measured the file system rather than teleshift. They say so instead of keeping quiet."""
 import teleshift_cli.bench as bench
 
