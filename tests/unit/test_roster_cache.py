@@ -201,3 +201,29 @@ def test_the_collector_is_paused_while_parsing_and_back_after_even_on_error(cach
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_only_the_entries_used_last_are_kept_of_each_kind(cache_dir):
+    """A roster changing at every run leaves a new entry each time (9.5 MB at 50,000 people): of each
+    kind only MAX_ENTRIES stay, the ones used last (a read refreshes an entry's time); its row memo and
+    the other kinds' entries stay."""
+    cache_dir.mkdir(mode=0o700)
+    now = time.time()
+    names = [f"roster-{i:040x}.{cache.FORMAT}" for i in range(cache.MAX_ENTRIES + 5)]
+    for age, name in enumerate(names):
+        path = cache_dir / name
+        path.write_text("{}", encoding="utf-8")
+        path.chmod(0o600)
+        os.utime(path, (now - 60 * age, now - 60 * age))  # names[0] used last
+    others = [f"roster-rows-memo-{0:040x}.{cache.FORMAT}", f"state-{1:040x}.{cache.FORMAT}"]
+    for name in others:
+        (cache_dir / name).write_text("{}", encoding="utf-8")
+        os.utime(cache_dir / name, (now - 3600, now - 3600))
+    assert cache._read(names[-1]) == {}  # read now: used last, kept
+    value = {"x": 1}
+    cache.parsed("roster", b"new bytes", (), lambda: value)  # a new entry: the kind is pruned after it
+    left = set(os.listdir(cache_dir))
+    assert set(others) <= left
+    assert names[-1] in left and set(names[:cache.MAX_ENTRIES - 2]) <= left
+    assert not left & set(names[cache.MAX_ENTRIES - 2:-1])  # the 6 used longest ago are gone
+    assert len([n for n in left if n.startswith("roster-") and "memo" not in n]) == cache.MAX_ENTRIES
