@@ -12,8 +12,9 @@ between the check and the use.
 
 Location: $TELESHIFT_CACHE_DIR, else $XDG_CACHE_HOME/teleshift, else ~/.cache/teleshift.
 TELESHIFT_CACHE=0 turns it off. Entries not used for 7 days are removed, and of each kind (rosters,
-state files) only the 32 used last are kept: a 50,000-person roster's entry is 9.5 MB, and a roster
-that changes at every run (a sync timer) left a new one each time (4.4 GB after two days of benchmarks).
+state files) only the 32 used last are kept (4 of each kind of row memo): a 50,000-person roster's
+entry is 9.5 MB, and a roster that changes at every run (a sync timer) left a new one each time
+(4.4 GB after two days of benchmarks).
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from ansible_collections.teleshift.toolkit.plugins.module_utils import backgroun
 
 MAX_AGE = 7 * 24 * 3600
 MAX_ENTRIES = 32  # of each kind, the most recently used (reading an entry refreshes its time)
+MAX_MEMOS = 4  # of each kind of row memo (one per parser version and options; 12 MB at 50,000 people)
 FORMAT = "json1"  # part of every file name: a new format never reads an old file
 MAX_FILE = 256 * 1024 * 1024
 
@@ -102,9 +104,10 @@ def _encode(document):
     return json.dumps(document, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
 
 
-def _write(name, document, prune=None, data=None):
+def _write(name, document, prune=None, data=None, keep=MAX_ENTRIES):
     """Write ``document`` as JSON to the cache file ``name`` (0600, atomic); no error if it cannot.
-    ``data``: its bytes, when the caller has already encoded it (``_encode``)."""
+    ``data``: its bytes, when the caller has already encoded it (``_encode``). ``prune``: the kind
+    whose entries are pruned then, keeping ``keep`` of them (see ``_prune``)."""
     if data is None:
         try:
             data = _encode(document)
@@ -120,7 +123,7 @@ def _write(name, document, prune=None, data=None):
             stream.write(data)
         os.replace(tmp, name, src_dir_fd=fd, dst_dir_fd=fd)
         if prune:
-            _prune(fd, prune)
+            _prune(fd, prune, keep)
     except OSError:
         try:
             os.unlink(tmp, dir_fd=fd)
@@ -133,9 +136,9 @@ def _write(name, document, prune=None, data=None):
 _OLD_PICKLE = re.compile(r"[a-z]+(?:-[a-z]+)*-[0-9a-f]{40}\.pickle")  # an older teleshift's entries
 
 
-def _prune(fd, kind):
+def _prune(fd, kind, keep=MAX_ENTRIES):
     """Remove the entries (and row memos) of ``kind`` not used for MAX_AGE, then its entries beyond the
-    MAX_ENTRIES used last; an older teleshift's pickle files too."""
+    ``keep`` used last; an older teleshift's pickle files too."""
     now = time.time()
     entry = re.compile(re.escape(kind) + r"-[0-9a-f]{40}\." + re.escape(FORMAT))  # not its row memo
     recent = []
@@ -151,7 +154,7 @@ def _prune(fd, kind):
             except OSError:
                 pass
     recent.sort(reverse=True)
-    for _used, name in recent[MAX_ENTRIES:]:
+    for _used, name in recent[keep:]:
         try:
             os.unlink(name, dir_fd=fd)
         except OSError:
@@ -218,7 +221,11 @@ def _store(name, kind, value, encode, check):
 
 def _memo_name(kind, options):
     key = hashlib.sha256(repr((kind, options)).encode()).hexdigest()[:40]
-    return f"{kind}-memo-{key}.{FORMAT}"
+    return f"{_memo_kind(kind)}-{key}.{FORMAT}"
+
+
+def _memo_kind(kind):
+    return f"{kind}-memo"
 
 
 def load_memo(kind, options, decode=None):
@@ -239,12 +246,12 @@ def load_memo(kind, options, decode=None):
 def save_memo(kind, options, memo, encode=None):
     if not enabled() or memo is None:
         return
-    background.submit("row memo", _save_memo, _memo_name(kind, options), memo, encode)
+    background.submit("row memo", _save_memo, _memo_name(kind, options), memo, encode, _memo_kind(kind))
 
 
-def _save_memo(name, memo, encode):
+def _save_memo(name, memo, encode, kind):
     try:
         document = encode(memo) if encode else memo
     except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
         return
-    _write(name, document)
+    _write(name, document, prune=kind, keep=MAX_MEMOS)

@@ -227,3 +227,21 @@ def test_only_the_entries_used_last_are_kept_of_each_kind(cache_dir):
     assert names[-1] in left and set(names[:cache.MAX_ENTRIES - 2]) <= left
     assert not left & set(names[cache.MAX_ENTRIES - 2:-1])  # the 6 used longest ago are gone
     assert len([n for n in left if n.startswith("roster-") and "memo" not in n]) == cache.MAX_ENTRIES
+
+
+def test_only_the_row_memos_used_last_are_kept(cache_dir):
+    """A row memo is one per parser version and options (12 MB at 50,000 people): a new one keeps
+    MAX_MEMOS of its kind, the ones used last, and leaves the parsed entries alone."""
+    cache_dir.mkdir(mode=0o700)
+    now = time.time()
+    memos = [f"roster-rows-memo-{i:040x}.{cache.FORMAT}" for i in range(cache.MAX_MEMOS + 2)]
+    entry = f"roster-{7:040x}.{cache.FORMAT}"
+    for age, name in enumerate([*memos, entry]):
+        (cache_dir / name).write_text("{}", encoding="utf-8")
+        os.utime(cache_dir / name, (now - 60 * (age + 1), now - 60 * (age + 1)))
+    cache.save_memo("roster-rows", ("new options",), {"a": 1})
+    left = set(os.listdir(cache_dir))
+    assert entry in left
+    mine = {n for n in left if n.startswith("roster-rows-memo-")}
+    assert len(mine) == cache.MAX_MEMOS and set(memos[:cache.MAX_MEMOS - 1]) <= mine
+    assert cache.load_memo("roster-rows", ("new options",)) == {"a": 1}
