@@ -225,7 +225,7 @@ def plan_capacity(inputs, overrides=None):
     a = {k: v.value for k, v in assumptions.items()}
     plan = CapacityPlan(assumptions=assumptions, problems=problems)
     for cap in registry.capabilities():
-        users = [p for p in inputs.roster.people if cap.wants(p)]
+        users = cap.users(inputs)
         if cap.host_group and not cap.hosts(inputs):
             if users and not cap.optional:
                 plan.not_configured.append(cap.name)

@@ -137,19 +137,23 @@ def unusable_login(person):
     return is_system_account(person.id) or not NAME_RE.match(person.id)
 
 
-def reserved_login_problems(people, source="roster"):
-    """Problems for people whose id cannot be a login on desktop hosts (a system account has it)."""
+def reserved_login_problems(people, source="roster", unusable=None):
+    """Problems for people whose id cannot be a login on desktop hosts (a system account has it);
+    ``unusable``: those people, when already picked out of ``people``."""
     return [Problem(source, p.line, "id", f"{p.id!r} cannot be a login name on desktop hosts (a system account "
                                           "has it); give this person another id")
-            for p in people if unusable_login(p)]
+            for p in (unusable if unusable is not None else [p for p in people if unusable_login(p)])]
 
 
-def plan_desktop(people, capacities, state=None, source="roster"):
-    """Place the active people who need a desktop on hosts; see the module docstring."""
+def plan_desktop(people, capacities, state=None, source="roster", wanted=None, unusable=None):
+    """Place the active people who need a desktop on hosts; see the module docstring. ``wanted`` (those
+    people) and ``unusable`` (those of them whose id cannot be a login): when already picked out."""
     plan = DesktopPlan(capacities=dict(capacities))
-    wanted = [p for p in people if p.needs_(CAPABILITY)]
-    plan.problems += reserved_login_problems(wanted, source)
-    users = [p for p in wanted if not unusable_login(p)]
+    wanted = [p for p in people if p.needs_(CAPABILITY)] if wanted is None else wanted
+    unusable = [p for p in wanted if unusable_login(p)] if unusable is None else unusable
+    plan.problems += reserved_login_problems(wanted, source, unusable)
+    bad = {p.id for p in unusable}
+    users = [p for p in wanted if p.id not in bad] if bad else wanted
     if users and not capacities:
         plan.problems.append(Problem("inventory", 0, "desktop_hosts",
                                      f"{len(users)} people need a remote desktop but the group has no host"))

@@ -115,18 +115,25 @@ class Desktop(registry.Capability):
         def build():
             capacities, _problems = self.capacities(inputs)
             return desktop.plan_desktop(inputs.roster.people, capacities, inputs.state(self),
-                                        source=inputs.roster.source)
+                                        source=inputs.roster.source, wanted=self.users(inputs),
+                                        unusable=self.unusable(inputs))
         return inputs.memo("desktop.plan", build)
+
+    def unusable(self, inputs):
+        """Its users whose id cannot be a login on a session host (a system account has it)."""
+        from ansible_collections.teleshift.toolkit.plugins.module_utils.desktop import unusable_login
+
+        return inputs.memo("desktop.unusable", lambda: [p for p in self.users(inputs) if unusable_login(p)])
 
     def validate(self, inputs):
         found = registry.Findings()
-        users = [p for p in inputs.roster.people if self.wants(p)]
+        users = self.users(inputs)
         if not users and not self.hosts(inputs):
             return found
         from ansible_collections.teleshift.toolkit.plugins.module_utils.desktop import reserved_login_problems
 
         _capacities, problems = self.capacities(inputs)
-        found.problems += problems + reserved_login_problems(users, inputs.roster.source)
+        found.problems += problems + reserved_login_problems(users, inputs.roster.source, self.unusable(inputs))
         if users and not inputs.kits_root():
             found.problems.append(Problem(inputs.source, 0, "teleshift_kits_dir",
                                           "must be set: where each person's desktop password is written"))

@@ -195,7 +195,7 @@ def validate(inputs, selected=None, allow_mass_removal=None, capacity=False):
 
 
 def served_now(inputs, cap):
-    return {p.id for p in inputs.roster.people if cap.wants(p)}
+    return inputs.memo(f"{cap.name}.served", lambda: {p.id for p in cap.users(inputs)})
 
 
 def mass_removal(inputs, selected=None):

@@ -106,17 +106,24 @@ class Mfa(registry.Capability):
 
         return self._bound is not None and required(person, self._bound)
 
+    def users(self, inputs):
+        self.settings(inputs)  # wants() reads these settings
+        return super().users(inputs)
+
     def exempt_people(self, inputs):
         """{service: (reason, [ids])} of the active people the second factor would guard."""
         from ansible_collections.teleshift.toolkit.plugins.module_utils.mfa_plan import exemption
 
-        settings = self.settings(inputs)
-        found = {}
-        for p in inputs.roster.people:
-            reason = exemption(p, settings)
-            if reason:
-                found.setdefault(p.service, (reason, []))[1].append(p.id)
-        return dict(sorted(found.items()))
+        def build():
+            settings = self.settings(inputs)
+            found = {}
+            if settings.exempt:
+                for p in inputs.roster.people:
+                    reason = exemption(p, settings)
+                    if reason:
+                        found.setdefault(p.service, (reason, []))[1].append(p.id)
+            return dict(sorted(found.items()))
+        return inputs.memo("mfa.exempt", build)
 
     def in_use(self, inputs):
         return self.settings(inputs).enabled
@@ -161,7 +168,7 @@ class Mfa(registry.Capability):
         settings = self.settings(inputs)
         if not settings.enabled:
             return []
-        required = sum(1 for p in inputs.roster.people if self.wants(p))
+        required = len(self.users(inputs))
         checks = [Check("mfa", "second factor", "", required, required, "people", "code required (VPN gate, desktop)")]
         for service, (reason, ids) in self.exempt_people(inputs).items():
             checks.append(Check("mfa", "exempt", service, len(ids), len(ids), "people", f"exempt: {reason}"))

@@ -160,9 +160,10 @@ def exemption(person, settings):
     return ""
 
 
-def gate_slices(entries, people, settings):
+def gate_slices(entries, people, settings, enrolled=None, exempt=None):
     """{gateway: slice} from ``entries`` = {gateway: {"networks": [...], "people": {id: [addresses]}}}
-    (every VPN capability's address lists merged), ``people``: id -> Person of the roster.
+    (every VPN capability's address lists merged), ``people``: id -> Person of the roster;
+    ``enrolled`` and ``exempt``: the ids ``required`` and ``exemption`` give, when already worked out.
 
     slice: ``people`` (text, one "id service address[,address]" line per enrolled person),
     ``exempt`` (comma-separated addresses), ``gated`` (networks), ``settings``, ``port``."""
@@ -175,10 +176,10 @@ def gate_slices(entries, people, settings):
             addresses = [a for a in entry["people"][pid] if a]
             if person is None or not addresses:
                 continue
-            if required(person, settings):
+            if pid in enrolled if enrolled is not None else required(person, settings):
                 lines.append(f"{pid} {person.service} {','.join(addresses)}")
                 names[pid] = [person.full_name, person.language or "fr"]
-            elif exemption(person, settings):
+            elif pid in exempt if exempt is not None else exemption(person, settings):
                 free += addresses
         result[gateway] = {"enabled": settings.enabled, "people": "\n".join(lines), "exempt": ", ".join(free),
                            "gated": sorted(set(entry.get("networks", []))), "settings": settings.gate(),

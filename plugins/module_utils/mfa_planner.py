@@ -17,7 +17,7 @@ from ansible_collections.teleshift.toolkit.plugins.module_utils import backgroun
 from ansible_collections.teleshift.toolkit.plugins.module_utils.atomic import atomic_write
 from ansible_collections.teleshift.toolkit.plugins.module_utils.kits import read_index, write_kit_file
 from ansible_collections.teleshift.toolkit.plugins.module_utils.mfa_plan import (
-    KIT, SECRET_FILE, SECRET_IN_KIT, enrol, exemption, gate_slices, required, slice_digest, summary_text)
+    KIT, SECRET_FILE, SECRET_IN_KIT, enrol, gate_slices, slice_digest, summary_text)
 from ansible_collections.teleshift.toolkit.plugins.module_utils.state import save_state
 
 INDEX = ".mfa-kits.json"
@@ -46,7 +46,7 @@ def plan_second_factor(inputs, args, write, diff, result):
                       msg="second factor off (teleshift_mfa_enabled is false)")
         return result
     people = {p.id: p for p in inputs.roster.people}
-    ids = sorted(pid for pid, p in people.items() if required(p, settings))
+    ids = sorted(p.id for p in cap.users(inputs))  # required(p, settings), worked out once a task
     rotate = id_list(args.get("rotate", inputs.all_vars.get("teleshift_mfa_rotate")))
     unknown = sorted(set(rotate) - set(ids))
     if unknown:
@@ -69,7 +69,9 @@ def plan_second_factor(inputs, args, write, diff, result):
             and (pid in holders if holders is not None else os.path.exists(os.path.join(root, pid, KIT, SECRET_FILE)))}
     secrets, new = enrol([pid for pid in ids if pid not in done], root, settings.issuer, rotate=rotate, write=write)
     secrets.clear()
-    slices = gate_slices(entries, people, settings)
+    exempt = cap.exempt_people(inputs)
+    slices = gate_slices(entries, people, settings, enrolled=set(ids),
+                         exempt={pid for _reason, some in exempt.values() for pid in some})
     for gw, part in slices.items():
         part["revoke"] = [pid for pid in rotate if f"\n{pid} " in f"\n{part['people']}"]
         part["digest"] = slice_digest(part)  # what the playbooks compare to send a slice once per run
@@ -99,10 +101,9 @@ def plan_second_factor(inputs, args, write, diff, result):
         if new_index != index:  # read at the next run only: written beside the rest of the task
             background.submit(f"writing {index_path}", lambda: atomic_write(
                 index_path, json.dumps(new_index, sort_keys=True), mode=0o600, dir_mode=0o700))
-    for p in people.values():
-        reason = exemption(p, settings)
-        if reason:
-            state["exempt"][p.id] = {"service": p.service, "reason": reason}
+    for service, (reason, exempt_ids) in exempt.items():  # exemption(p, settings), once a task
+        for pid in exempt_ids:
+            state["exempt"][pid] = {"service": service, "reason": reason}
     state_changed = state != previous
     if write and state_changed:
         save_state(str(inputs.path(cap.state_file)), state, differs=True)  # previous: the file, parsed

@@ -74,9 +74,6 @@ class OpenVpn(registry.Capability):
         return inputs.memo("openvpn.settings", lambda: load_openvpn_settings(
             inputs.all_vars, {gw: inputs.hostvars.get(gw, {}) for gw in self.hosts(inputs)}, source=inputs.source))
 
-    def users(self, inputs):
-        return [p for p in inputs.roster.people if self.wants(p)]
-
     def vpn_state(self, inputs):
         try:
             return inputs.state("vpn")

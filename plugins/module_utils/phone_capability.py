@@ -128,7 +128,7 @@ class Phone(registry.Capability):
         from ansible_collections.teleshift.toolkit.plugins.module_utils.capacity import Check, channels_needed, \
             trunk_erlangs
 
-        lines = [p for p in inputs.roster.people if self.wants(p)]
+        lines = self.users(inputs)
         hosts = self.hosts(inputs)
         traffic = trunk_erlangs(lines, a["teleshift_capacity_phone_erlangs_per_person"],
                                 a["teleshift_capacity_phone_conditional_forward_share"])

@@ -119,7 +119,7 @@ class Vpn(registry.Capability):
         from ansible_collections.teleshift.toolkit.plugins.module_utils.wireguard_plan import plan_vpn
 
         def build():
-            users = [p for p in inputs.roster.people if self.wants(p)]
+            users = self.users(inputs)
             return plan_vpn(users, self.settings(inputs), inputs.settings.services, inputs.state(self),
                             source=inputs.source)
         return inputs.memo("vpn.plan", build)
@@ -136,7 +136,7 @@ class Vpn(registry.Capability):
         return found
 
     def shortfalls(self, inputs):
-        users = [p for p in inputs.roster.people if self.wants(p)]
+        users = self.users(inputs)
         if not self.hosts(inputs):
             return [Problem(inputs.source, 0, self.host_group, f"{len(users)} people need the VPN but the "
                                                                "group has no host")] if users else []
@@ -146,7 +146,7 @@ class Vpn(registry.Capability):
         from ansible_collections.teleshift.toolkit.plugins.module_utils.wireguard_plan import assign_gateways
 
         settings = self.settings(inputs)
-        users = [p for p in inputs.roster.people if self.wants(p)]
+        users = self.users(inputs)
         assignment = assign_gateways(users, settings, inputs.state(self))
         load = {g: 0 for g in settings.gateways}
         for host in assignment.hosts.values():
@@ -166,7 +166,7 @@ class Vpn(registry.Capability):
         a = assumptions
         from ansible_collections.teleshift.toolkit.plugins.module_utils.capacity import Check
 
-        users = [p for p in inputs.roster.people if self.wants(p)]
+        users = self.users(inputs)
         settings = self.settings(inputs)
         checks = []
         if settings.licences is not None:
