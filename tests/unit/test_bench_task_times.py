@@ -24,3 +24,19 @@ def test_the_one_line_summary_cuts_long_names_between_words():
     line = where(SUMMARY, top=2)
     assert line.startswith("teleshift.toolkit.xrdp_host : Create, update and lock the... 120.2 s, ")
     assert line.endswith(", Place people on session hosts and plan the second factor... 87.3 s")  # no comma left
+
+
+def test_the_desktop_benchs_change_moves_exactly_one_person_to_another_service(tmp_path):
+    """Each timed change of `bench desktop --changes N` flips one person's service, nothing else."""
+    from teleshift_cli.bench.desktop import _change_service
+
+    roster = tmp_path / "roster.csv"
+    text = ("id,full_name,email,service,priority\n"
+            "ab,A B,ab@x.example,rh,normal\nabc,A B C,abc@x.example,dsi,normal\nxy,X Y,xy@x.example,rh,normal\n")
+    roster.write_text(text, encoding="utf-8")
+    _change_service(roster, "ab")
+    assert roster.read_text(encoding="utf-8") == text.replace("ab,A B,ab@x.example,rh", "ab,A B,ab@x.example,dsi")
+    _change_service(roster, "abc")  # a login that starts another one's line is not confused with it
+    _change_service(roster, "ab")
+    moved = text.replace("abc,A B C,abc@x.example,dsi", "abc,A B C,abc@x.example,rh")
+    assert roster.read_text(encoding="utf-8") == moved
