@@ -10,7 +10,7 @@ from ansible_collections.teleshift.toolkit.plugins.module_utils import backgroun
 from ansible_collections.teleshift.toolkit.plugins.module_utils import inputs as front_door
 from ansible_collections.teleshift.toolkit.plugins.module_utils import registry
 from ansible_collections.teleshift.toolkit.plugins.module_utils.mfa_plan import SECRET_IN_KIT
-from ansible_collections.teleshift.toolkit.plugins.module_utils.mfa_planner import plan_along
+from ansible_collections.teleshift.toolkit.plugins.module_utils.mfa_planner import finish_along, start_along
 from ansible_collections.teleshift.toolkit.plugins.module_utils.state import save_state
 
 
@@ -34,10 +34,22 @@ class ActionModule(ActionBase):
         # the second factor's settings are checked before anything is written
         if mfa and front_door.refused_also(result, inputs, ["mfa"], "second-factor plan failed, no host was changed."):
             return result
-        before = (inputs.state(cap).get("people") or {})
+        previous = inputs.state(cap)  # as read: the mfa plan below sees the new one
         plan = cap.plan(inputs)
+        along = None
+        if mfa:  # the second factor's plan from the same roster read (module_utils/mfa_planner.py), beside
+            inputs.use_state(cap, plan.state)  # the rest of this task, with each person's host as just placed
+            along = start_along(inputs, not self._task.check_mode, self._task.diff)
+        try:
+            return self._finish(result, inputs, cap, previous, plan, along)
+        finally:
+            if along is not None:
+                along.close()  # reaped however this task ends
+
+    def _finish(self, result, inputs, cap, previous, plan, along):
+        before = previous.get("people") or {}
         state_file = inputs.path(cap.state_file)
-        state_changed = (plan.state != inputs.state(cap) if self._task.check_mode
+        state_changed = (plan.state != previous if self._task.check_mode
                          else save_state(state_file, plan.state))
         after = plan.state["people"]
         # each host's slice: its people as one JSON text (templated in microseconds, whatever its size)
@@ -53,9 +65,8 @@ class ActionModule(ActionBase):
                           f"{len(changes['moved'])} changed"
                           + (" (check mode: nothing written)" if self._task.check_mode else ""))
         enrolment_diff = None
-        if mfa:  # the second factor's plan from the same roster read (module_utils/mfa_planner.py)
-            inputs.use_state(cap, plan.state)  # each person's desktop host as just planned
-            planned, enrolment_diff = plan_along(inputs, result, "mfa", not self._task.check_mode, self._task.diff)
+        if along is not None:
+            planned, enrolment_diff = finish_along(along, result, "mfa")
             if not planned:
                 return result
         if self._task.diff and any(changes.values()):

@@ -10,7 +10,7 @@ from ansible_collections.teleshift.toolkit.plugins.module_utils import backgroun
 from ansible_collections.teleshift.toolkit.plugins.module_utils import inputs as front_door
 from ansible_collections.teleshift.toolkit.plugins.module_utils import registry
 from ansible_collections.teleshift.toolkit.plugins.module_utils.mfa_plan import SECRET_IN_KIT
-from ansible_collections.teleshift.toolkit.plugins.module_utils.mfa_planner import plan_along
+from ansible_collections.teleshift.toolkit.plugins.module_utils.mfa_planner import finish_along, start_along
 from ansible_collections.teleshift.toolkit.plugins.module_utils.state import save_state
 from ansible_collections.teleshift.toolkit.plugins.module_utils.wireguard_plan import (
     KIT, PRIVATE_KEY_IN_KIT, client_keys, gateway_slice, routes, state_of, write_client_kits)
@@ -72,6 +72,15 @@ class ActionModule(ActionBase):
                                            + ", ".join(unknown))
             return result
         write = not self._task.check_mode
+        # the second factor's plan (its placements: this plan's) beside the keys, state and profiles
+        along = start_along(inputs.inputs, write, self._task.diff) if args.get("gate") else None
+        try:
+            return self._finish(result, inputs, previous, plan, rotate, write, along)
+        finally:
+            if along is not None:
+                along.close()  # reaped however this task ends
+
+    def _finish(self, result, inputs, previous, plan, rotate, write, along):
         privates = {}
         known = {str(pid): (entry or {}).get("public_key") for pid, entry in (previous.get("people") or {}).items()}
         public_keys, new_keys = client_keys(sorted(plan.people), inputs.kits_dir, rotate, write=write,
@@ -117,8 +126,8 @@ class ActionModule(ActionBase):
                  f"{len(new_keys)} new key(s)" + ("" if write else " (check mode: nothing written)")),
         )
         gate_diff = None
-        if args.get("gate"):
-            planned, gate_diff = plan_along(inputs.inputs, result, "gate", write, self._task.diff)
+        if along is not None:
+            planned, gate_diff = finish_along(along, result, "gate")
             if not planned:
                 return result
         if self._task.diff:

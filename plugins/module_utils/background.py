@@ -11,11 +11,16 @@ its state file could not be written, as before, only later. Outside such a block
 tests, any other caller) ``submit`` simply calls ``fn``.
 
 A child only encodes and writes files: no logging, no Ansible display, no threads; it leaves with
-``os._exit`` so nothing of its parent (queues to Ansible's main process, exit handlers) runs twice."""
+``os._exit`` so nothing of its parent (queues to Ansible's main process, exit handlers) runs twice.
+
+``beside(what, fn)`` does the same for a part of the work whose answer the task needs later (the second
+factor's plan beside the rest of a VPN or desktop plan task): ``fn``'s JSON value comes back from
+``.result()``, after the child's own writes are done."""
 from __future__ import annotations
 
 import contextlib
 import gc
+import json
 import os
 
 _active = None  # the Batch of the running writes_in_background() block, if any
@@ -63,6 +68,77 @@ class Batch:
                 errors.append(f"{what}: {message or 'the writer process failed'}")
         self.children = []
         return errors
+
+
+class Beside:
+    """``fn()`` run in a forked child now; ``result()`` waits for it and gives its value (JSON data), or
+    raises WriteFailed with what went wrong there. Without ``fork``, ``fn`` runs at once."""
+
+    def __init__(self, what, fn):
+        self.what = what
+        self._value = self._pid = self._read_end = None
+        if not hasattr(os, "fork"):
+            self._value = fn()
+            return
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: the work, its own writes joined, its answer on the pipe, leave at once
+            global _active  # pylint: disable=global-statement
+            code = 0
+            try:
+                os.close(read_end)
+                batch = _active = Batch()  # never the parent's children: those are not its own
+                try:
+                    answer = {"value": fn()}
+                finally:
+                    _active = None
+                    errors = batch.join()
+                if errors:
+                    answer = {"error": "; ".join(errors)}
+                data = json.dumps(answer).encode()
+            except BaseException as exc:  # noqa: BLE001  (whatever it is, the parent must hear of it)
+                code = 1
+                data = json.dumps({"error": f"{type(exc).__name__}: {exc}"[:4000]}).encode()
+            try:
+                with os.fdopen(write_end, "wb") as stream:
+                    stream.write(data)
+            finally:
+                os._exit(code)
+        os.close(write_end)
+        self._pid, self._read_end = pid, read_end
+
+    def result(self):
+        if self._pid is None:
+            return self._value
+        try:
+            with os.fdopen(self._read_end, "rb") as stream:
+                data = stream.read()
+            os.waitpid(self._pid, 0)
+        finally:
+            self._pid = self._read_end = None
+        try:
+            answer = json.loads(data)
+        except ValueError:
+            answer = {"error": "the process ended without an answer"}
+        if not isinstance(answer, dict) or "value" not in answer:
+            raise WriteFailed([f"{self.what}: {answer.get('error') if isinstance(answer, dict) else answer}"])
+        self._value = answer["value"]
+        return self._value
+
+    def close(self):
+        """Wait for a child whose answer nobody asked for (the task failed before): never a zombie, and
+        its writes are done (or failed) when the task ends, as every write of a plan task."""
+        if self._pid is None:
+            return
+        try:
+            self.result()
+        except WriteFailed:
+            pass
+
+
+def beside(what, fn):
+    """``fn()`` beside the rest of the task (see the module's doc): a Beside whose ``result()`` is its value."""
+    return Beside(what, fn)
 
 
 def submit(what, fn, *args, **kwargs):

@@ -94,6 +94,11 @@ class Presence:
         answer = self._get()
         return None if answer is None else dict(answer["folders"].get(rel, {}))
 
+    def wait(self):
+        """Wait for the child's answer now (before this process forks again: a child of ours must never
+        read it, it is not its child to reap)."""
+        self._get()
+
     def _get(self):
         if self._answer is None and self._pid is not None:
             self._answer = self._collect()

@@ -127,7 +127,21 @@ def plan_along(inputs, result, key, write, diff):
     """The second factor planned in another plan's task (vpn_plan's gate, desktop_plan's mfa): its result
     goes under ``key`` of that task's ``result``, its change and message merged. Returns (True, its diff
     or None), or (False, None) when it failed (``result`` says why)."""
-    found = plan_second_factor(inputs, {}, write, diff, {})
+    return finish_along(start_along(inputs, write, diff), result, key)
+
+
+def start_along(inputs, write, diff):
+    """``plan_along``'s work, started beside the rest of the task (module_utils/background.py): the
+    second factor's plan reads only what ``inputs`` holds now (the roster, the states and placements of
+    this task's plan, the kits' look-up, waited for here); ``finish_along`` takes its answer."""
+    if inputs.presence is not None:
+        inputs.presence.wait()  # its answer read here, never by the child
+    return background.beside("the second factor's plan", lambda: plan_second_factor(inputs, {}, write, diff, {}))
+
+
+def finish_along(started, result, key):
+    """``plan_along``'s end: the answer of ``start_along`` merged into ``result`` under ``key``."""
+    found = started.result()
     if found.get("failed"):
         result.update(failed=True, msg=found["msg"])
         return False, None

@@ -102,3 +102,44 @@ def test_plan_task_runs_with_the_collector_paused_and_resumes_it():
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def _answer_and_write(target):
+    background.submit("its own write", _write, target, str(os.getpid()))  # joined in the child itself
+    return {"pid": os.getpid(), "ids": ["a", "b"]}
+
+
+def test_work_beside_the_task_comes_back_with_its_writes_done(tmp_path):
+    target = tmp_path / "child.txt"
+    with background.writes_in_background():
+        started = background.beside("the second factor's plan", lambda: _answer_and_write(target))
+        answer = started.result()
+        assert target.read_text() != str(os.getpid())  # written by another process, before the answer
+    assert answer["ids"] == ["a", "b"] and answer["pid"] != os.getpid()
+    assert started.result() is answer  # asked again: the same answer, the child reaped once
+
+
+def test_work_beside_that_fails_fails_the_task_with_its_reason(tmp_path):
+    def broken():
+        raise KeyError("no such gateway")
+
+    started = background.beside("the second factor's plan", broken)
+    with pytest.raises(background.WriteFailed) as caught:
+        started.result()
+    assert caught.value.errors == ["the second factor's plan: KeyError: 'no such gateway'"]
+
+    def bad_write():
+        background.submit("its state file", _write, tmp_path / "no" / "such" / "f", "x")
+        return {}
+    with pytest.raises(background.WriteFailed) as caught:
+        background.beside("plan", bad_write).result()
+    assert caught.value.errors[0].startswith("plan: its state file: FileNotFoundError")
+
+
+def test_work_beside_a_task_that_fails_first_is_still_waited_for(tmp_path):
+    target = tmp_path / "late.txt"
+    started = background.beside("late", lambda: _answer_and_write(target) and None)
+    started.close()  # the task failed before asking: the child is reaped, its write done
+    assert target.exists() and started.result() is None
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)  # no child left behind
