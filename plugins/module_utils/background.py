@@ -32,6 +32,10 @@ class WriteFailed(RuntimeError):
         self.errors = errors
 
 
+class BesideFailed(WriteFailed):
+    """Work run ``beside`` the task failed (or one of its own writes did)."""
+
+
 class Batch:
     def __init__(self):
         self.children = []  # (pid, read end of its error pipe, what)
@@ -72,7 +76,7 @@ class Batch:
 
 class Beside:
     """``fn()`` run in a forked child now; ``result()`` waits for it and gives its value (JSON data), or
-    raises WriteFailed with what went wrong there. Without ``fork``, ``fn`` runs at once."""
+    raises BesideFailed with what went wrong there. Without ``fork``, ``fn`` runs at once."""
 
     def __init__(self, what, fn):
         self.what = what
@@ -121,7 +125,7 @@ class Beside:
         except ValueError:
             answer = {"error": "the process ended without an answer"}
         if not isinstance(answer, dict) or "value" not in answer:
-            raise WriteFailed([f"{self.what}: {answer.get('error') if isinstance(answer, dict) else answer}"])
+            raise BesideFailed([f"{self.what}: {answer.get('error') if isinstance(answer, dict) else answer}"])
         self._value = answer["value"]
         return self._value
 
@@ -132,7 +136,7 @@ class Beside:
             return
         try:
             self.result()
-        except WriteFailed:
+        except BesideFailed:
             pass
 
 
@@ -170,13 +174,16 @@ def writes_in_background():
 
 def plan_task(result, headline, run):
     """``run()`` (an action's work, filling ``result``) with its writes beside it and the collector
-    paused; a write that failed fails the task with ``headline`` and what could not be written."""
+    paused; a write that failed fails the task with ``headline`` and what could not be written, work
+    run ``beside`` it that failed with its reason."""
     try:
         with paused_gc(), writes_in_background():
             return run()
+    except BesideFailed as exc:  # the work beside the task (its reason says what it was)
+        result.update(failed=True, msg=f"{headline}: {exc}")
     except WriteFailed as exc:
         result.update(failed=True, msg=f"{headline}, a file could not be written: {exc}")
-        return result
+    return result
 
 
 @contextlib.contextmanager

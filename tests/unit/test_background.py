@@ -124,9 +124,11 @@ def test_work_beside_that_fails_fails_the_task_with_its_reason(tmp_path):
         raise KeyError("no such gateway")
 
     started = background.beside("the second factor's plan", broken)
-    with pytest.raises(background.WriteFailed) as caught:
+    with pytest.raises(background.BesideFailed) as caught:
         started.result()
     assert caught.value.errors == ["the second factor's plan: KeyError: 'no such gateway'"]
+    result = background.plan_task({}, "VPN plan failed", lambda: background.beside("the gate's plan", broken).result())
+    assert result == {"failed": True, "msg": "VPN plan failed: the gate's plan: KeyError: 'no such gateway'"}
 
     def bad_write():
         background.submit("its state file", _write, tmp_path / "no" / "such" / "f", "x")
